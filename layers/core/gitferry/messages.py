@@ -1,0 +1,61 @@
+"""Messages passed between pipeline stages through SQS FIFO queues.
+
+Messages carry references (commit SHAs, S3 keys), never whole manifests, so they
+stay far below SQS's 256 KB limit whatever the size of an application.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Why a stage was asked to look at an application; shown in history and audit.
+Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "rollback"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    app: str = Field(min_length=1)
+    reason: Reason = "poll"
+    # Who or what asked: "poll", "webhook:github:<delivery>", "api:<caller>".
+    initiated_by: str = Field(default="gitferry", alias="initiatedBy")
+    # When the chain started (epoch seconds); every stage reports its latency against it.
+    started_at: float = Field(default=0.0, alias="startedAt")
+
+
+class RenderRequest(_Message):
+    """poll / webhook / api -> render: render ``app`` at ``commit``."""
+
+    commit: str = Field(min_length=7)
+    # True when a person asked for a sync (API) or a rollback: apply even without automation.
+    sync: bool = False
+
+
+class DiffRequest(_Message):
+    """render -> diff, apply -> diff: compare the rendered ``manifests`` with the cluster."""
+
+    commit: str
+    manifests: str  # S3 key of the rendered manifest list
+    sync: bool = False
+
+
+class ApplyRequest(_Message):
+    """diff -> apply: run a sync operation of ``manifests`` at ``commit``."""
+
+    commit: str
+    manifests: str
+    prune: bool = False
+
+
+class ReportRequest(_Message):
+    """Any stage -> report: publish what changed for ``app`` (or the fleet summary from poll)."""
+
+    event: Literal["status", "operation", "fleet"] = "status"
+    # Stage durations (seconds) measured by the sender, emitted as metrics.
+    durations: dict[str, float] = Field(default_factory=dict)
+    # Fleet summary (event == "fleet"): counts over every application, from the poll tick.
+    out_of_sync: int = Field(default=0, alias="outOfSync")
+    degraded: int = 0
+    apps: int = 0
