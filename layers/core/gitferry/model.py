@@ -1,0 +1,505 @@
+"""Pydantic models of what gitferry stores and shows.
+
+``Application`` is the subset of Argo CD's ``argoproj.io/v1alpha1`` ``Application``
+that gitferry implements. Users paste their Argo CD manifests, so field names
+and defaults are Argo CD's; anything outside the subset is refused with a
+``path: message`` line per bad field (see :meth:`Application.from_manifest`)
+instead of being silently ignored, because a silently ignored ``helm:`` block
+would deploy something other than what the user asked for.
+
+Status models (``AppStatus`` and friends) mirror Argo CD's API shape with
+camelCase JSON aliases so the API and dashboard speak the same language as
+``argocd app get -o json``. They ignore unknown keys so stored documents
+written by a newer version still load.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from gitferry.errors import InvalidSpecError
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "APP_NAME_MAX",
+    "SUPPORTED_SYNC_OPTIONS",
+    "Application",
+    "AppMetadata",
+    "AppSpec",
+    "ApplicationSource",
+    "DirectoryOptions",
+    "ApplicationDestination",
+    "SyncPolicy",
+    "Automated",
+    "RetryStrategy",
+    "Backoff",
+    "IgnoreDifference",
+    "Repository",
+    "Cluster",
+    "SyncStatusCode",
+    "HealthStatusCode",
+    "OperationPhase",
+    "ResultCode",
+    "SyncStatus",
+    "ComparedTo",
+    "HealthStatus",
+    "ResourceStatus",
+    "Condition",
+    "OperationInitiator",
+    "ResourceResult",
+    "SyncOperationResult",
+    "OperationState",
+    "HistoryEntry",
+    "AppStatus",
+    "format_validation_error",
+]
+
+API_VERSION = "argoproj.io/v1alpha1"
+KIND = "Application"
+#: ``gitferry.dev/app=<name>`` must fit a label value (63) with room for suffixes
+#: derived names may need; Argo CD users rarely go near it.
+APP_NAME_MAX = 53
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+#: syncOptions keys gitferry understands, with the values each accepts.
+SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
+    "CreateNamespace": frozenset({"true", "false"}),
+    "ServerSideApply": frozenset({"true", "false"}),
+    "ApplyOutOfSyncOnly": frozenset({"true", "false"}),
+    "PruneLast": frozenset({"true", "false"}),
+    "PrunePropagationPolicy": frozenset({"foreground", "background", "orphan"}),
+    "RespectIgnoreDifferences": frozenset({"true", "false"}),
+    "Replace": frozenset({"true", "false"}),
+    "Validate": frozenset({"true", "false"}),
+    "FailOnSharedResource": frozenset({"true", "false"}),
+}
+
+#: Argo CD fields that exist but gitferry does not implement, by parent path.
+#: They get "not supported by gitferry" rather than "unknown field" so users
+#: know the field is real but the feature is missing here.
+_ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
+    "": frozenset({"operation"}),
+    "spec": frozenset({"sources", "info", "sourceHydrator"}),
+    "spec.source": frozenset({"chart", "helm", "kustomize", "plugin", "ref", "name"}),
+    "spec.source.directory": frozenset({"jsonnet"}),
+    "spec.syncPolicy": frozenset({"managedNamespaceMetadata"}),
+    "spec.syncPolicy.automated": frozenset({"enabled"}),
+}
+
+#: metadata the API server fills in; dropped on input so ``kubectl get -o yaml``
+#: output can be registered as is.
+_SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class _Spec(BaseModel):
+    """Base of Application spec parts: Argo CD names only, strict types,
+    unknown keys refused (a typo must not silently change a deployment)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        strict=True,
+        frozen=False,
+    )
+
+
+class DirectoryOptions(_Spec):
+    """``spec.source.directory``: which files of ``path`` become manifests."""
+
+    recurse: bool = False
+    include: str | None = None
+    exclude: str | None = None
+
+
+class ApplicationSource(_Spec):
+    """``spec.source``: a plain directory of manifests in a Git repository."""
+
+    repo_url: str = Field(alias="repoURL", min_length=1)
+    target_revision: str = "HEAD"
+    path: str = "."
+    directory: DirectoryOptions | None = None
+
+    @field_validator("repo_url")
+    @classmethod
+    def _no_credentials_in_url(cls, v: str) -> str:
+        if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("must not contain credentials; register them with the repository instead")
+        return v
+
+    @field_validator("target_revision")
+    @classmethod
+    def _revision_not_blank(cls, v: str) -> str:
+        return v.strip() or "HEAD"
+
+
+class ApplicationDestination(_Spec):
+    """``spec.destination``: a registered cluster (by API server URL or by name)."""
+
+    server: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApplicationDestination:
+        if bool(self.server) == bool(self.name):
+            raise ValueError("exactly one of server or name")
+        return self
+
+
+class Automated(_Spec):
+    """``spec.syncPolicy.automated``: present means gitferry syncs on its own."""
+
+    prune: bool = False
+    self_heal: bool = False
+    allow_empty: bool = False
+
+
+class Backoff(_Spec):
+    """``spec.syncPolicy.retry.backoff`` (Argo CD duration strings like ``5s``, ``3m``)."""
+
+    duration: str = "5s"
+    factor: int = Field(default=2, ge=1)
+    max_duration: str = "3m"
+
+
+class RetryStrategy(_Spec):
+    """``spec.syncPolicy.retry``: ``limit`` -1 means unlimited."""
+
+    limit: int = Field(default=0, ge=-1)
+    backoff: Backoff = Field(default_factory=Backoff)
+
+
+class SyncPolicy(_Spec):
+    """``spec.syncPolicy``."""
+
+    automated: Automated | None = None
+    sync_options: list[str] = Field(default_factory=list)
+    retry: RetryStrategy | None = None
+
+    @field_validator("sync_options")
+    @classmethod
+    def _known_options(cls, v: list[str]) -> list[str]:
+        bad: list[str] = []
+        for opt in v:
+            key, sep, value = opt.partition("=")
+            allowed = SUPPORTED_SYNC_OPTIONS.get(key)
+            if not sep or allowed is None or value not in allowed:
+                bad.append(opt)
+        if bad:
+            raise ValueError(
+                f"unsupported sync option(s) {', '.join(map(repr, bad))}; supported: "
+                + ", ".join(f"{k}={'|'.join(sorted(vals))}" for k, vals in SUPPORTED_SYNC_OPTIONS.items())
+            )
+        return v
+
+
+class IgnoreDifference(_Spec):
+    """``spec.ignoreDifferences[]``: fields of matching objects never reported as drift."""
+
+    group: str = ""
+    kind: str
+    name: str | None = None
+    namespace: str | None = None
+    json_pointers: list[str] = Field(default_factory=list)
+    jq_path_expressions: list[str] = Field(default_factory=list)
+    managed_fields_managers: list[str] = Field(default_factory=list)
+
+
+class AppSpec(_Spec):
+    """``spec`` of an Application."""
+
+    project: str = "default"
+    source: ApplicationSource
+    destination: ApplicationDestination
+    sync_policy: SyncPolicy | None = None
+    ignore_differences: list[IgnoreDifference] = Field(default_factory=list)
+    revision_history_limit: int = Field(default=10, ge=0)
+
+
+class AppMetadata(_Spec):
+    """``metadata`` of an Application. The name becomes a label value and a
+    DynamoDB key part, hence the DNS-1123 label rule."""
+
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    finalizers: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if len(v) > APP_NAME_MAX:
+            raise ValueError(f"must be at most {APP_NAME_MAX} characters (it is {len(v)})")
+        if not _DNS_LABEL.match(v):
+            raise ValueError(
+                "must consist of lower case alphanumeric characters or '-', "
+                "and start and end with an alphanumeric character"
+            )
+        return v
+
+
+class Application(_Spec):
+    """An ``argoproj.io/v1alpha1`` ``Application`` within gitferry's supported subset."""
+
+    api_version: Literal["argoproj.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["Application"] = KIND
+    metadata: AppMetadata
+    spec: AppSpec
+
+    # -- parsing -------------------------------------------------------------
+
+    @classmethod
+    def from_manifest(cls, doc: Any) -> Application:
+        """Parse a manifest (dict from YAML/JSON). Raises :class:`InvalidSpecError`
+        listing every bad field, so one round trip tells the user everything."""
+        if not isinstance(doc, dict):
+            raise InvalidSpecError([f"(root): must be a mapping, got {type(doc).__name__}"])
+        doc = dict(doc)
+        doc.pop("status", None)  # output of a controller, never input
+        meta = doc.get("metadata")
+        if isinstance(meta, dict):
+            doc["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_METADATA}
+        try:
+            return cls.model_validate(doc, by_alias=True, by_name=False)
+        except ValidationError as exc:
+            raise InvalidSpecError(format_validation_error(exc)) from None
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest as a user would write it (Argo CD names, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    # -- conveniences the pipeline keeps asking for --------------------------
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def automated(self) -> Automated | None:
+        """The automated policy, or None for a manual app."""
+        return self.spec.sync_policy.automated if self.spec.sync_policy else None
+
+    def sync_option(self, key: str) -> str | None:
+        """Value of ``syncOptions`` entry ``key`` (e.g. ``CreateNamespace``), or None."""
+        if not self.spec.sync_policy:
+            return None
+        for opt in self.spec.sync_policy.sync_options:
+            k, _, v = opt.partition("=")
+            if k == key:
+                return v
+        return None
+
+    def has_sync_option(self, key: str) -> bool:
+        """True when ``key=true`` is set."""
+        return self.sync_option(key) == "true"
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """Reshape pydantic's error list into ``path: message`` lines (Argo CD names)."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = _loc_path(loc)
+        typ = err["type"]
+        msg = str(err["msg"])
+        if typ == "missing":
+            msg = "field required"
+        elif typ == "extra_forbidden":
+            parent = _loc_path(tuple(p for p in loc[:-1] if not isinstance(p, int)))
+            parent = "" if parent == "(root)" else parent
+            if loc and loc[-1] in _ARGO_UNSUPPORTED.get(parent, frozenset()):
+                msg = "not supported by gitferry"
+            else:
+                msg = "unknown field"
+        elif typ in ("value_error", "assertion_error"):
+            msg = msg.split(", ", 1)[1] if ", " in msg else msg
+        else:
+            msg = msg[:1].lower() + msg[1:]
+        lines.append(f"{path}: {msg}")
+    return lines
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class _Api(BaseModel):
+    """Base of stored/API models: camelCase JSON, Python names accepted too,
+    unknown keys ignored so newer stored documents still load."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with camelCase keys and no nulls (what we store and serve)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Repository(_Api):
+    """A registered Git repository. The credential itself lives in Secrets
+    Manager; the model only says whether there is one (and the username,
+    which is not secret), so it can be returned by the API as is."""
+
+    url: str
+    type: Literal["git"] = "git"
+    name: str | None = None
+    username: str | None = None
+    has_credentials: bool = False
+
+
+class Cluster(_Api):
+    """A registered destination cluster; its kubeconfig lives in Secrets Manager."""
+
+    name: str
+    server: str
+    namespace: str = "default"
+
+
+# --------------------------------------------------------------------------- status
+
+SyncStatusCode = Literal["Synced", "OutOfSync", "Unknown"]
+HealthStatusCode = Literal["Healthy", "Progressing", "Suspended", "Degraded", "Missing", "Unknown"]
+OperationPhase = Literal["Running", "Terminating", "Failed", "Error", "Succeeded"]
+ResultCode = Literal["Synced", "SyncFailed", "Pruned", "PruneSkipped"]
+
+
+class ComparedTo(_Api):
+    """What the last comparison used (source + destination), like Argo CD."""
+
+    source: ApplicationSource | None = None
+    destination: ApplicationDestination | None = None
+
+
+class SyncStatus(_Api):
+    status: SyncStatusCode = "Unknown"
+    revision: str | None = None
+    compared_to: ComparedTo | None = None
+
+
+class HealthStatus(_Api):
+    status: HealthStatusCode = "Unknown"
+    message: str | None = None
+
+
+class ResourceStatus(_Api):
+    """One managed object in the app's resource list."""
+
+    group: str = ""
+    version: str = ""
+    kind: str
+    namespace: str = ""
+    name: str
+    status: SyncStatusCode | None = None
+    health: HealthStatus | None = None
+    requires_pruning: bool = False
+    hook: bool = False
+    sync_wave: int = 0
+
+
+class Condition(_Api):
+    """An app condition (InvalidSpecError, ComparisonError, SyncError ...)."""
+
+    type: str
+    message: str
+    last_transition_time: datetime | None = None
+
+
+class OperationInitiator(_Api):
+    """Who asked for an operation: a user (``username``) or the automated policy."""
+
+    username: str | None = None
+    automated: bool = False
+
+
+class ResourceResult(_Api):
+    """Outcome of one object in a sync operation."""
+
+    group: str = ""
+    version: str = ""
+    kind: str
+    namespace: str = ""
+    name: str
+    status: ResultCode | None = None
+    message: str | None = None
+    hook_type: str | None = None
+    hook_phase: str | None = None
+    sync_phase: str | None = None
+
+
+class SyncOperationResult(_Api):
+    revision: str | None = None
+    resources: list[ResourceResult] = Field(default_factory=list)
+    source: ApplicationSource | None = None
+
+
+class OperationState(_Api):
+    """State of the current or last sync operation."""
+
+    operation: dict[str, Any] | None = None
+    phase: OperationPhase
+    message: str | None = None
+    sync_result: SyncOperationResult | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_count: int = 0
+    initiated_by: OperationInitiator | None = None
+
+
+class HistoryEntry(_Api):
+    """One recorded sync (what rollback re-applies)."""
+
+    id: int
+    revision: str
+    deployed_at: datetime | None = None
+    deploy_started_at: datetime | None = None
+    initiated_by: OperationInitiator | None = None
+    source: ApplicationSource | None = None
+
+
+class AppStatus(_Api):
+    """Observed state of an application, as the API and dashboard show it."""
+
+    sync: SyncStatus = Field(default_factory=SyncStatus)
+    health: HealthStatus = Field(default_factory=HealthStatus)
+    resources: list[ResourceStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    operation_state: OperationState | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    reconciled_at: datetime | None = None
+    observed_at: datetime | None = None
+    next_check_at: datetime | None = None
+    refresh_requested: bool = False
+    sync_requested: bool = False
