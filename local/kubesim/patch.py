@@ -379,7 +379,8 @@ def strategic_merge_patch(original: dict[str, Any], patch: dict[str, Any], node:
             raise errors.bad_request(exc.message) from exc
         if exc.code == 422:
             raise errors.ApiError(422, "Invalid", _REJECTED, details={}) from exc
-        raise errors.ApiError(500, "InternalError", exc.message) from exc
+        # a plain Go error: ErrorToAPIStatus answers 500 with reason StatusReasonUnknown ("")
+        raise errors.ApiError(500, "", exc.message) from exc
 
 
 def _go_kind(v: JSON) -> str:
