@@ -1,0 +1,415 @@
+"""The only place where gitferry talks to a Kubernetes API server.
+
+Everything goes through the official ``kubernetes`` client over HTTP(S), so the same code runs
+against EKS and against the local emulator. Objects cross this boundary as plain JSON dicts
+(raw responses, not the client's ``ResourceInstance`` wrappers): the pure modules (diff, health,
+sync planning) work on dicts, and converting 2,000 objects to wrapper types and back is wasted
+Lambda time. Every API failure is turned into :class:`KubeError`, which carries the Status
+reason/message and the object it was about, so a sync result can say what failed and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final
+
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import kube_config as _kube_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.dynamic.resource import Resource, ResourceList
+
+FIELD_MANAGER: Final = "gitferry"
+
+# Kinds that are never app resources and are expensive or pointless to LIST by label.
+_SKIP_LIST: Final = {
+    ("", "Event"),
+    ("events.k8s.io", "Event"),
+    ("", "ComponentStatus"),
+    ("", "Binding"),
+    ("metrics.k8s.io", "PodMetrics"),
+    ("metrics.k8s.io", "NodeMetrics"),
+}
+
+
+class KubeError(Exception):
+    """A failed API call: HTTP code, Status reason and message, and the object concerned.
+
+    ``str()`` reads like ``Deployment apps/v1 shop/web: Invalid: <message>`` so it can go
+    straight into a per-resource sync message. Never contains a request body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int = 0,
+        reason: str = "",
+        kind: str = "",
+        api_version: str = "",
+        namespace: str = "",
+        name: str = "",
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.reason = reason
+        self.kind = kind
+        self.api_version = api_version
+        self.namespace = namespace
+        self.name = name
+        super().__init__(str(self))
+
+    @property
+    def identity(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {self.api_version} {where}".strip()
+
+    def __str__(self) -> str:
+        reason = f"{self.reason}: " if self.reason else ""
+        ident = self.identity
+        return f"{ident}: {reason}{self.message}" if ident else f"{reason}{self.message}"
+
+
+def _identity(obj: Mapping[str, Any] | None) -> dict[str, str]:
+    obj = obj or {}
+    meta = obj.get("metadata") or {}
+    return {
+        "kind": str(obj.get("kind", "")),
+        "api_version": str(obj.get("apiVersion", "")),
+        "namespace": str(meta.get("namespace") or ""),
+        "name": str(meta.get("name") or ""),
+    }
+
+
+def _wrap(exc: Exception, **ident: str) -> KubeError:
+    """Turn a client exception into a KubeError, reading the Status body when there is one."""
+    if isinstance(exc, KubeError):
+        return exc
+    if isinstance(exc, (ApiException, DynamicApiError)):
+        code = int(getattr(exc, "status", 0) or 0)
+        reason = str(getattr(exc, "reason", "") or "")
+        message = reason
+        body = getattr(exc, "body", None)
+        if body:
+            try:
+                status = json.loads(body)
+                reason = str(status.get("reason") or reason)
+                message = str(status.get("message") or message)
+            except (ValueError, TypeError, AttributeError):
+                message = str(body)[:500]
+        return KubeError(message or f"HTTP {code}", code=code, reason=reason, **ident)
+    if isinstance(exc, ResourceNotFoundError):
+        return KubeError(str(exc), code=404, reason="NotFound", **ident)
+    return KubeError(f"{type(exc).__name__}: {exc}", **ident)
+
+
+def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_client.ApiClient:
+    """ApiClient for one cluster from kubeconfig text (from Secrets Manager).
+
+    The client library writes inline ``*-data`` credentials to temp files (and only removes them
+    at interpreter exit, which never comes in a warm Lambda). We let it write them into a private
+    directory, load them into an in-memory ``SSLContext``, and delete the directory before
+    returning: no credential is left on disk. Bearer tokens and exec plugins work unchanged.
+    """
+    config_dict = yaml.safe_load(text)
+    if not isinstance(config_dict, dict):
+        raise KubeError("kubeconfig is not a mapping", reason="InvalidKubeconfig")
+    configuration = k8s_client.Configuration()
+    with tempfile.TemporaryDirectory(prefix="gitferry-kube-") as tmp:
+        try:
+            k8s_config.load_kube_config_from_dict(
+                config_dict=config_dict,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+                temp_file_path=tmp,
+            )
+        except Exception as exc:  # ConfigException and friends; never echo the kubeconfig
+            raise KubeError(f"invalid kubeconfig: {type(exc).__name__}: {exc}", reason="InvalidKubeconfig") from None
+        ssl_context = _ssl_context(configuration)
+        # Forget the file names (and the credential bytes used as cache keys) the library kept.
+        for key, path in list(_kube_config._temp_files.items()):
+            if os.path.dirname(path) == tmp:
+                del _kube_config._temp_files[key]
+        configuration.ssl_ca_cert = None
+        configuration.cert_file = None
+        configuration.key_file = None
+    api_client = k8s_client.ApiClient(configuration=configuration)
+    if ssl_context is not None:
+        pool_args: dict[str, Any] = {"ssl_context": ssl_context, "maxsize": 16}
+        if configuration.tls_server_name:
+            pool_args["server_hostname"] = configuration.tls_server_name
+        if configuration.assert_hostname is not None:
+            pool_args["assert_hostname"] = configuration.assert_hostname
+        api_client.rest_client.pool_manager = urllib3.PoolManager(**pool_args)
+    return api_client
+
+
+def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | None:
+    """In-memory TLS context from the (temporary) CA / client certificate files."""
+    if not str(configuration.host).startswith("https"):
+        return None
+    ctx = ssl.create_default_context()
+    if not configuration.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif configuration.ssl_ca_cert:
+        ctx.load_verify_locations(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        ctx.load_cert_chain(configuration.cert_file, configuration.key_file)
+    if configuration.tls_server_name is None and configuration.assert_hostname is False:
+        ctx.check_hostname = False
+    return ctx
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """What discovery says about one served kind."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    verbs: tuple[str, ...]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+class ClusterClient:
+    """Small facade over ``DynamicClient`` with discovery cached in a file under
+    ``discovery_cache_dir`` (Lambda: /tmp, survives warm invocations).
+
+    Thread-safe for the concurrent LISTs of :meth:`list_by_label`: urllib3's pool is, and the
+    discovery cache is only touched under a lock.
+    """
+
+    def __init__(self, api_client: k8s_client.ApiClient, discovery_cache_dir: str | None = None) -> None:
+        self.api_client = api_client
+        cache_dir = discovery_cache_dir or tempfile.mkdtemp(prefix="gitferry-discovery-")
+        os.makedirs(cache_dir, exist_ok=True)
+        host = str(api_client.configuration.host).replace("://", "_").replace("/", "_").replace(":", "_")
+        self._cache_file = os.path.join(cache_dir, f"discovery-{host}.json")
+        self._lock = threading.RLock()
+        try:
+            self.dynamic = DynamicClient(api_client, cache_file=self._cache_file)
+        except Exception as exc:
+            raise _wrap(exc) from None
+
+    # ---- discovery -------------------------------------------------------------------------
+
+    def invalidate_discovery(self) -> None:
+        """Forget cached discovery (after a CRD was applied, a new kind appears)."""
+        with self._lock:
+            self.dynamic.resources.invalidate_cache()
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        """The discovered resource for apiVersion+kind; refreshes discovery once on a miss."""
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    found = self.dynamic.resources.get(api_version=api_version, kind=kind)
+                    return found
+                except ResourceNotFoundError:
+                    if attempt == 0:
+                        self.dynamic.resources.invalidate_cache()
+                        continue
+                    raise KubeError(
+                        f"the server does not serve kind {kind} in {api_version}",
+                        code=404,
+                        reason="NotFound",
+                        kind=kind,
+                        api_version=api_version,
+                    ) from None
+                except Exception as exc:
+                    raise _wrap(exc, kind=kind, api_version=api_version) from None
+        raise AssertionError("unreachable")
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return bool(self.resource(api_version, kind).namespaced)
+
+    def served_types(self) -> list[ResourceType]:
+        """Every served, listable top-level kind at its group's preferred version."""
+        out: dict[tuple[str, str], ResourceType] = {}
+        with self._lock:
+            try:
+                resources = list(self.dynamic.resources)
+            except Exception as exc:
+                raise _wrap(exc) from None
+        flat: list[Any] = []
+        for entry in resources:  # the discoverer yields lists of Resource per kind
+            flat.extend(entry if isinstance(entry, list) else [entry])
+        for res in flat:
+            if isinstance(res, ResourceList) or not isinstance(res, Resource):
+                continue
+            name = str(res.name or "")
+            verbs = tuple(res.verbs or ())
+            if not name or "/" in name or "list" not in verbs:
+                continue
+            group = str(res.group or "")
+            if (group, res.kind) in _SKIP_LIST:
+                continue
+            key = (group, str(res.kind))
+            rt = ResourceType(group, str(res.api_version), str(res.kind), name, bool(res.namespaced), verbs)
+            if key not in out or res.preferred:
+                out[key] = rt
+        return sorted(out.values(), key=lambda r: (r.group, r.kind))
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, ident: Mapping[str, str] | None = None, **params: Any) -> dict[str, Any]:
+        try:
+            resp = self.dynamic.request(method, path, serialize=False, **params)
+        except Exception as exc:
+            raise _wrap(exc, **dict(ident or {})) from None
+        data = resp.data
+        return json.loads(data) if data else {}
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The live object, or None when it does not exist."""
+        res = self.resource(api_version, kind)
+        ident = {"kind": kind, "api_version": api_version, "namespace": namespace or "", "name": name}
+        path = res.path(name=name, namespace=namespace if res.namespaced else None)
+        try:
+            obj = self._request("get", path, ident=ident)
+        except KubeError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        obj.setdefault("apiVersion", api_version)
+        obj.setdefault("kind", kind)
+        return obj
+
+    def list_kind(self, rt: ResourceType, selector: str, page_size: int = 500) -> list[dict[str, Any]]:
+        """All objects of one kind matching a label selector, across namespaces, paginated."""
+        res = self.resource(rt.api_version, rt.kind)
+        path = res.path()
+        items: list[dict[str, Any]] = []
+        cont: str | None = None
+        ident = {"kind": rt.kind, "api_version": rt.api_version}
+        while True:
+            body = self._request("get", path, ident=ident, label_selector=selector, limit=page_size, _continue=cont)
+            for item in body.get("items") or []:
+                # Built-in list items carry no kind/apiVersion; the diff needs them.
+                item.setdefault("apiVersion", rt.api_version)
+                item.setdefault("kind", rt.kind)
+                items.append(item)
+            cont = (body.get("metadata") or {}).get("continue") or None
+            if not cont:
+                return items
+
+    def list_by_label(self, selector: str, *, workers: int = 8) -> list[dict[str, Any]]:
+        """Every object of every served listable kind matching ``selector``.
+
+        One LIST per kind, concurrently: an app of 2,000 objects over 30 kinds is ~60 HTTP round
+        trips, and doing them one after another would dominate a diff Lambda's duration. Kinds
+        the caller may not list (403) or that vanished (404, e.g. an aggregated API gone away)
+        are skipped; any other failure is raised, because silently missing a kind would make
+        its objects look deleted and report false drift.
+        """
+        types = self.served_types()
+
+        def one(rt: ResourceType) -> list[dict[str, Any]]:
+            try:
+                return self.list_kind(rt, selector)
+            except KubeError as exc:
+                if exc.code in (403, 404, 405, 503):
+                    return []
+                raise
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="gitferry-list") as pool:
+            results = list(pool.map(one, types))
+        return [obj for chunk in results for obj in chunk]
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def server_side_apply(
+        self,
+        obj: Mapping[str, Any],
+        field_manager: str = FIELD_MANAGER,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply (PATCH application/apply-patch+yaml); creates when missing.
+
+        ``force`` takes over fields another manager owns: Git is the source of truth, exactly
+        as Argo CD's ServerSideApply sync option does. ``dry_run`` asks for ``dryRun=All``: the
+        server returns the object as it *would* be, with its defaults and the effect of removing
+        fields we no longer set, which is what the diff compares.
+        """
+        ident = _identity(obj)
+        res = self.resource(ident["api_version"], ident["kind"])
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") if res.namespaced else None
+        if res.namespaced and not namespace:
+            raise KubeError("namespaced object without a namespace", reason="Invalid", **ident)
+        body = dict(obj)
+        if not res.namespaced and "namespace" in meta:
+            body["metadata"] = {k: v for k, v in meta.items() if k != "namespace"}
+        path = res.path(name=meta.get("name"), namespace=namespace)
+        params: dict[str, Any] = {
+            "body": body,
+            "content_type": "application/apply-patch+yaml",
+            "field_manager": field_manager,
+            "force_conflicts": "true" if force else "false",
+        }
+        if dry_run:
+            params["dry_run"] = "All"
+        return self._request("patch", path, ident=ident, **params)
+
+    def delete(self, obj: Mapping[str, Any], propagation: str = "Foreground", dry_run: bool = False) -> dict[str, Any] | None:
+        """Delete an object (foreground by default, as Argo CD prunes); None when already gone.
+
+        The uid precondition makes sure we delete the object we looked at, not a namesake
+        created in between by someone else.
+        """
+        ident = _identity(obj)
+        res = self.resource(ident["api_version"], ident["kind"])
+        meta = obj.get("metadata") or {}
+        path = res.path(name=meta.get("name"), namespace=meta.get("namespace") if res.namespaced else None)
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if meta.get("uid"):
+            body["preconditions"] = {"uid": meta["uid"]}
+        params: dict[str, Any] = {"body": body}
+        if dry_run:
+            params["dry_run"] = "All"
+        try:
+            return self._request("delete", path, ident=ident, **params)
+        except KubeError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def ensure_namespace(self, name: str, dry_run: bool = False) -> dict[str, Any]:
+        """Create the namespace when missing (CreateNamespace=true); returns the live Namespace.
+
+        Uses server-side apply with our field manager only when the namespace is absent, so an
+        existing namespace (maybe owned by a platform team) is left untouched.
+        """
+        live = self.get("v1", "Namespace", name)
+        if live is not None:
+            return live
+        return self.server_side_apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, dry_run=dry_run
+        )
+
+    def close(self) -> None:
+        self.api_client.close()
+
+
+def identities(objs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Readable identities, for messages."""
+    return [str(KubeError("", **_identity(o)).identity) for o in objs]
