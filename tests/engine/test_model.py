@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
-
 from gitferry.errors import InvalidSpecError
 from gitferry.model import (
     Application,
@@ -157,8 +156,12 @@ def test_server_metadata_and_status_are_ignored() -> None:
 def test_status_models_use_argo_camel_case() -> None:
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     st = AppStatus(
-        resources=[ResourceStatus(kind="Deployment", group="apps", version="v1", name="web", requires_pruning=True)],
-        operation_state=OperationState(phase="Succeeded", started_at=now, initiated_by=OperationInitiator(automated=True)),
+        resources=[
+            ResourceStatus(kind="Deployment", group="apps", version="v1", name="web", requires_pruning=True)
+        ],
+        operation_state=OperationState(
+            phase="Succeeded", started_at=now, initiated_by=OperationInitiator(automated=True)
+        ),
         history=[HistoryEntry(id=1, revision="abc", deployed_at=now)],
         reconciled_at=now,
         sync_requested=True,
@@ -170,4 +173,7 @@ def test_status_models_use_argo_camel_case() -> None:
     assert doc["history"][0]["deployedAt"] == "2024-05-01T12:00:00Z"
     assert doc["syncRequested"] is True
     assert AppStatus.model_validate(doc) == st
-    assert "password" not in Repository(url="https://h/r.git", username="bob", has_credentials=True).to_json_dict()
+    assert (
+        "password"
+        not in Repository(url="https://h/r.git", username="bob", has_credentials=True).to_json_dict()
+    )

@@ -1,0 +1,550 @@
+"""DynamoDB single-table state: applications, status, operation lease, history,
+repositories and clusters. Keys follow docs/engine-design.md.
+
+Documents (the Application manifest, the status, each history entry) are
+stored as JSON *strings*, not DynamoDB maps: no float/Decimal conversion, the
+item size is simply the string length, and the document round-trips exactly.
+Only what DynamoDB must compare or index is a native attribute (``type``,
+``name``, ``version``, ``expiresAt``, ``opId``, request flags).
+
+A status whose resource list would push the item past ~350 KB (the hard limit
+is 400 KB) keeps the list in S3 through a :class:`~gitferry.blobs.ManifestStore`
+(content-addressed under ``status/<app>/``) and stores only the key.
+
+The refresh / sync request flags are separate attributes of the STATUS item,
+so the API can set them with one UpdateItem while the diff stage rewrites the
+status without losing a request that arrived in between.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from gitferry.blobs import ManifestStore
+from gitferry.errors import ConflictError, NotFoundError, StateError
+from gitferry.model import Application, AppStatus, Cluster, HistoryEntry, Repository, ResourceStatus
+
+__all__ = ["StateStore", "StoredApp", "Lease", "SPILL_THRESHOLD", "GSI_BY_TYPE"]
+
+GSI_BY_TYPE = "byType"
+#: bytes of status JSON above which resources go to S3 (DynamoDB's limit is 400 KB per item).
+SPILL_THRESHOLD = 350_000
+_HISTORY_PREFIX = "HISTORY#"
+
+
+@dataclass(frozen=True)
+class StoredApp:
+    """An application spec with the version to pass back for an optimistic update."""
+
+    app: Application
+    version: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The running operation of an app: who holds it and until when (epoch s)."""
+
+    app: str
+    op_id: str
+    expires_at: int
+
+
+def app_pk(name: str) -> str:
+    return f"APP#{name}"
+
+
+def _s(v: str) -> dict[str, str]:
+    return {"S": v}
+
+
+def _n(v: int | float) -> dict[str, str]:
+    return {"N": str(v)}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class StateStore:
+    """All gitferry state in one DynamoDB table (``TABLE_NAME``).
+
+    ``client`` may be a boto3 DynamoDB client or resource; it is created lazily
+    so building the store at import time costs nothing. ``blobs`` is needed only
+    to spill large statuses.
+    """
+
+    def __init__(self, table_name: str, client: Any = None, blobs: ManifestStore | None = None) -> None:
+        self.table_name = table_name
+        if client is not None and not hasattr(client, "get_item") and hasattr(client, "meta"):
+            client = client.meta.client  # a boto3 resource: use its low-level client
+        self._client = client
+        self.blobs = blobs
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # ------------------------------------------------------------------ applications
+
+    def put_app(self, app: Application, expected_version: int | None = None) -> int:
+        """Create (``expected_version=None``; fails if it exists) or update an app
+        whose stored version is ``expected_version``. Returns the new version.
+        Raises :class:`ConflictError` when the condition fails."""
+        new_version = 1 if expected_version is None else expected_version + 1
+        item = {
+            "pk": _s(app_pk(app.name)),
+            "sk": _s("SPEC"),
+            "type": _s("app"),
+            "name": _s(app.name),
+            "spec": _s(json.dumps(app.to_manifest(), separators=(",", ":"))),
+            "version": _n(new_version),
+            "updatedAt": _n(int(time.time())),
+        }
+        if expected_version is None:
+            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            cond = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": _n(expected_version)},
+            }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, **cond)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                if expected_version is None:
+                    raise ConflictError(f"application {app.name!r} already exists") from None
+                raise ConflictError(
+                    f"application {app.name!r} was changed by someone else (expected version {expected_version})"
+                ) from None
+            raise
+        return new_version
+
+    def get_app(self, name: str) -> StoredApp:
+        """The stored app; :class:`NotFoundError` when absent."""
+        resp = self.client.get_item(
+            TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"), ConsistentRead=True
+        )
+        item = resp.get("Item")
+        if not item:
+            raise NotFoundError(f"application {name!r} not found")
+        return self._stored_app(item)
+
+    def delete_app(self, name: str, expected_version: int | None = None) -> None:
+        """Delete the app and everything under its key (status, lease, history).
+        With ``expected_version`` the spec delete is conditional."""
+        kwargs: dict[str, Any] = {}
+        if expected_version is not None:
+            kwargs = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": _n(expected_version)},
+            }
+        try:
+            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"), **kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ConflictError(f"application {name!r} was changed by someone else") from None
+            raise
+        keys = [self._key(app_pk(name), it["sk"]["S"]) for it in self._query_pk(app_pk(name), keys_only=True)]
+        self._batch_delete(keys)
+
+    def list_apps(self) -> list[StoredApp]:
+        """Every application (paginated GSI query; fine for 5,000 apps)."""
+        return list(self.iter_apps())
+
+    def iter_apps(self) -> Iterator[StoredApp]:
+        """Applications one by one, in name order, through GSI ``byType``."""
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_apps_page(limit=500, cursor=cursor)
+            yield from page
+            if cursor is None:
+                return
+
+    def list_apps_page(
+        self, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[StoredApp], str | None]:
+        """One page of applications and an opaque cursor for the next (None at the end)."""
+        items, next_cursor = self._query_type("app", limit, cursor)
+        missing = [it for it in items if "spec" not in it]  # index projected keys only
+        if missing:
+            fetched = self._batch_get([self._key(it["pk"]["S"], it["sk"]["S"]) for it in missing])
+            by_pk = {it["pk"]["S"]: it for it in fetched}
+            items = [by_pk.get(it["pk"]["S"], it) if "spec" not in it else it for it in items]
+        return [self._stored_app(it) for it in items if "spec" in it], next_cursor
+
+    def list_app_names(self) -> list[str]:
+        names: list[str] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self._query_type("app", 1000, cursor, names_only=True)
+            names.extend(it["name"]["S"] for it in items)
+            if cursor is None:
+                return names
+
+    def _stored_app(self, item: dict[str, Any]) -> StoredApp:
+        try:
+            app = Application.from_manifest(json.loads(item["spec"]["S"]))
+        except Exception as exc:
+            raise StateError(
+                f"stored spec of {item.get('name', {}).get('S')!r} is unreadable: {exc}"
+            ) from None
+        return StoredApp(app=app, version=int(item["version"]["N"]))
+
+    # ------------------------------------------------------------------ status
+
+    def put_status(self, name: str, status: AppStatus) -> None:
+        """Write the status. ``history`` is not stored here (see :meth:`append_history`)
+        and the request flags are left as they are (see :meth:`request`)."""
+        doc = status.to_json_dict()
+        doc.pop("history", None)
+        doc.pop("refreshRequested", None)
+        doc.pop("syncRequested", None)
+        resources = doc.pop("resources", [])
+        body = json.dumps(doc, separators=(",", ":"))
+        res_body = json.dumps(resources, separators=(",", ":"))
+        values: dict[str, Any] = {":st": _s(body), ":at": _n(int(time.time()))}
+        if len(body.encode()) + len(res_body.encode()) > SPILL_THRESHOLD:
+            if self.blobs is None:
+                raise StateError(
+                    f"status of {name!r} is too large for DynamoDB and no blob store is configured"
+                )
+            if len(body.encode()) > SPILL_THRESHOLD:
+                raise StateError(f"status of {name!r} is too large even without its resources")
+            key = self.blobs.put_json_addressed(f"status/{name}/", resources)
+            update = "SET statusDoc = :st, updatedAt = :at, resourcesRef = :ref REMOVE resources"
+            values[":ref"] = _s(key)
+        else:
+            update = "SET statusDoc = :st, updatedAt = :at, resources = :res REMOVE resourcesRef"
+            values[":res"] = _s(res_body)
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(app_pk(name), "STATUS"),
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+        )
+
+    def get_status(self, name: str, include_history: bool = False) -> AppStatus | None:
+        """The status (resources loaded back from S3 when spilled), or None if never written."""
+        resp = self.client.get_item(
+            TableName=self.table_name, Key=self._key(app_pk(name), "STATUS"), ConsistentRead=True
+        )
+        item = resp.get("Item")
+        if not item:
+            return None
+        status = self._status_from_item(name, item, load_resources=True)
+        if include_history:
+            status.history = self.list_history(name)
+        return status
+
+    def get_statuses(self, names: list[str]) -> dict[str, AppStatus]:
+        """Statuses of many apps without their resource lists (what a poll tick needs):
+        BatchGetItem, 100 keys a call."""
+        keys = [self._key(app_pk(n), "STATUS") for n in names]
+        out: dict[str, AppStatus] = {}
+        for item in self._batch_get(keys, projection="pk, statusDoc, refreshRequested, syncRequested"):
+            name = item["pk"]["S"].removeprefix("APP#")
+            out[name] = self._status_from_item(name, item, load_resources=False)
+        return out
+
+    def request(self, name: str, refresh: bool = False, sync: bool = False) -> None:
+        """Ask for a refresh and/or a sync (sets flags without touching the status)."""
+        sets = [f"{attr} = :t" for attr, on in (("refreshRequested", refresh), ("syncRequested", sync)) if on]
+        if not sets:
+            return
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=self._key(app_pk(name), "STATUS"),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+    def clear_requests(self, name: str, refresh: bool = True, sync: bool = True) -> None:
+        """Drop request flags once the work they asked for has been taken on."""
+        attrs = [a for a, on in (("refreshRequested", refresh), ("syncRequested", sync)) if on]
+        if attrs:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(app_pk(name), "STATUS"),
+                UpdateExpression="REMOVE " + ", ".join(attrs),
+            )
+
+    def _status_from_item(self, name: str, item: dict[str, Any], load_resources: bool) -> AppStatus:
+        doc = json.loads(item["statusDoc"]["S"]) if "statusDoc" in item else {}
+        if load_resources:
+            if "resourcesRef" in item:
+                if self.blobs is None:
+                    raise StateError(f"status of {name!r} was spilled to S3 but no blob store is configured")
+                doc["resources"] = self.blobs.get_json(item["resourcesRef"]["S"])
+            elif "resources" in item:
+                doc["resources"] = json.loads(item["resources"]["S"])
+        doc["refreshRequested"] = item.get("refreshRequested", {}).get("BOOL", False)
+        doc["syncRequested"] = item.get("syncRequested", {}).get("BOOL", False)
+        return AppStatus.model_validate(doc)
+
+    def put_resources(self, name: str, resources: list[ResourceStatus]) -> None:
+        """Replace only the resource list of a status (keeps everything else)."""
+        status = self.get_status(name) or AppStatus()
+        status.resources = resources
+        self.put_status(name, status)
+
+    # ------------------------------------------------------------------ operation lease
+
+    def acquire_operation(self, name: str, op_id: str, ttl: int, now: float | None = None) -> bool:
+        """Take the app's operation lease for ``ttl`` seconds. True when taken (or
+        renewed by the same ``op_id``), False while another unexpired operation holds it."""
+        now_s = int(time.time() if now is None else now)
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(app_pk(name)),
+                    "sk": _s("OPERATION"),
+                    "opId": _s(op_id),
+                    "expiresAt": _n(now_s + ttl),
+                    "acquiredAt": _n(now_s),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expiresAt <= :now OR opId = :op",
+                ExpressionAttributeValues={":now": _n(now_s), ":op": _s(op_id)},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_operation(self, name: str, op_id: str) -> bool:
+        """Give the lease back; False when ``op_id`` no longer holds it (expired and taken)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(app_pk(name), "OPERATION"),
+                ConditionExpression="opId = :op",
+                ExpressionAttributeValues={":op": _s(op_id)},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_operation(self, name: str) -> Lease | None:
+        """The lease item, expired or not (callers compare ``expires_at`` with now)."""
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(app_pk(name), "OPERATION"), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return Lease(app=name, op_id=item["opId"]["S"], expires_at=int(item["expiresAt"]["N"]))
+
+    # ------------------------------------------------------------------ history
+
+    def append_history(self, name: str, entry: HistoryEntry, limit: int = 10) -> HistoryEntry:
+        """Record a sync; its id is assigned here (previous max + 1, as Argo CD does)
+        and the oldest entries beyond ``limit`` are deleted. Returns the stored entry."""
+        for _ in range(5):
+            last = self._query_pk(
+                app_pk(name), prefix=_HISTORY_PREFIX, forward=False, limit=1, keys_only=True
+            )
+            next_id = int(last[0]["sk"]["S"].removeprefix(_HISTORY_PREFIX)) + 1 if last else 1
+            stored = entry.model_copy(update={"id": next_id})
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "pk": _s(app_pk(name)),
+                        "sk": _s(f"{_HISTORY_PREFIX}{next_id:010d}"),
+                        "entry": _s(json.dumps(stored.to_json_dict(), separators=(",", ":"))),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    continue  # a concurrent writer took this id: take the next
+                raise
+            break
+        else:
+            raise ConflictError(f"could not record history for {name!r}: too many concurrent writers")
+        keys = self._query_pk(app_pk(name), prefix=_HISTORY_PREFIX, keys_only=True)
+        excess = len(keys) - max(limit, 0)
+        if excess > 0:
+            self._batch_delete([self._key(it["pk"]["S"], it["sk"]["S"]) for it in keys[:excess]])
+        return stored
+
+    def list_history(self, name: str) -> list[HistoryEntry]:
+        """History, oldest first."""
+        return [
+            HistoryEntry.model_validate(json.loads(it["entry"]["S"]))
+            for it in self._query_pk(app_pk(name), prefix=_HISTORY_PREFIX)
+        ]
+
+    def get_history(self, name: str, history_id: int) -> HistoryEntry:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(app_pk(name), f"{_HISTORY_PREFIX}{history_id:010d}")
+        ).get("Item")
+        if not item:
+            raise NotFoundError(f"application {name!r} has no history entry {history_id}")
+        return HistoryEntry.model_validate(json.loads(item["entry"]["S"]))
+
+    # ------------------------------------------------------------------ repositories
+
+    def put_repository(self, repo: Repository) -> None:
+        self._put_meta(f"REPO#{repo.url}", "repo", repo.url, repo.to_json_dict())
+
+    def get_repository(self, url: str) -> Repository:
+        return Repository.model_validate(self._get_meta(f"REPO#{url}", f"repository {url!r}"))
+
+    def list_repositories(self) -> list[Repository]:
+        return [Repository.model_validate(d) for d in self._list_meta("repo")]
+
+    def delete_repository(self, url: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._key(f"REPO#{url}", "META"))
+
+    # ------------------------------------------------------------------ clusters
+
+    def put_cluster(self, cluster: Cluster) -> None:
+        self._put_meta(
+            f"CLUSTER#{cluster.name}", "cluster", cluster.name, cluster.to_json_dict(), server=cluster.server
+        )
+
+    def get_cluster(self, name: str) -> Cluster:
+        return Cluster.model_validate(self._get_meta(f"CLUSTER#{name}", f"cluster {name!r}"))
+
+    def list_clusters(self) -> list[Cluster]:
+        return [Cluster.model_validate(d) for d in self._list_meta("cluster")]
+
+    def find_cluster(self, server: str | None = None, name: str | None = None) -> Cluster:
+        """Resolve an Application destination (``server`` or ``name``) to a cluster."""
+        if name:
+            return self.get_cluster(name)
+        for cluster in self.list_clusters():
+            if cluster.server.rstrip("/") == (server or "").rstrip("/"):
+                return cluster
+        raise NotFoundError(f"no cluster registered with server {server!r}")
+
+    def delete_cluster(self, name: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._key(f"CLUSTER#{name}", "META"))
+
+    # ------------------------------------------------------------------ plumbing
+
+    @staticmethod
+    def _key(pk: str, sk: str) -> dict[str, Any]:
+        return {"pk": _s(pk), "sk": _s(sk)}
+
+    def _put_meta(self, pk: str, typ: str, name: str, doc: dict[str, Any], **extra: str) -> None:
+        item = {
+            "pk": _s(pk),
+            "sk": _s("META"),
+            "type": _s(typ),
+            "name": _s(name),
+            "doc": _s(json.dumps(doc, separators=(",", ":"))),
+            **{k: _s(v) for k, v in extra.items()},
+        }
+        self.client.put_item(TableName=self.table_name, Item=item)
+
+    def _get_meta(self, pk: str, what: str) -> dict[str, Any]:
+        item = self.client.get_item(TableName=self.table_name, Key=self._key(pk, "META")).get("Item")
+        if not item:
+            raise NotFoundError(f"{what} not found")
+        return dict(json.loads(item["doc"]["S"]))
+
+    def _list_meta(self, typ: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self._query_type(typ, 500, cursor)
+            missing = [self._key(it["pk"]["S"], it["sk"]["S"]) for it in items if "doc" not in it]
+            items = [it for it in items if "doc" in it] + (self._batch_get(missing) if missing else [])
+            out.extend(json.loads(it["doc"]["S"]) for it in items)
+            if cursor is None:
+                return out
+
+    def _query_type(
+        self, typ: str, limit: int, cursor: str | None, names_only: bool = False
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": GSI_BY_TYPE,
+            "KeyConditionExpression": "#t = :t",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ExpressionAttributeValues": {":t": _s(typ)},
+            "Limit": limit,
+        }
+        if names_only:
+            kwargs["ProjectionExpression"] = "pk, sk, #n"
+            kwargs["ExpressionAttributeNames"]["#n"] = "name"
+        if cursor:
+            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        resp = self.client.query(**kwargs)
+        lek = resp.get("LastEvaluatedKey")
+        next_cursor = base64.urlsafe_b64encode(json.dumps(lek).encode()).decode() if lek else None
+        return resp.get("Items", []), next_cursor
+
+    def _query_pk(
+        self,
+        pk: str,
+        prefix: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        keys_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :p)" if prefix else ""),
+            "ExpressionAttributeValues": {":pk": _s(pk), **({":p": _s(prefix)} if prefix else {})},
+            "ScanIndexForward": forward,
+            "ConsistentRead": True,
+        }
+        if keys_only:
+            kwargs["ProjectionExpression"] = "pk, sk"
+        items: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(items)
+            resp = self.client.query(**kwargs)
+            items.extend(resp.get("Items", []))
+            lek = resp.get("LastEvaluatedKey")
+            if not lek or (limit is not None and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = lek
+
+    def _batch_get(self, keys: list[dict[str, Any]], projection: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(keys), 100):
+            request: dict[str, Any] = {"Keys": keys[i : i + 100], "ConsistentRead": True}
+            if projection:
+                request["ProjectionExpression"] = projection
+            pending = {self.table_name: request}
+            for attempt in range(8):
+                resp = self.client.batch_get_item(RequestItems=pending)
+                out.extend(resp.get("Responses", {}).get(self.table_name, []))
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StateError("DynamoDB kept keys unprocessed (throttled); try again")
+        return out
+
+    def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
+        for i in range(0, len(keys), 25):
+            pending: dict[str, Any] = {
+                self.table_name: [{"DeleteRequest": {"Key": k}} for k in keys[i : i + 25]]
+            }
+            for attempt in range(8):
+                resp = self.client.batch_write_item(RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StateError("DynamoDB kept deletes unprocessed (throttled); try again")
