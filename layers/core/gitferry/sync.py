@@ -1,0 +1,375 @@
+"""The sync operation: make the cluster equal to Git, in Argo CD's order.
+
+:func:`plan` is pure: it orders apply and prune steps by phase (PreSync, Sync, PostSync), wave
+(``argocd.argoproj.io/sync-wave``), kind (SEMANTICS.md's order: namespaces and CRDs before what
+lives in them) and name, and decides per object whether pruning is allowed. :func:`run_sync`
+executes a plan through :class:`~gitferry.kube.ClusterClient`: server-side apply with field
+manager ``gitferry`` and force (Git wins conflicts), tracking stamp, prune with foreground
+propagation in reverse wave order.
+
+Waves and health: Argo CD starts a wave only when the previous one is applied *and healthy*.
+A Lambda must not sleep waiting for a rollout, so :func:`run_sync` applies waves back to back
+by default (each wave strictly after the previous one was applied), and with
+``wait_between_waves=True`` it stops at the first wave boundary whose objects are not Healthy
+yet and returns ``phase="Running"`` with ``resume_from``: the apply stage stores it, schedules
+a delayed message, and calls :func:`run_sync` again with ``resume_from`` to continue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from . import diff as _diff
+from . import health as _health
+from . import tracking
+
+if TYPE_CHECKING:
+    from .kube import ClusterClient
+
+PHASES: Final = ("PreSync", "Sync", "PostSync")
+
+KIND_ORDER: Final[tuple[str, ...]] = (
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+)
+_KIND_RANK: Final = {k: i for i, k in enumerate(KIND_ORDER)}
+
+SYNCED: Final = "Synced"
+SYNC_FAILED: Final = "SyncFailed"
+PRUNED: Final = "Pruned"
+PRUNE_SKIPPED: Final = "PruneSkipped"
+
+APPLY: Final = "apply"
+PRUNE: Final = "prune"
+
+
+def kind_rank(kind: str) -> int:
+    """Position of a kind in the apply order; unknown kinds (custom resources) go last."""
+    return _KIND_RANK.get(kind, len(KIND_ORDER))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing to do. ``group`` orders steps into the units a wave boundary separates:
+    (phase rank, 0 apply / 1 prune, wave or -wave for prunes)."""
+
+    action: str  # apply | prune
+    phase: str
+    wave: int
+    obj: dict[str, Any]
+    hook: bool = False
+    skip_reason: str = ""  # a prune that must not happen: "Prune=false", "requires pruning"
+
+    @property
+    def group(self) -> tuple[int, int, int]:
+        rank = PHASES.index(self.phase) if self.phase in PHASES else len(PHASES)
+        return (rank, 0 if self.action == APPLY else 1, self.wave if self.action == APPLY else -self.wave)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return tracking.resource_key(self.obj)
+
+    def sort_key(self) -> tuple[Any, ...]:
+        group, kind, namespace, name = self.key
+        rank = kind_rank(kind)
+        if self.action == PRUNE:  # delete dependents before what they live in
+            rank = -rank
+        return (self.group, rank, name, namespace, group, kind)
+
+
+@dataclass
+class ResourceResult:
+    group: str
+    version: str
+    kind: str
+    namespace: str
+    name: str
+    status: str  # Synced | SyncFailed | Pruned | PruneSkipped
+    message: str = ""
+    phase: str = "Sync"
+    wave: int = 0
+    hook: bool = False
+
+
+@dataclass
+class SyncResult:
+    phase: str  # Succeeded | Failed | Running (stopped at a wave boundary, see resume_from)
+    message: str
+    resources: list[ResourceResult]
+    started_at: str
+    finished_at: str
+    resume_from: tuple[int, int, int] | None = None
+    dry_run: bool = False
+
+
+def plan(
+    desired: Iterable[Mapping[str, Any]],
+    live_owned: Iterable[Mapping[str, Any]],
+    prune: bool,
+    *,
+    prune_last: bool = False,
+) -> list[Step]:
+    """Ordered steps for a sync.
+
+    ``desired``: prepared manifests (namespace defaulted, stamped), hooks included;
+    ``live_owned``: live objects this app owns. Owned objects absent from ``desired`` become
+    prune steps after all applies of the Sync phase, in reverse wave order (``prune_last``:
+    after PostSync). With ``prune`` false, or ``Prune=false`` on the object, the step carries
+    a ``skip_reason`` and is reported PruneSkipped rather than silently dropped.
+    Hooks of type Skip and SyncFail are left out (SyncFail hooks only run on failure, which
+    is not supported yet).
+    """
+    steps: list[Step] = []
+    wanted: set[tuple[str, str, str, str]] = set()
+    for obj in desired:
+        wanted.add(tracking.resource_key(obj))
+        hooks = tracking.hook_types(obj)
+        if not hooks:
+            steps.append(Step(APPLY, "Sync", tracking.sync_wave(obj), dict(obj)))
+            continue
+        for hook in hooks:
+            if hook in PHASES:
+                steps.append(Step(APPLY, hook, tracking.sync_wave(obj), dict(obj), hook=True))
+    for obj in live_owned:
+        if tracking.resource_key(obj) in wanted or tracking.is_hook(obj):
+            continue
+        reason = ""
+        if tracking.sync_options(obj).get("Prune", "").lower() == "false":
+            reason = "ignored (Prune=false)"
+        elif not prune:
+            reason = "ignored (requires pruning)"
+        # PruneLast ranks after PostSync: the very end, whatever the wave.
+        phase = "PruneLast" if prune_last else "Sync"
+        steps.append(Step(PRUNE, phase, tracking.sync_wave(obj), dict(obj), skip_reason=reason))
+    return sorted(steps, key=Step.sort_key)
+
+
+def wave_boundaries(steps: list[Step]) -> list[int]:
+    """Indices of ``steps`` where a new (phase, apply/prune, wave) group starts: the points where
+    a sync may pause until the previous group is healthy."""
+    out: list[int] = []
+    previous: tuple[int, int, int] | None = None
+    for index, step in enumerate(steps):
+        if step.group != previous:
+            out.append(index)
+            previous = step.group
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _result_for(step: Step, status: str, message: str) -> ResourceResult:
+    group, kind, namespace, name = step.key
+    api_version = str(step.obj.get("apiVersion", ""))
+    version = api_version.split("/", 1)[1] if "/" in api_version else api_version
+    return ResourceResult(group, version, kind, namespace, name, status, message, step.phase, step.wave, step.hook)
+
+
+def _validate(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    missing = [f for f, v in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind")),
+                               ("metadata.name", meta.get("name"))) if not v]
+    return f"invalid manifest: missing {', '.join(missing)}" if missing else ""
+
+
+def _delete_hook_before_creation(cluster: ClusterClient, obj: Mapping[str, Any], dry_run: bool) -> None:
+    """BeforeHookCreation (the default policy): remove the previous run's hook object and wait
+    briefly until it is gone, so the new one starts fresh (a Job's template is immutable)."""
+    meta = obj.get("metadata") or {}
+    policies = str((meta.get("annotations") or {}).get(tracking.HOOK_DELETE_POLICY_ANNOTATION) or "")
+    if policies and "BeforeHookCreation" not in policies:
+        return
+    api_version, kind, name = str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("name"))
+    existing = cluster.get(api_version, kind, name, meta.get("namespace"))
+    if existing is None or dry_run:
+        return
+    cluster.delete(existing, propagation="Background")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cluster.get(api_version, kind, name, meta.get("namespace")) is not None:
+        time.sleep(0.2)
+
+
+def run_sync(
+    cluster: ClusterClient,
+    app_name: str,
+    desired: list[Mapping[str, Any]],
+    live: list[Mapping[str, Any]],
+    *,
+    prune: bool,
+    create_namespace: bool,
+    namespace: str | None,
+    dry_run: bool = False,
+    prune_last: bool = False,
+    propagation: str = "Foreground",
+    wait_between_waves: bool = False,
+    resume_from: tuple[int, int, int] | None = None,
+    is_healthy: Callable[[Mapping[str, Any] | None], bool] | None = None,
+) -> SyncResult:
+    """Run one sync operation and report every resource.
+
+    ``desired``: rendered manifests; ``live``: objects listed by the app label. A failing
+    resource is recorded as SyncFailed and the operation is Failed with a message naming it;
+    the rest of its wave still runs (as in Argo CD), later waves and prunes do not run and are
+    reported as such: nothing is skipped silently.
+    """
+    from .kube import KubeError
+
+    started = _now()
+    results: list[ResourceResult] = []
+
+    def namespaced(api_version: str, kind: str) -> bool | None:
+        try:
+            return cluster.is_namespaced(api_version, kind)
+        except KubeError:
+            return None
+
+    if create_namespace and namespace and resume_from is None:
+        try:
+            ns = cluster.ensure_namespace(namespace, dry_run=dry_run)
+            results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNCED,
+                                          "namespace ready" if ns.get("metadata", {}).get("uid") else "namespace created"))
+        except KubeError as exc:
+            results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNC_FAILED, str(exc)))
+            return SyncResult("Failed", f"cannot create namespace {namespace}: {exc}", results, started, _now(),
+                              dry_run=dry_run)
+
+    prepared = tracking.prepare_desired(app_name, desired, namespace, namespaced)
+    owned = _diff.extraneous(app_name, prepared, live)
+    steps = plan(prepared, owned, prune, prune_last=prune_last)
+    live_by_key = {tracking.resource_key(o): o for o in live}
+    healthy = is_healthy or (lambda o: _health.resource_health(o).status in (_health.HEALTHY, _health.SUSPENDED))
+
+    failures: list[str] = []
+    boundaries = wave_boundaries(steps) + [len(steps)]
+    for start, end in zip(boundaries, boundaries[1:], strict=False):
+        group_steps = steps[start:end]
+        group = group_steps[0].group
+        if resume_from is not None and group < tuple(resume_from):
+            continue
+        if failures:
+            for step in group_steps:
+                if step.action == APPLY:
+                    results.append(_result_for(step, SYNC_FAILED, "not attempted: an earlier wave failed"))
+                else:
+                    results.append(_result_for(step, PRUNE_SKIPPED, "not pruned: the sync failed"))
+            continue
+        applied: list[Step] = []
+        for step in group_steps:
+            if step.action == PRUNE:
+                results.append(_prune(cluster, app_name, step, propagation, dry_run, failures))
+                continue
+            problem = _validate(step.obj)
+            if problem:
+                failures.append(f"{_ident(step)}: {problem}")
+                results.append(_result_for(step, SYNC_FAILED, problem))
+                continue
+            try:
+                if step.hook:
+                    _delete_hook_before_creation(cluster, step.obj, dry_run)
+                out = cluster.server_side_apply(step.obj, dry_run=dry_run)
+            except KubeError as exc:
+                failures.append(str(exc))
+                results.append(_result_for(step, SYNC_FAILED, str(exc)))
+                continue
+            except Exception as exc:  # a bug or transport error must still be reported per resource
+                failures.append(f"{_ident(step)}: {type(exc).__name__}: {exc}")
+                results.append(_result_for(step, SYNC_FAILED, f"{type(exc).__name__}: {exc}"))
+                continue
+            before = live_by_key.get(step.key)
+            if before is None:
+                message = "created"
+            elif (before.get("metadata") or {}).get("resourceVersion") == (out.get("metadata") or {}).get("resourceVersion"):
+                message = "unchanged"
+            else:
+                message = "configured"
+            results.append(_result_for(step, SYNCED, f"{message}{' (dry run)' if dry_run else ''}"))
+            applied.append(step)
+        if any(s.obj.get("kind") == "CustomResourceDefinition" for s in applied):
+            cluster.invalidate_discovery()  # the next wave may use the new kinds
+        if failures or not wait_between_waves or dry_run or end >= len(steps) or not applied:
+            continue
+        waiting = []
+        for step in applied:
+            meta = step.obj.get("metadata") or {}
+            try:
+                now = cluster.get(str(step.obj["apiVersion"]), str(step.obj["kind"]), str(meta["name"]), meta.get("namespace"))
+            except KubeError:
+                now = None
+            if not healthy(now):
+                waiting.append(_ident(step))
+        if waiting:
+            next_group = steps[end].group
+            return SyncResult(
+                "Running",
+                f"waiting for {', '.join(waiting[:5])}{' ...' if len(waiting) > 5 else ''} to become healthy "
+                f"before wave {steps[end].wave} of phase {steps[end].phase}",
+                results, started, _now(), resume_from=next_group, dry_run=dry_run,
+            )
+
+    if failures:
+        message = f"one or more objects failed to apply: {'; '.join(failures[:5])}"
+        if len(failures) > 5:
+            message += f" (and {len(failures) - 5} more)"
+        return SyncResult("Failed", message, results, started, _now(), dry_run=dry_run)
+    skipped = sum(1 for r in results if r.status == PRUNE_SKIPPED)
+    message = "successfully synced (all tasks run)"
+    if skipped:
+        message += f"; {skipped} object(s) require pruning"
+    return SyncResult("Succeeded", message, results, started, _now(), dry_run=dry_run)
+
+
+def _ident(step: Step) -> str:
+    group, kind, namespace, name = step.key
+    return f"{kind}{'.' + group if group else ''} {namespace + '/' if namespace else ''}{name}"
+
+
+def _prune(cluster: ClusterClient, app_name: str, step: Step, propagation: str, dry_run: bool, failures: list[str]) -> ResourceResult:
+    """Delete one owned object gone from Git; re-checks ownership on the object itself so a
+    copy carrying another object's annotation can never be deleted."""
+    from .kube import KubeError
+
+    if step.skip_reason:
+        return _result_for(step, PRUNE_SKIPPED, step.skip_reason)
+    if not tracking.is_owned(app_name, step.obj):
+        return _result_for(step, PRUNE_SKIPPED, "not pruned: the object is not owned by this application")
+    if (step.obj.get("metadata") or {}).get("deletionTimestamp"):
+        return _result_for(step, PRUNED, "pruned (deletion already in progress)")
+    try:
+        cluster.delete(step.obj, propagation=propagation, dry_run=dry_run)
+    except KubeError as exc:
+        failures.append(str(exc))
+        return _result_for(step, SYNC_FAILED, f"prune failed: {exc}")
+    return _result_for(step, PRUNED, f"pruned{' (dry run)' if dry_run else ''}")
