@@ -1,0 +1,147 @@
+"""Pure parts of the diff: normalisation, paths, offline comparison, three-way, masking."""
+
+from __future__ import annotations
+
+import base64
+import copy
+
+from cluster_objects import deployment_live, deployment_manifest, secret_live, secret_manifest, service_live, service_manifest
+from gitferry import diff, tracking
+
+
+def prepared(obj: dict, namespace: str = "shop") -> dict:
+    out = copy.deepcopy(obj)
+    out["metadata"]["namespace"] = namespace
+    return out
+
+
+def test_normalise_drops_server_metadata_status_and_empties() -> None:
+    live = deployment_live()
+    n = diff.normalise(live)
+    assert "status" not in n
+    assert set(n["metadata"]) == {"name", "namespace", "labels"}  # revision annotation gone too
+    assert "securityContext" not in n["spec"]["template"]["spec"]
+    assert "creationTimestamp" not in n["spec"]["template"]["metadata"]
+    assert live["status"]  # input untouched
+
+
+def test_normalise_folds_secret_string_data() -> None:
+    n = diff.normalise(secret_manifest())
+    assert "stringData" not in n
+    assert n["data"] == {"password": base64.b64encode(b"hunter2-s3cr3t").decode(), "user": "YWRtaW4="}
+
+
+def test_offline_compare_reports_no_false_drift_after_apply() -> None:
+    """Server defaults, quantities (0.5 vs 500m, 1024Mi vs 1Gi), protocol TCP, int-or-string
+    targetPort and stringData must not count as drift."""
+    for desired, live in [
+        (prepared(deployment_manifest()), deployment_live()),
+        (prepared(secret_manifest()), secret_live()),
+        (prepared(service_manifest()), service_live()),
+    ]:
+        result = diff.compare_one_offline(desired, live)
+        assert (result.status, result.changed_paths) == ("Synced", []), result.changed_paths
+
+
+def test_offline_compare_names_the_changed_fields() -> None:
+    live = deployment_live()
+    live["spec"]["replicas"] = 5
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.25"
+    result = diff.compare_one_offline(prepared(deployment_manifest()), live)
+    assert result.status == "OutOfSync"
+    assert result.changed_paths == ["spec.replicas", "spec.template.spec.containers[name=web].image"]
+    assert "-  replicas: 5\n" in result.diff and "+  replicas: 2\n" in result.diff
+
+
+def test_secret_value_change_is_drift_and_never_shown() -> None:
+    live = secret_live(password_b64=base64.b64encode(b"old-password-value").decode())
+    result = diff.compare_one_offline(prepared(secret_manifest()), live)
+    assert result.changed_paths == ["data.password"]
+    text = result.diff + repr(result.live) + repr(result.target)
+    for secret in ("hunter2-s3cr3t", "old-password-value", "aHVudGVyMi1zM2NyM3Q=",
+                   base64.b64encode(b"old-password-value").decode(), "YWRtaW4="):
+        assert secret not in text
+    assert "++++++++" in result.diff
+
+
+def test_mask_secrets_keeps_changes_visible() -> None:
+    a = {"apiVersion": "v1", "kind": "Secret", "data": {"k": "AAA", "same": "BBB"}}
+    b = {"apiVersion": "v1", "kind": "Secret", "data": {"k": "CCC", "same": "BBB"}}
+    ma, mb = diff.mask_secrets(a, b)
+    assert ma["data"]["same"] == mb["data"]["same"]
+    assert ma["data"]["k"] != mb["data"]["k"]
+    assert all(set(v) == {"+"} for v in list(ma["data"].values()) + list(mb["data"].values()))
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "visible"}}
+    assert diff.mask_secrets(cm)[0] == cm
+
+
+def test_changed_paths_exact_and_keyed_lists() -> None:
+    a = deployment_live()
+    b = copy.deepcopy(a)
+    assert diff.changed_paths(a, b) == []
+    b["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "LOG", "value": "info"}]
+    b["metadata"]["labels"]["app.kubernetes.io/part-of"] = "shop"
+    b["status"]["replicas"] = 9  # status is never drift
+    assert diff.changed_paths(a, b) == [
+        'metadata.labels["app.kubernetes.io/part-of"]',
+        "spec.template.spec.containers[name=web].env[name=MODE]",
+    ]
+
+
+def test_three_way_field_removed_from_git_is_drift() -> None:
+    """gitferry applied env MODE before (managedFields); Git dropped it; live still has it."""
+    desired = prepared(deployment_manifest())
+    desired["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "LOG", "value": "info"}]
+    live = deployment_live()
+    assert diff.subset_changed_paths(desired, live) == []  # a subset check alone misses it
+    assert diff.three_way_paths(desired, live) == ["spec.template.spec.containers[name=web].env[name=MODE]"]
+    result = diff.compare_one_offline(desired, live)
+    assert result.status == "OutOfSync"
+    assert result.changed_paths == ["spec.template.spec.containers[name=web].env[name=MODE]"]
+
+
+def test_three_way_ignores_fields_of_other_managers() -> None:
+    desired = prepared(deployment_manifest())
+    live = deployment_live()
+    live["metadata"]["managedFields"][0]["manager"] = "kubectl"
+    desired["spec"]["template"]["spec"]["containers"][0].pop("env")
+    assert diff.three_way_paths(desired, live) == []
+
+
+def test_owned_paths_parses_fields_v1() -> None:
+    paths = diff.owned_paths({"f:spec": {"f:replicas": {}, "f:ports": {'k:{"port":80,"protocol":"TCP"}': {".": {}}}},
+                              "f:metadata": {"f:finalizers": {'v:"a/b"': {}}}})
+    assert ("spec", "replicas") in paths
+    assert ("spec", "ports", (("port", 80), ("protocol", "TCP"))) in paths
+    assert ("metadata", "finalizers", (("__value__", '"a/b"'),)) in paths
+
+
+def test_missing_object_is_out_of_sync_and_missing() -> None:
+    result = diff.compare_one_offline(prepared(deployment_manifest()), None)
+    assert result.status == "OutOfSync" and result.health.status == "Missing"
+    assert "+kind: Deployment" in result.diff
+
+
+def test_extraneous_needs_ownership() -> None:
+    mine = tracking.stamp("shop", prepared(deployment_manifest("old")))
+    copied = copy.deepcopy(mine)
+    copied["metadata"]["name"] = "old-copy"
+    other = tracking.stamp("other", prepared(deployment_manifest("theirs")))
+    hook = tracking.stamp("shop", prepared(deployment_manifest("hooky")))
+    hook["metadata"]["annotations"]["argocd.argoproj.io/hook"] = "PostSync"
+    kept = tracking.stamp("shop", prepared(deployment_manifest("web")))
+    out = diff.extraneous("shop", [kept], [mine, copied, other, hook, kept])
+    assert [o["metadata"]["name"] for o in out] == ["old"]
+
+
+def test_sync_status_rules() -> None:
+    ok = diff.ResourceDiff("apps", "v1", "Deployment", "shop", "web", "Synced")
+    prune = diff.ResourceDiff("", "v1", "ConfigMap", "shop", "old", "OutOfSync", requires_pruning=True,
+                              message="requires pruning")
+    ignored = diff.ResourceDiff("", "v1", "ConfigMap", "shop", "x", "OutOfSync", requires_pruning=True,
+                                message="ignored (extraneous)")
+    unknown = diff.ResourceDiff("", "v1", "ConfigMap", "shop", "u", "Unknown")
+    assert diff.sync_status([ok]) == "Synced"
+    assert diff.sync_status([ok, prune]) == "OutOfSync"
+    assert diff.sync_status([ok, ignored]) == "Synced"
+    assert diff.sync_status([ok, unknown]) == "Unknown"
