@@ -538,8 +538,8 @@ class _Walk:
         if not _type_ok(node, value):
             self.type_errors.append((path, gopath, node, value, struct))
             return
-        if node.enum is not None and self.crd and value not in node.enum:
-            self.causes.append(not_supported_cause(path, value, list(node.enum)))
+        if self.crd:
+            self._crd_value_checks(node, value, path)
         if isinstance(value, dict):
             if node.is_map or (not node.properties and isinstance(node.resolved.get("additionalProperties"), dict)):
                 vnode = node.values
@@ -579,6 +579,48 @@ class _Walk:
                 else:
                     aitem = f"{apath}[{i}]"
                 self.walk(inode, item, f"{path}[{i}]", aitem, gopath, struct)
+
+    def _crd_value_checks(self, node: SchemaNode, value: Any, path: str) -> None:
+        """OpenAPI value constraints of structural CRD schemas, with the apiextensions messages."""
+        raw = node.resolved
+        if node.enum is not None and value not in node.enum:
+            self.causes.append(not_supported_cause(path, value, list(node.enum)))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            lo, hi = raw.get("minimum"), raw.get("maximum")
+            if isinstance(lo, (int, float)):
+                if value < lo or (raw.get("exclusiveMinimum") is True and value == lo):
+                    word = "greater than" if raw.get("exclusiveMinimum") is True else "greater than or equal to"
+                    self.causes.append(invalid_cause(path, value, f"{path} in body should be {word} {_num(lo)}"))
+            if isinstance(hi, (int, float)):
+                if value > hi or (raw.get("exclusiveMaximum") is True and value == hi):
+                    word = "less than" if raw.get("exclusiveMaximum") is True else "less than or equal to"
+                    self.causes.append(invalid_cause(path, value, f"{path} in body should be {word} {_num(hi)}"))
+        if isinstance(value, str):
+            pattern = raw.get("pattern")
+            if isinstance(pattern, str):
+                try:
+                    ok = re.search(pattern, value) is not None
+                except re.error:
+                    ok = True
+                if not ok:
+                    self.causes.append(invalid_cause(path, value, f"{path} in body should match '{pattern}'"))
+            max_len = raw.get("maxLength")
+            if isinstance(max_len, int) and len(value) > max_len:
+                self.causes.append(Cause("FieldValueTooLong", f"Too long: may not be more than {max_len} bytes", path))
+            min_len = raw.get("minLength")
+            if isinstance(min_len, int) and len(value) < min_len:
+                self.causes.append(invalid_cause(path, value, f"{path} in body should be at least {min_len} chars long"))
+        if isinstance(value, list):
+            max_items = raw.get("maxItems")
+            if isinstance(max_items, int) and len(value) > max_items:
+                self.causes.append(Cause("FieldValueTooMany", f"Too many: {len(value)}: must have at most {max_items} items", path))
+            min_items = raw.get("minItems")
+            if isinstance(min_items, int) and len(value) < min_items:
+                self.causes.append(invalid_cause(path, value, f"{path} in body should have at least {min_items} items"))
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
 
 
 Operation = Literal["create", "update", "patch", "apply"]
@@ -677,7 +719,10 @@ class Schemas:
         errors only when ``strict`` (``fieldValidation=Strict``), except for server-side
         apply, where the typed conversion rejects them always (500, empty reason).
         """
-        w = self._walk(rt, obj)
+        return self._decode_error(rt, obj, self._walk(rt, obj), strict=strict, operation=operation)
+
+    def _decode_error(self, rt: ResourceType, obj: dict[str, Any], w: _Walk, *, strict: bool,
+                      operation: Operation) -> errors.ApiError | None:
         if operation == "apply":
             problems = [f"{p}: field not declared in schema" for p in w.unknown_apply]
             for path, _g, node, value, _s in w.type_errors:
@@ -714,10 +759,10 @@ class Schemas:
         Raises the decode error (400 BadRequest, see :meth:`decode_error`) first when the body
         would not decode: wrong types in built-ins, unknown fields when ``strict``.
         """
-        err = self.decode_error(rt, obj, strict=strict, operation="patch" if operation == "patch" else "create")
+        w = self._walk(rt, obj)
+        err = self._decode_error(rt, obj, w, strict=strict, operation="patch" if operation == "patch" else "create")
         if err is not None:
             raise err
-        w = self._walk(rt, obj)
         causes: list[Cause] = []
         causes.extend(self._validate_metadata(rt, obj))
         for path, _g, node, value, _s in w.type_errors:  # CRDs only reach here
@@ -806,7 +851,18 @@ class Schemas:
         if rt.group == "apps" and rt.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
             spec = obj.get("spec")
             if isinstance(spec, dict):
-                causes.extend(_selector_matches(spec))
+                if spec.get("selector") is None:
+                    causes.append(required_cause("spec.selector"))
+                causes.extend(_selector_matches(spec, rt.kind))
+                for key in ("replicas", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
+                    v = spec.get(key)
+                    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+                        causes.append(invalid_cause(f"spec.{key}", v, "must be greater than or equal to 0"))
+        if rt.group == "" and rt.kind == "Service":
+            for i, port in enumerate((obj.get("spec") or {}).get("ports") or ()):
+                p = port.get("port") if isinstance(port, dict) else None
+                if isinstance(p, int) and not isinstance(p, bool) and not 1 <= p <= 65535:
+                    causes.append(invalid_cause(f"spec.ports[{i}].port", p, "must be between 1 and 65535, inclusive"))
         if rt.group == "" and rt.kind == "Service":
             spec = obj.get("spec") or {}
             if isinstance(spec, dict):
@@ -916,7 +972,7 @@ def _pod_specs(rt: ResourceType, obj: dict[str, Any]) -> list[tuple[str, Any]]:
     return []
 
 
-def _selector_matches(spec: dict[str, Any]) -> list[Cause]:
+def _selector_matches(spec: dict[str, Any], kind: str) -> list[Cause]:
     """``selector`` does not match template ``labels`` (apps/v1 workloads)."""
     sel = spec.get("selector")
     tpl = spec.get("template")
@@ -927,7 +983,10 @@ def _selector_matches(spec: dict[str, Any]) -> list[Cause]:
     match = sel.get("matchLabels") or {}
     exprs = sel.get("matchExpressions") or []
     if not match and not exprs:
-        causes.append(invalid_cause("spec.selector", sel, "empty selector is invalid for deployment"))
+        if kind == "Deployment":
+            causes.append(invalid_cause("spec.selector", sel, "empty selector is invalid for deployment"))
+        else:
+            causes.append(invalid_cause("spec.selector", sel, "empty selector is invalid for " + kind.lower()))
         return causes
     labels = labels if isinstance(labels, dict) else {}
     ok = all(labels.get(k) == v for k, v in match.items())

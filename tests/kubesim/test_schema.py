@@ -350,3 +350,31 @@ def test_crd_validation(schemas: Schemas) -> None:
     del missing["spec"]["size"]
     [c] = schemas.validate(rt, missing, strict=True)
     assert (c.field, c.reason) == ("spec.size", "FieldValueRequired")
+
+
+def test_crd_value_constraints(schemas: Schemas) -> None:
+    crd = copy.deepcopy(CRD)
+    props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    props["replicas"].update({"minimum": 0, "maximum": 10})
+    props["name"] = {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5}
+    [rt] = schemas.types_for_crd(crd)
+    obj = {"metadata": {"name": "w"}, "spec": {"size": 1, "replicas": 11, "name": "ABCDEFG"}}
+    causes = [(c.field, c.reason, c.message) for c in schemas.validate(rt, obj, strict=True)]
+    assert causes == [
+        ("spec.replicas", "FieldValueInvalid", "Invalid value: 11: spec.replicas in body should be less than or equal to 10"),
+        ("spec.name", "FieldValueInvalid", "Invalid value: \"ABCDEFG\": spec.name in body should match '^[a-z]+$'"),
+        ("spec.name", "FieldValueTooLong", "Too long: may not be more than 5 bytes"),
+    ]
+
+
+def test_builtin_value_checks(schemas: Schemas) -> None:
+    rt = rt_of(schemas, "apps", "Deployment")
+    [c] = schemas.validate(rt, deployment(replicas=-1), strict=True)
+    assert (c.field, c.message) == ("spec.replicas", "Invalid value: -1: must be greater than or equal to 0")
+    obj = deployment()
+    del obj["spec"]["selector"]
+    [c] = schemas.validate(rt, obj, strict=True)
+    assert (c.field, c.reason) == ("spec.selector", "FieldValueRequired")
+    svc = rt_of(schemas, "", "Service")
+    [c] = schemas.validate(svc, {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}}, strict=True)
+    assert c.field == "spec.ports[0].port" and "between 1 and 65535" in c.message
