@@ -848,6 +848,11 @@ class Schemas:
                             causes.append(invalid_cause(f"{cpath}.name", c["name"], msg))
                     if not c.get("image"):
                         causes.append(required_cause(f"{cpath}.image"))
+        if rt.group == "batch":
+            for path, pod_spec in _pod_specs(rt, obj):
+                policy = pod_spec.get("restartPolicy") if isinstance(pod_spec, dict) else None
+                if policy not in ("OnFailure", "Never"):
+                    causes.append(not_supported_cause(f"{path}.restartPolicy", policy or "", ["OnFailure", "Never"]))
         if rt.group == "apps" and rt.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
             spec = obj.get("spec")
             if isinstance(spec, dict):

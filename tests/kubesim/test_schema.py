@@ -378,3 +378,14 @@ def test_builtin_value_checks(schemas: Schemas) -> None:
     svc = rt_of(schemas, "", "Service")
     [c] = schemas.validate(svc, {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}}, strict=True)
     assert c.field == "spec.ports[0].port" and "between 1 and 65535" in c.message
+
+
+def test_job_templates_need_on_failure_or_never(schemas: Schemas) -> None:
+    job = rt_of(schemas, "batch", "Job")
+    obj = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Always", "containers": [{"name": "c", "image": "busybox"}]}}}}
+    [c] = schemas.validate(job, obj, strict=True)
+    assert (c.field, c.reason) == ("spec.template.spec.restartPolicy", "FieldValueNotSupported")
+    assert c.message == 'Unsupported value: "Always": supported values: "OnFailure", "Never"'
+    obj["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    assert schemas.validate(job, obj, strict=True) == []
