@@ -8,8 +8,52 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 for path in (os.path.join(ROOT, "layers", "core"), ROOT):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+
+@pytest.fixture(scope="session")
+def kubesim() -> Iterator[Any]:
+    """One real HTTPS API emulator for the session; tests isolate themselves by namespace."""
+    try:
+        from local.kubesim.server import KubeSim
+    except ImportError as exc:  # kubesim is written in parallel; say so instead of erroring
+        pytest.skip(f"local.kubesim is not available yet: {exc}")
+    with KubeSim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def kubeconfig_text(kubesim: Any) -> str:
+    with open(kubesim.kubeconfig_path) as f:
+        return f.read()
+
+
+@pytest.fixture
+def cluster(kubeconfig_text: str, tmp_path: Any) -> Iterator[Any]:
+    from gitferry.kube import ClusterClient, api_client_from_kubeconfig
+
+    client = ClusterClient(api_client_from_kubeconfig(kubeconfig_text), str(tmp_path / "discovery"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(cluster: Any) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.ensure_namespace(name)
+    return name
+
+
+@pytest.fixture
+def app_name() -> str:
+    return f"app-{uuid.uuid4().hex[:8]}"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 import copy
 
-from cluster_objects import deployment_live, deployment_manifest, secret_live, secret_manifest, service_live, service_manifest
+from cluster_objects import (
+    deployment_live,
+    deployment_manifest,
+    secret_live,
+    secret_manifest,
+    service_live,
+    service_manifest,
+)
 from gitferry import diff, tracking
 
 
