@@ -19,8 +19,10 @@ import hmac
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -151,6 +153,14 @@ class _Server(ThreadingHTTPServer):
     gitserver: GitServer
     backend: str
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients hanging up mid-request are normal (git gives up on a 401); keep
+        anything else in ``GitServer.errors`` for tests to look at."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            return
+        self.gitserver.errors.append(traceback.format_exc())
+
 
 class GitServer:
     """Serve the bare repos under ``root`` over smart HTTP on 127.0.0.1."""
@@ -160,6 +170,7 @@ class GitServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.auth: dict[str, tuple[str, str]] = {}
         self.requests: list[tuple[str, str, str]] = []
+        self.errors: list[str] = []
         self._lock = threading.Lock()
         self._work = Path(tempfile.mkdtemp(prefix="gitserver-work-"))
         self._httpd = _Server((host, port), _Handler)

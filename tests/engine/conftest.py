@@ -116,3 +116,13 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 @pytest.fixture
 def git_cache(tmp_path: Path) -> Path:
     return tmp_path / "git-cache"
+
+
+@pytest.fixture(autouse=True)
+def _git_server_errors_fail_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A crash inside the git server's handler fails the test that caused it."""
+    yield
+    if "git_server" in request.fixturenames:
+        server: GitServer = request.getfixturevalue("git_server")
+        errors, server.errors[:] = list(server.errors), []
+        assert not errors, "git server errors:\n" + "\n".join(errors)
