@@ -265,7 +265,7 @@ class Request:
         from local.kubesim import openapi
 
         if not rest:
-            self._json(200, openapi.openapi_index(types))
+            self._json(200, openapi.openapi_index(types, self.store.schemas))
             return
         if rest[0] == "api" and len(rest) == 2:
             gv = rest[1]
@@ -275,7 +275,7 @@ class Request:
             raise _not_found_path()
         if gv not in discovery.served_group_versions(types):
             raise _not_found_path()
-        self._json(200, openapi.openapi_document(self.store.schemas, gv, types))
+        self.h._send(200, openapi.openapi_document_bytes(self.store.schemas, gv, types))
 
     # ------------------------------------------------------------------ resources
 

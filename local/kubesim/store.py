@@ -335,6 +335,12 @@ class Store:
                     f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
                 )
 
+    def _empty_status(self, rt: ResourceType) -> JSON:
+        """The zero status a registry strategy resets on create (Go zero values of required fields)."""
+        node = self.schemas.root(rt).field("status")
+        zero = {"integer": 0, "number": 0, "string": "", "boolean": False}
+        return {f: zero[node.field(f).type] for f in node.required if node.field(f).type in zero}
+
     def _has_generation(self, rt: ResourceType) -> bool:
         return rt.is_custom or rt.kind in _GENERATION_KINDS
 
@@ -489,7 +495,7 @@ class Store:
                 if rt.is_custom:
                     obj.pop("status", None)
                 elif rt.kind != "CustomResourceDefinition":
-                    obj["status"] = {}
+                    obj["status"] = self._empty_status(rt)
             if rt is self.ns_rt or rt.kind == "Namespace":
                 obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}
@@ -962,11 +968,17 @@ class Store:
                 else:
                     self._gc_dirty = True
         # ownerReference GC: every owner gone -> dependent deleted (background)
-        for rt, obj in all_objs:
-            refs = obj["metadata"].get("ownerReferences") or []
-            if not refs or obj["metadata"].get("deletionTimestamp"):
+        for rt, snap in all_objs:
+            if not snap["metadata"].get("ownerReferences"):
                 continue
             with self._lock:
+                obj = self._bucket(rt).get((self._ns_key(rt, snap["metadata"].get("namespace")),
+                                            snap["metadata"]["name"]))
+                if obj is None or obj["metadata"]["uid"] != snap["metadata"]["uid"]:
+                    continue
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not refs or obj["metadata"].get("deletionTimestamp"):
+                    continue
                 alive = any(r.get("uid") in self._uids for r in refs)
             if not alive and self._exists(rt, obj):
                 writes += self._try_delete(rt, obj, None)
