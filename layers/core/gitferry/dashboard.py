@@ -1,0 +1,32 @@
+"""The web dashboard: one static page that reads the management API from the browser."""
+
+DASHBOARD_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gitferry</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd}
+.Synced,.Healthy{color:#18794e}.OutOfSync,.Progressing{color:#b45309}.Degraded,.Missing,.Unknown{color:#b91c1c}
+code{font-size:.85em}
+</style></head>
+<body><h1>gitferry</h1>
+<table><thead><tr><th>Application</th><th>Sync</th><th>Health</th><th>Revision</th><th>Repository</th>
+<th>Destination</th><th>Last operation</th></tr></thead><tbody id="apps"><tr><td colspan="7">loading</td></tr></tbody></table>
+<script>
+const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+async function load() {
+  const base = location.pathname.replace(/\\/$/, "");
+  const res = await fetch(base + "/api/v1/applications");
+  const data = await res.json();
+  document.getElementById("apps").innerHTML = data.items.map(a => {
+    const st = a.status || {}, sync = (st.sync || {}).status, health = (st.health || {}).status;
+    const op = st.operationState || {};
+    return `<tr><td>${esc(a.metadata.name)}</td><td class="${esc(sync)}">${esc(sync)}</td>
+      <td class="${esc(health)}">${esc(health)}</td><td><code>${esc(((st.sync || {}).revision || "").slice(0, 8))}</code></td>
+      <td>${esc(a.spec.source.repoURL)} <code>${esc(a.spec.source.path)}</code></td>
+      <td>${esc(a.spec.destination.server || a.spec.destination.name)} / ${esc(a.spec.destination.namespace)}</td>
+      <td>${esc(op.phase)} ${esc(op.message)}</td></tr>`;
+  }).join("") || '<tr><td colspan="7">no applications</td></tr>';
+}
+load(); setInterval(load, 5000);
+</script></body></html>
+"""

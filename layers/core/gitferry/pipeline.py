@@ -1,0 +1,512 @@
+"""The stage logic of gitferry: poll, render, diff, apply, report.
+
+Each public method of :class:`Engine` is what one Lambda stage does with one
+message; the handlers only parse events and shape responses. The decisions
+(what is due, whether to sync) are pure functions at the bottom of this module,
+so they are tested without any I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gitferry import diff as diffing
+from gitferry import git, render, tracking
+from gitferry.blobs import ManifestStore
+from gitferry.errors import GitError, GitferryError, NotFoundError, RenderError
+from gitferry.messages import ApplyRequest, DiffRequest, RenderRequest, ReportRequest
+from gitferry.model import (
+    Application,
+    AppStatus,
+    ComparedTo,
+    Condition,
+    HealthStatus,
+    HistoryEntry,
+    OperationInitiator,
+    OperationState,
+    ResourceResult,
+    ResourceStatus,
+    SyncOperationResult,
+    SyncStatus,
+)
+from gitferry.queues import Queues
+from gitferry.secrets import SecretStore
+from gitferry.state import StateStore
+
+FLEET = "_fleet"  # message group / app name of the fleet summary sent by each poll tick
+# Conditions a comparison owns: replaced by every comparison, so a fixed error disappears.
+COMPARISON_CONDITIONS = ("ComparisonError", "InvalidSpecError")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine reads from the environment (template.yaml sets it)."""
+
+    table_name: str
+    bucket_name: str
+    secret_prefix: str = "gitferry/"
+    git_cache_dir: str = "/tmp/gitferry-git"
+    discovery_cache_dir: str = "/tmp/gitferry-discovery"
+    drift_check_seconds: int = 180
+    # While a rollout is in progress the app is looked at again this often (poll picks it up).
+    rollout_check_seconds: int = 10
+    operation_timeout_seconds: int = 900
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            table_name=env["TABLE_NAME"],
+            bucket_name=env["BUCKET_NAME"],
+            secret_prefix=env.get("SECRET_PREFIX", "gitferry/"),
+            git_cache_dir=env.get("GIT_CACHE_DIR", "/tmp/gitferry-git"),
+            discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
+            drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
+            rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
+        )
+
+
+@dataclass
+class MetricPoint:
+    """One metric for the report stage to emit as EMF (dimensions beyond ``service``)."""
+
+    name: str
+    value: float
+    unit: str = "Count"
+    dimensions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PollResult:
+    scheduled: list[RenderRequest]
+    errors: dict[str, str]
+    apps: int
+    out_of_sync: int
+    degraded: int
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """The pipeline over its adapters. Build with :meth:`from_env` in a Lambda."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateStore,
+        manifests: ManifestStore,
+        secrets: SecretStore,
+        queues: Queues,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.manifests = manifests
+        self.secrets = secrets
+        self.queues = queues
+        self.clock = clock
+        self._clusters: dict[str, tuple[str, Any]] = {}
+
+    @classmethod
+    def from_env(cls) -> Engine:
+        settings = Settings.from_env()
+        manifests = ManifestStore(settings.bucket_name)
+        return cls(
+            settings,
+            StateStore(settings.table_name, blobs=manifests),
+            manifests,
+            SecretStore(settings.secret_prefix),
+            Queues(),
+        )
+
+    # ------------------------------------------------------------------ poll
+
+    def poll(self) -> PollResult:
+        """One tick: ONE ls-remote per repository, then a render message for every app whose
+        commit changed, whose refresh/sync was asked for, whose rollout is being followed or
+        whose drift check is due. Ends with the fleet summary for the drift alarm."""
+        now = self.clock()
+        apps = [stored.app for stored in self.state.list_apps()]
+        statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
+        by_repo: dict[str, list[Application]] = defaultdict(list)
+        for app in apps:
+            by_repo[app.spec.source.repo_url].append(app)
+        scheduled: list[RenderRequest] = []
+        errors: dict[str, str] = {}
+        for url, repo_apps in by_repo.items():
+            try:
+                refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
+            except GitferryError as exc:
+                for app in repo_apps:
+                    errors[app.name] = str(exc)
+                    self._record_comparison_error(app, statuses.get(app.name), None, exc)
+                continue
+            for app in repo_apps:
+                status = statuses.get(app.name)
+                try:
+                    commit = git.resolve(refs, app.spec.source.target_revision, url)
+                except GitferryError as exc:
+                    errors[app.name] = str(exc)
+                    self._record_comparison_error(app, status, None, exc)
+                    continue
+                reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
+                if reason is None:
+                    continue
+                request = RenderRequest(
+                    app=app.name, commit=commit, reason=reason, initiatedBy="poll",
+                    startedAt=now.timestamp(), sync=bool(status and status.sync_requested),
+                )
+                self.queues.send(request, dedup=f"{commit}:{reason}:{now.timestamp()}")
+                if status and (status.refresh_requested or status.sync_requested):
+                    self.state.clear_requests(app.name)
+                scheduled.append(request)
+        out_of_sync = sum(1 for s in statuses.values() if s.sync.status == "OutOfSync")
+        degraded = sum(1 for s in statuses.values() if s.health.status == "Degraded")
+        self.queues.send(
+            ReportRequest(app=FLEET, event="fleet", outOfSync=out_of_sync, degraded=degraded, apps=len(apps),
+                          startedAt=now.timestamp()),
+            dedup=f"fleet:{now.timestamp()}",
+        )
+        return PollResult(scheduled, errors, len(apps), out_of_sync, degraded)
+
+    def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
+                       commit: str | None = None) -> RenderRequest:
+        """Resolve the app's revision now (one ls-remote) and queue a render: what the API's
+        sync / refresh / rollback and the webhook do instead of waiting for the next tick."""
+        url = app.spec.source.repo_url
+        if commit is None:
+            refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
+            commit = git.resolve(refs, app.spec.source.target_revision, url)
+        now = self.clock()
+        request = RenderRequest(app=app.name, commit=commit, reason=reason, initiatedBy=initiated_by,
+                                startedAt=now.timestamp(), sync=sync)
+        self.queues.send(request, dedup=f"{commit}:{reason}:{initiated_by}:{now.timestamp()}")
+        return request
+
+    # ------------------------------------------------------------------ render
+
+    def render(self, request: RenderRequest) -> DiffRequest | None:
+        """Fetch the commit, render the source, store the manifests; a Git or render error is
+        recorded on the app as a ComparisonError condition naming the file, and the cluster is
+        not touched."""
+        started = time.monotonic()
+        app = self._app_or_none(request.app)
+        if app is None:
+            return None
+        url = app.spec.source.repo_url
+        try:
+            root = git.checkout(url, request.commit, self.secrets.get_repo_credentials(url),
+                                self.settings.git_cache_dir)
+            manifests = render.render_directory(Path(root), app.spec.source.path, app.spec.source.directory)
+        except (GitError, RenderError) as exc:
+            self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
+            self._report(app.name, "status", request, {"render": time.monotonic() - started})
+            return None
+        key = self.manifests.put_manifests(manifests)
+        diff_request = DiffRequest(
+            app=app.name, commit=request.commit, manifests=key, reason=request.reason,
+            initiatedBy=request.initiated_by, startedAt=request.started_at, sync=request.sync,
+        )
+        self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
+        return diff_request
+
+    # ------------------------------------------------------------------ diff
+
+    def diff(self, request: DiffRequest) -> ApplyRequest | None:
+        """Compare the rendered manifests with the live cluster, store status, health and the
+        resource list, and ask for a sync when the policy (or a person) says so."""
+        started = time.monotonic()
+        app = self._app_or_none(request.app)
+        if app is None:
+            return None
+        previous = self.state.get_status(app.name) or AppStatus()
+        try:
+            cluster = self.cluster_for(app)
+            desired = self.manifests.get_manifests(request.manifests)
+            live = cluster.list_by_label(tracking.label_selector(app.name))
+            comparison = diffing.compare(cluster, app.name, desired, live,
+                                         namespace=app.spec.destination.namespace)
+        except GitferryError as exc:
+            self._record_comparison_error(app, previous, request.commit, exc)
+            return None
+        except Exception as exc:  # a cluster we cannot reach: Unknown, recorded, retried next tick
+            self._record_comparison_error(app, previous, request.commit, exc)
+            return None
+        now = self.clock()
+        status = previous.model_copy(deep=True)
+        status.sync = SyncStatus(
+            status=comparison.sync_status, revision=request.commit,
+            compared_to=ComparedTo(source=app.spec.source, destination=app.spec.destination),
+        )
+        app_health = comparison.health
+        status.health = HealthStatus(status=app_health, message=_health_message(comparison))
+        status.resources = [_resource_status(r) for r in comparison.resources]
+        status.conditions = [c for c in status.conditions if c.type not in COMPARISON_CONDITIONS]
+        if comparison.errors:
+            status.conditions.append(Condition(type="ComparisonError", message="; ".join(comparison.errors)[:2000],
+                                               last_transition_time=now))
+        status.reconciled_at = now
+        status.observed_at = now
+        following = app_health in ("Progressing", "Missing") or comparison.sync_status == "OutOfSync"
+        status.next_check_at = (
+            datetime.fromtimestamp(now.timestamp() + self.settings.rollout_check_seconds, UTC) if following else None
+        )
+        self.state.put_status(app.name, status)
+        apply_request: ApplyRequest | None = None
+        decision = sync_decision(app, previous, comparison, request)
+        if decision is not None:
+            apply_request = ApplyRequest(
+                app=app.name, commit=request.commit, manifests=request.manifests, reason=decision,
+                initiatedBy=request.initiated_by if request.sync else "automated",
+                startedAt=request.started_at, prune=_prune_for(app, request),
+            )
+            self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{request.started_at}:apply")
+        self._report(app.name, "status", request, {"diff": time.monotonic() - started})
+        return apply_request
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, request: ApplyRequest) -> OperationState | None:
+        """Run one sync operation under the app's operation lease. The Running operation is
+        recorded before anything touches the cluster, so a crash mid-way leaves a record."""
+        from gitferry import sync as syncing
+
+        app = self._app_or_none(request.app)
+        if app is None:
+            return None
+        op_id = uuid.uuid4().hex
+        if not self.state.acquire_operation(app.name, op_id, self.settings.operation_timeout_seconds):
+            from gitferry.errors import LeaseHeldError
+
+            lease = self.state.get_operation(app.name)
+            raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
+        started = self.clock()
+        initiator = (OperationInitiator(automated=True) if request.initiated_by == "automated"
+                     else OperationInitiator(username=request.initiated_by))
+        try:
+            status = self.state.get_status(app.name) or AppStatus()
+            status.operation_state = OperationState(
+                operation={"sync": {"revision": request.commit, "prune": request.prune}},
+                phase="Running", message="sync started", started_at=started, initiated_by=initiator,
+                sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source),
+            )
+            self.state.put_status(app.name, status)
+            desired = self.manifests.get_manifests(request.manifests)
+            automated = app.automated
+            if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
+                phase, message, results = "Failed", "auto-sync will wipe out all resources (allowEmpty is false)", []
+            else:
+                cluster = self.cluster_for(app)
+                live = cluster.list_by_label(tracking.label_selector(app.name))
+                result = syncing.run_sync(
+                    cluster, app.name, desired, live, prune=request.prune,
+                    create_namespace=app.has_sync_option("CreateNamespace"),
+                    namespace=app.spec.destination.namespace,
+                    prune_last=app.has_sync_option("PruneLast"),
+                    propagation=(app.sync_option("PrunePropagationPolicy") or "foreground").capitalize(),
+                )
+                phase, message, results = result.phase, result.message, result.resources
+        except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
+            self._finish_operation(app, request, started, initiator, "Error", f"{type(exc).__name__}: {exc}", [])
+            self.state.release_operation(app.name, op_id)
+            raise
+        operation = self._finish_operation(app, request, started, initiator, phase, message, results)
+        self.state.release_operation(app.name, op_id)
+        # Look again at once (health while the rollout runs), then the poll follows it.
+        self.queues.send(
+            DiffRequest(app=app.name, commit=request.commit, manifests=request.manifests, reason="rollout",
+                        initiatedBy=request.initiated_by, startedAt=request.started_at),
+            dedup=f"{request.commit}:{op_id}:after-sync",
+        )
+        self._report(app.name, "operation", request,
+                     {"apply": (self.clock() - started).total_seconds(),
+                      "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0})
+        return operation
+
+    def _finish_operation(self, app: Application, request: ApplyRequest, started: datetime,
+                          initiator: OperationInitiator, phase: str, message: str, results: Iterable[Any]) -> OperationState:
+        finished = self.clock()
+        status = self.state.get_status(app.name) or AppStatus()
+        operation = OperationState(
+            operation={"sync": {"revision": request.commit, "prune": request.prune}},
+            phase=phase, message=message, started_at=started, finished_at=finished, initiated_by=initiator,
+            sync_result=SyncOperationResult(
+                revision=request.commit, source=app.spec.source,
+                resources=[ResourceResult(group=r.group, version=r.version, kind=r.kind, namespace=r.namespace,
+                                          name=r.name, status=r.status, message=r.message or None,
+                                          sync_phase=r.phase, hook_phase=None) for r in results],
+            ),
+        )
+        status.operation_state = operation
+        status.conditions = [c for c in status.conditions if c.type != "SyncError"]
+        if phase in ("Failed", "Error"):
+            status.conditions.append(Condition(type="SyncError", message=message, last_transition_time=finished))
+        self.state.put_status(app.name, status)
+        if phase == "Succeeded":
+            self.state.append_history(app.name, HistoryEntry(
+                id=0, revision=request.commit, deployed_at=finished, deploy_started_at=started,
+                initiated_by=initiator, source=app.spec.source,
+            ), limit=app.spec.revision_history_limit)
+        return operation
+
+    # ------------------------------------------------------------------ report
+
+    def report(self, request: ReportRequest) -> list[MetricPoint]:
+        """The metrics of one report message: the fleet summary feeds the drift alarm
+        (``OutOfSyncApps``); an app's report gives its sync, health and stage durations."""
+        if request.event == "fleet":
+            return [
+                MetricPoint("OutOfSyncApps", request.out_of_sync),
+                MetricPoint("DegradedApps", request.degraded),
+                MetricPoint("Applications", request.apps),
+            ]
+        points = [MetricPoint("StageDuration", seconds, "Seconds", {"app": request.app, "stage": stage})
+                  for stage, seconds in request.durations.items()]
+        status = self.state.get_status(request.app)
+        if status is None:
+            return points
+        dims = {"app": request.app}
+        points += [
+            MetricPoint("OutOfSync", 1.0 if status.sync.status == "OutOfSync" else 0.0, "Count", dims),
+            MetricPoint("Healthy", 1.0 if status.health.status == "Healthy" else 0.0, "Count", dims),
+            MetricPoint("Degraded", 1.0 if status.health.status == "Degraded" else 0.0, "Count", dims),
+            MetricPoint("DriftedResources", float(sum(1 for r in status.resources if r.status == "OutOfSync")),
+                        "Count", dims),
+        ]
+        if request.event == "operation" and status.operation_state is not None:
+            failed = status.operation_state.phase in ("Failed", "Error")
+            points.append(MetricPoint("SyncFailed" if failed else "SyncSucceeded", 1.0, "Count", dims))
+        return points
+
+    # ------------------------------------------------------------------ helpers
+
+    def cluster_for(self, app: Application) -> Any:
+        """A ClusterClient for the app's destination, built from the kubeconfig in Secrets
+        Manager and kept while the kubeconfig is unchanged (warm Lambdas reuse connections)."""
+        from gitferry import kube
+
+        dest = app.spec.destination
+        cluster = self.state.find_cluster(server=dest.server, name=dest.name)
+        kubeconfig = self.secrets.get_kubeconfig(cluster.name)
+        digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
+        cached = self._clusters.get(cluster.name)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        client = kube.ClusterClient(kube.api_client_from_kubeconfig(kubeconfig),
+                                    os.path.join(self.settings.discovery_cache_dir, cluster.name))
+        self._clusters[cluster.name] = (digest, client)
+        return client
+
+    def _app_or_none(self, name: str) -> Application | None:
+        try:
+            return self.state.get_app(name).app
+        except NotFoundError:
+            return None  # deleted while its message was in flight: nothing to do
+
+    def _record_comparison_error(self, app: Application, status: AppStatus | None, commit: str | None,
+                                 exc: BaseException) -> None:
+        """Sync Unknown with a ComparisonError condition; resources and health are kept (the
+        cluster was not looked at, so nothing about it changed)."""
+        status = (status or self.state.get_status(app.name) or AppStatus()).model_copy(deep=True)
+        now = self.clock()
+        condition_type = getattr(exc, "condition_type", "ComparisonError")
+        if condition_type not in COMPARISON_CONDITIONS:
+            condition_type = "ComparisonError"
+        status.conditions = [c for c in status.conditions if c.type not in COMPARISON_CONDITIONS]
+        status.conditions.append(Condition(type=condition_type, message=str(exc)[:2000], last_transition_time=now))
+        status.sync = SyncStatus(status="Unknown", revision=commit or status.sync.revision,
+                                 compared_to=ComparedTo(source=app.spec.source, destination=app.spec.destination))
+        status.reconciled_at = now
+        status.next_check_at = None
+        self.state.put_status(app.name, status)
+
+    def _report(self, app: str, event: str, request: Any, durations: dict[str, float]) -> None:
+        self.queues.send(
+            ReportRequest(app=app, event=event, durations=durations, reason=request.reason,
+                          initiatedBy=request.initiated_by, startedAt=request.started_at),
+            dedup=f"{event}:{uuid.uuid4().hex}",
+        )
+
+
+# ---------------------------------------------------------------------- pure decisions
+
+
+def due_reason(status: AppStatus | None, commit: str, now: datetime, drift_check_seconds: int) -> str | None:
+    """Why an app must be rendered and compared at this tick, or None."""
+    if status is None or status.sync.revision is None:
+        return "poll"
+    if status.sync.revision != commit:
+        return "poll"
+    if status.sync_requested:
+        return "sync"
+    if status.refresh_requested:
+        return "refresh"
+    if status.next_check_at is not None and status.next_check_at <= now:
+        return "rollout"
+    if status.reconciled_at is None or (now - status.reconciled_at).total_seconds() >= drift_check_seconds:
+        return "drift-check"
+    return None
+
+
+def sync_decision(app: Application, previous: AppStatus, comparison: Any, request: DiffRequest) -> str | None:
+    """Argo CD's automation rules: a person's sync always runs; automated sync runs once per
+    new commit; at an already-synced commit only selfHeal re-applies drift; a failed sync is not
+    retried at the same commit unless selfHeal; objects that merely need pruning, with prune off,
+    never trigger a sync (it could not fix them)."""
+    if request.sync:
+        return request.reason if request.reason in ("sync", "rollback") else "sync"
+    automated = app.automated
+    if automated is None or comparison.sync_status != "OutOfSync":
+        return None
+    fixable = [r for r in comparison.resources if r.status == "OutOfSync" and (automated.prune or not r.requires_pruning)]
+    if not fixable:
+        return None
+    last = previous.operation_state
+    synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
+    if not synced_this_commit:
+        return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
+    if automated.self_heal:
+        return "drift-check"
+    return None
+
+
+def _prune_for(app: Application, request: DiffRequest) -> bool:
+    automated = app.automated
+    if request.sync:
+        # A person's sync prunes like an automated one when the policy prunes; otherwise not
+        # (Argo CD's sync button leaves prune unchecked unless asked).
+        return bool(automated and automated.prune)
+    return bool(automated and automated.prune)
+
+
+def _resource_status(r: Any) -> ResourceStatus:
+    return ResourceStatus(
+        group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
+        status=r.status if r.status in ("Synced", "OutOfSync", "Unknown") else "Unknown",
+        health=HealthStatus(status=r.health.status, message=r.health.message or None) if r.health else None,
+        requires_pruning=r.requires_pruning, sync_wave=r.sync_wave,
+    )
+
+
+def _health_message(comparison: Any) -> str | None:
+    worst = comparison.health
+    if worst == "Healthy":
+        return None
+    for r in comparison.resources:
+        if r.health and r.health.status == worst and not r.requires_pruning:
+            return f"{r.kind}/{r.name}: {r.health.message}" if r.health.message else f"{r.kind}/{r.name} is {worst}"
+    return None
+
+
+__all__ = ["Engine", "FLEET", "MetricPoint", "PollResult", "Settings", "due_reason", "sync_decision"]

@@ -1,0 +1,235 @@
+"""What the management API and the webhook do, behind the thin api/webhook handlers.
+
+Every answer is a plain JSON-able dict. Credentials go into Secrets Manager and are
+never returned: repositories and clusters come back as metadata only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from gitferry import webhooks
+from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError
+from gitferry.model import Application, Cluster, Repository
+from gitferry.pipeline import Engine
+from gitferry.secrets import RepoCredentials
+
+
+def parse_document(body: str | bytes | None, what: str) -> dict[str, Any]:
+    """A JSON or YAML mapping from a request body, or InvalidSpecError naming the line."""
+    if not body:
+        raise InvalidSpecError(["body: a document is required"], f"invalid {what}")
+    text = body.decode() if isinstance(body, bytes) else body
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InvalidSpecError([f"body: {where}{getattr(exc, 'problem', None) or exc}"], f"invalid {what}") from None
+    if not isinstance(doc, dict):
+        raise InvalidSpecError(["body: must be a mapping"], f"invalid {what}")
+    return doc
+
+
+class Service:
+    """API operations over the engine's stores."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.state = engine.state
+        self.secrets = engine.secrets
+
+    # ------------------------------------------------------------------ applications
+
+    def create_app(self, body: str | bytes | None, *, upsert: bool = False, caller: str = "api") -> dict[str, Any]:
+        """Register an Application manifest. Its destination cluster must be registered first,
+        so a typo in ``destination.server`` is refused now rather than failing every tick."""
+        app = Application.from_manifest(parse_document(body, "Application"))
+        dest = app.spec.destination
+        try:
+            self.state.find_cluster(server=dest.server, name=dest.name)
+        except NotFoundError:
+            where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
+            raise InvalidSpecError(
+                [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
+            ) from None
+        expected = None
+        if upsert:
+            try:
+                expected = self.state.get_app(app.name).version
+            except NotFoundError:
+                expected = None
+        self.state.put_app(app, expected_version=expected)
+        # Look at it now rather than at the next tick; a Git error shows as a condition.
+        try:
+            self.engine.request_render(app, reason="create", initiated_by=caller)
+        except GitferryError as exc:
+            self.engine._record_comparison_error(app, None, None, exc)
+        return self.get_app(app.name)
+
+    def list_apps(self) -> dict[str, Any]:
+        stored = self.state.list_apps()
+        statuses = self.state.get_statuses([s.app.name for s in stored]) if stored else {}
+        items = []
+        for s in stored:
+            status = statuses.get(s.app.name)
+            items.append({
+                "metadata": {"name": s.app.name},
+                "spec": s.app.to_manifest()["spec"],
+                "status": _summary(status.to_json_dict()) if status else {},
+            })
+        return {"items": items}
+
+    def get_app(self, name: str) -> dict[str, Any]:
+        stored = self.state.get_app(name)
+        status = self.state.get_status(name, include_history=True)
+        manifest = stored.app.to_manifest()
+        manifest["status"] = status.to_json_dict() if status else {}
+        return manifest
+
+    def delete_app(self, name: str) -> dict[str, Any]:
+        """Forget the app. Like Argo CD without the resources finalizer, live objects stay."""
+        self.state.delete_app(name)
+        return {"deleted": name}
+
+    def sync(self, name: str, body: str | bytes | None, caller: str) -> dict[str, Any]:
+        """Sync now at the tracked revision (or ``revision`` from the body)."""
+        app = self.state.get_app(name).app
+        options = parse_document(body, "sync request") if body else {}
+        revision = options.get("revision")
+        commit = None
+        if revision:
+            from gitferry import git
+
+            url = app.spec.source.repo_url
+            refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
+            commit = git.resolve(refs, str(revision), url)
+        request = self.engine.request_render(app, reason="sync", initiated_by=caller, sync=True, commit=commit)
+        return {"app": name, "revision": request.commit, "queued": True}
+
+    def refresh(self, name: str, caller: str) -> dict[str, Any]:
+        app = self.state.get_app(name).app
+        request = self.engine.request_render(app, reason="refresh", initiated_by=caller)
+        return {"app": name, "revision": request.commit, "queued": True}
+
+    def rollback(self, name: str, history_id: int, caller: str) -> dict[str, Any]:
+        """Re-apply a recorded revision. Refused while automated sync is on, as in Argo CD:
+        the next poll would undo it."""
+        app = self.state.get_app(name).app
+        if app.automated is not None:
+            raise InvalidSpecError(["spec.syncPolicy.automated: rollback cannot be initiated when auto-sync is enabled"])
+        entry = self.state.get_history(name, history_id)
+        request = self.engine.request_render(app, reason="rollback", initiated_by=caller, sync=True,
+                                             commit=entry.revision)
+        return {"app": name, "revision": request.commit, "queued": True, "history": history_id}
+
+    def history(self, name: str) -> dict[str, Any]:
+        self.state.get_app(name)
+        return {"items": [h.to_json_dict() for h in self.state.list_history(name)]}
+
+    def resources(self, name: str) -> dict[str, Any]:
+        self.state.get_app(name)
+        status = self.state.get_status(name)
+        return {"items": [r.to_json_dict() for r in (status.resources if status else [])]}
+
+    # ------------------------------------------------------------------ clusters and repositories
+
+    def register_cluster(self, body: str | bytes | None) -> dict[str, Any]:
+        """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
+        ``server`` defaults to the kubeconfig's current cluster."""
+        doc = parse_document(body, "cluster")
+        problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
+        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
+        problems += [f"{k}: unknown field" for k in unknown]
+        if problems:
+            raise InvalidSpecError(problems, "invalid cluster")
+        kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
+        server = doc.get("server") or _kubeconfig_server(kubeconfig)
+        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"))
+        self.secrets.put_kubeconfig(cluster.name, kubeconfig)
+        self.state.put_cluster(cluster)
+        return cluster.to_json_dict()
+
+    def list_clusters(self) -> dict[str, Any]:
+        return {"items": [c.to_json_dict() for c in self.state.list_clusters()]}
+
+    def register_repository(self, body: str | bytes | None) -> dict[str, Any]:
+        """``{url, username?, password?, token?}``: credentials to Secrets Manager only."""
+        doc = parse_document(body, "repository")
+        problems = [] if doc.get("url") else ["url: field required"]
+        problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
+        if problems:
+            raise InvalidSpecError(problems, "invalid repository")
+        creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
+        has_credentials = bool(creds.password or creds.token)
+        if has_credentials:
+            self.secrets.put_repo_credentials(doc["url"], creds)
+        repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
+                          has_credentials=has_credentials)
+        self.state.put_repository(repo)
+        return repo.to_json_dict()
+
+    def list_repositories(self) -> dict[str, Any]:
+        return {"items": [r.to_json_dict() for r in self.state.list_repositories()]}
+
+    # ------------------------------------------------------------------ webhooks
+
+    def webhook(self, provider: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Verify, parse, and queue a render for every app tracking the pushed ref.
+        Answers fast: one secret read, one table read, a queue message per app."""
+        secret = self.secrets.get_webhook_secret(provider)
+        if not secret:
+            return 401, {"message": f"no webhook secret configured for {provider}"}
+        webhooks.verify_signature(provider, headers, body, secret)
+        event = webhooks.parse_push(provider, headers, body)
+        if event.kind == "ping":
+            return 200, {"message": "pong"}
+        pushed = {webhooks.normalise_repo_url(u) for u in event.repo_urls}
+        queued = []
+        for stored in self.state.list_apps():
+            app = stored.app
+            if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
+                continue
+            if not _tracks(app.spec.source.target_revision, event):
+                continue
+            # The pushed tip is the commit for a branch/tag the app tracks by name; HEAD is
+            # re-resolved (the push may not be to the default branch).
+            exact = event.commit and app.spec.source.target_revision not in ("HEAD", "")
+            request = self.engine.request_render(
+                app, reason="webhook", initiated_by=f"webhook:{provider}:{event.delivery}",
+                commit=event.commit if exact else None,
+            )
+            queued.append({"app": app.name, "revision": request.commit})
+        return 202, {"queued": queued}
+
+
+def _tracks(target_revision: str, event: webhooks.PushEvent) -> bool:
+    """Does a push of ``event.ref`` move ``target_revision``? HEAD follows any branch push
+    (resolved later against the remote's HEAD, so a push elsewhere re-renders to no effect)."""
+    if event.commit.strip("0") == "":
+        return False  # ref deleted
+    rev = target_revision or "HEAD"
+    if rev == "HEAD":
+        return event.branch is not None
+    return rev in (event.branch, event.tag, event.ref)
+
+
+def _kubeconfig_server(kubeconfig: str) -> str:
+    try:
+        doc = yaml.safe_load(kubeconfig)
+        contexts = {c["name"]: c["context"] for c in doc.get("contexts", [])}
+        clusters = {c["name"]: c["cluster"] for c in doc.get("clusters", [])}
+        current = doc.get("current-context") or next(iter(contexts))
+        return str(clusters[contexts[current]["cluster"]]["server"])
+    except Exception:
+        raise InvalidSpecError(["kubeconfig: cannot find the current context's cluster server"], "invalid cluster") from None
+
+
+def _summary(status: dict[str, Any]) -> dict[str, Any]:
+    """A list row: no resource list (an app may have thousands)."""
+    return {k: v for k, v in status.items() if k not in ("resources", "history")}
+
+
+__all__ = ["Service", "parse_document"]
