@@ -391,8 +391,9 @@ def _body(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _sets_equal(a: dict[tuple[str, str, str, str], _Entry], b: dict[tuple[str, str, str, str], _Entry]) -> bool:
-    ka = {k: e.paths for k, e in a.items() if e.paths}
-    kb = {k: e.paths for k, e in b.items() if e.paths}
+    """Equal up to timestamps (the apiserver then keeps the old entries, times included)."""
+    ka = {k: (e.api_version, e.paths) for k, e in a.items() if e.paths}
+    kb = {k: (e.api_version, e.paths) for k, e in b.items() if e.paths}
     return ka == kb
 
 
@@ -522,7 +523,7 @@ def _update_others(
     subresource: str | None,
     rt: ResourceType | None,
     config: dict[str, Any] | None,
-) -> dict[str, tuple[str, str, str, str] | Any]:
+) -> dict[tuple[str, str, str, str], _Entry]:
     """SMD ``Updater.update``: conflicts, then others lose what changed or vanished."""
     cmp = _compare(old, new, node)
     changed = _reset_filter(_strip(cmp.modified | cmp.added), subresource)
