@@ -562,8 +562,12 @@ class _Walk:
                     self.unknown_apply.append(asub)
                 elif node.preserve_unknown:
                     continue
+            if not self.crd and (path == "status" or path.startswith("status.")):
+                return  # Go zero values: status of built-ins is never "missing" a field
             for req in node.required:
                 if value.get(req) is None and not (req == "metadata" and path == ""):
+                    if not self.crd and node.field(req).type in ("integer", "number", "boolean"):
+                        continue  # decodes to 0/false; range checks (e.g. ports) report those
                     sub = f"{path}.{req}" if path else req
                     self.causes.append(required_cause(sub))
             return
@@ -865,9 +869,17 @@ class Schemas:
                         causes.append(invalid_cause(f"spec.{key}", v, "must be greater than or equal to 0"))
         if rt.group == "" and rt.kind == "Service":
             for i, port in enumerate((obj.get("spec") or {}).get("ports") or ()):
-                p = port.get("port") if isinstance(port, dict) else None
+                p = port.get("port", 0) if isinstance(port, dict) else None
                 if isinstance(p, int) and not isinstance(p, bool) and not 1 <= p <= 65535:
                     causes.append(invalid_cause(f"spec.ports[{i}].port", p, "must be between 1 and 65535, inclusive"))
+        for path, pod_spec in _pod_specs(rt, obj):
+            for field_name in ("initContainers", "containers"):
+                for i, c in enumerate(pod_spec.get(field_name) or () if isinstance(pod_spec, dict) else ()):
+                    for j, port in enumerate(c.get("ports") or () if isinstance(c, dict) else ()):
+                        p = port.get("containerPort", 0) if isinstance(port, dict) else None
+                        if isinstance(p, int) and not isinstance(p, bool) and not 1 <= p <= 65535:
+                            causes.append(invalid_cause(f"{path}.{field_name}[{i}].ports[{j}].containerPort", p,
+                                                        "must be between 1 and 65535, inclusive"))
         if rt.group == "" and rt.kind == "Service":
             spec = obj.get("spec") or {}
             if isinstance(spec, dict):

@@ -314,8 +314,20 @@ def test_validate_required_fields(schemas: Schemas) -> None:
     }
     svc = rt_of(schemas, "", "Service")
     causes = schemas.validate(svc, {"metadata": {"name": "s"}, "spec": {"ports": [{"name": "http"}]}}, strict=True)
-    assert [(x.field, x.message) for x in causes] == [("spec.ports[0].port", "Required value")]
+    assert [(x.field, x.message) for x in causes] == [
+        ("spec.ports[0].port", "Invalid value: 0: must be between 1 and 65535, inclusive")]
     assert schemas.validate(rt, deployment(), strict=True) == []
+
+
+def test_builtin_status_and_zero_values_are_not_required(schemas: Schemas) -> None:
+    """ReplicaSetStatus.replicas is `required` in OpenAPI but a Go zero value on the server."""
+    rs = rt_of(schemas, "apps", "ReplicaSet")
+    obj = deployment()
+    obj["kind"] = "ReplicaSet"
+    obj["status"] = {"conditions": [{}]}
+    assert schemas.validate(rs, obj, strict=True) == []
+    cr = rt_of(schemas, "apps", "ControllerRevision")
+    assert schemas.validate(cr, {"metadata": {"name": "r"}, "data": {}}, strict=True) == []
 
 
 def test_selector_must_match_template(schemas: Schemas) -> None:
