@@ -379,6 +379,42 @@ def _encode(managers: dict[tuple[str, str, str, str], _Entry]) -> list[dict[str,
     return [e.to_dict() for e in live]
 
 
+MAX_UPDATE_MANAGERS = 10
+ANCIENT_CHANGES = "ancient-changes"
+
+
+def _cap_updaters(
+    managers: dict[tuple[str, str, str, str], _Entry],
+) -> dict[tuple[str, str, str, str], _Entry]:
+    """capManagersManager: beyond 10 Update entries the oldest are folded, per apiVersion,
+    into an ``ancient-changes`` entry, so managedFields cannot grow without bound."""
+    managers = dict(managers)
+    updaters = [k for k, e in managers.items() if e.operation != "Apply"]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return managers
+    updaters.sort(key=lambda k: (managers[k].time or "", json.dumps(list(k))))
+    first_of_version: dict[str, tuple[str, str, str, str]] = {}
+    length = len(updaters)
+    for k in updaters:
+        if length <= MAX_UPDATE_MANAGERS:
+            break
+        e = managers[k]
+        bucket = (ANCIENT_CHANGES, "Update", e.api_version, "")
+        first = first_of_version.get(e.api_version)
+        if first is None:
+            first_of_version[e.api_version] = k
+            continue
+        if bucket not in managers:
+            base = managers.pop(first)
+            managers[bucket] = _Entry(ANCIENT_CHANGES, "Update", e.api_version, base.time, "", set(base.paths))
+        b = managers[bucket]
+        b.paths = b.paths | e.paths
+        b.time = e.time
+        del managers[k]
+        length -= 1
+    return managers
+
+
 def _body(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The object without managedFields (they never take part in merges or diffs)."""
     if not obj:
@@ -420,6 +456,9 @@ def apply(
     was removed because its applier dropped it is re-defaulted by the store afterwards.
     ``subresource="status"`` applies to the status subresource (only status changes).
     """
+    cmeta = config.get("metadata")
+    if isinstance(cmeta, dict) and cmeta.get("managedFields", None) is not None:
+        raise errors.bad_request("metadata.managedFields must be nil")
     live_body = _body(live)
     old_managers = _decode(((live or {}).get("metadata") or {}).get("managedFields"))
     managers = copy.deepcopy(old_managers)
@@ -614,7 +653,7 @@ def _finish(
         if previous is not None:
             meta["managedFields"] = copy.deepcopy(previous)
         return out
-    encoded = _encode(managers)
+    encoded = _encode(_cap_updaters(managers))
     if encoded:
         meta["managedFields"] = encoded
     else:
@@ -641,16 +680,17 @@ def record_update(
     (never a conflict) and whatever was removed; entries left empty disappear. On
     create the comparison is against the empty object of the kind, as the apiserver
     does, so only the containers a typed empty object lacks get a ``.`` member.
-    A client that sends ``managedFields: []`` resets them (no entries at all).
+    A client that sends ``managedFields: [{}]`` strips them (no entries at all); an
+    empty list is ignored so clients unaware of the field never wipe it.
     """
     meta = new.setdefault("metadata", {})
-    sent = meta.get("managedFields", _ABSENT)
-    if isinstance(sent, list) and not sent and "managedFields" in meta:
-        if old is not None and ((old.get("metadata") or {}).get("managedFields")):
-            meta.pop("managedFields", None)
-            return
-    old_entries = (old or {}).get("metadata", {}) or {}
-    source = sent if isinstance(sent, list) and sent else old_entries.get("managedFields")
+    sent = meta.get("managedFields")
+    if _is_reset(sent):
+        meta.pop("managedFields", None)
+        return
+    live_entries = ((old or {}).get("metadata") or {}).get("managedFields")
+    # the client's entries count (it may rewrite them) unless empty or on a subresource
+    source = sent if isinstance(sent, list) and sent and not subresource else live_entries
     old_managers = _decode(source)
     managers = copy.deepcopy(old_managers)
 
@@ -676,6 +716,11 @@ def record_update(
         meta["managedFields"] = result["metadata"]["managedFields"]
     else:
         meta.pop("managedFields", None)
+
+
+def _is_reset(sent: Any) -> bool:
+    """``[{}]``: the documented way to strip managedFields with a non-apply write."""
+    return isinstance(sent, list) and len(sent) == 1 and sent[0] == {}
 
 
 _NON_POINTER_STRUCTS = frozenset({"metadata", "spec", "status", "template", "strategy", "updateStrategy"})

@@ -377,12 +377,40 @@ def test_unchanged_update_keeps_entries_untouched() -> None:
     assert entries(same) == entries(live)
 
 
-def test_sending_empty_managed_fields_resets_them() -> None:
+def test_managed_fields_single_empty_entry_strips_them_but_empty_list_does_not() -> None:
     live = server_stored(apply(None, manifest()))
-    new = copy.deepcopy(live)
-    new["metadata"]["managedFields"] = []
-    ssa.record_update(live, new, manager="x", node=DEPLOY, api_version="apps/v1", now=T1)
-    assert "managedFields" not in new["metadata"]
+    kept = copy.deepcopy(live)
+    kept["metadata"]["managedFields"] = []
+    kept["metadata"]["labels"]["x"] = "1"
+    ssa.record_update(live, kept, manager="x", node=DEPLOY, api_version="apps/v1", now=T1)
+    assert [e["manager"] for e in entries(kept)] == ["kubectl", "x"]
+    stripped = copy.deepcopy(live)
+    stripped["metadata"]["managedFields"] = [{}]
+    ssa.record_update(live, stripped, manager="x", node=DEPLOY, api_version="apps/v1", now=T1)
+    assert "managedFields" not in stripped["metadata"]
+
+
+def test_apply_rejects_managed_fields_in_config() -> None:
+    cfg = manifest()
+    cfg["metadata"]["managedFields"] = []
+    with pytest.raises(errors.ApiError) as exc:
+        apply(None, cfg)
+    assert (exc.value.code, exc.value.message) == (400, "metadata.managedFields must be nil")
+
+
+def test_more_than_ten_updaters_fold_into_ancient_changes() -> None:
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
+    for i in range(12):
+        nxt = copy.deepcopy(obj)
+        nxt["data"][f"k{i}"] = "v"
+        ssa.record_update(obj, nxt, manager=f"m{i:02d}", node=CM, api_version="v1", now=f"2026-11-26T15:{i:02d}:00Z")
+        obj = nxt
+    managers = [e["manager"] for e in entries(obj)]
+    assert len(managers) == 10
+    assert managers[0] == "ancient-changes"
+    ancient = entry(obj, "ancient-changes")
+    assert ancient["fieldsV1"] == {"f:data": {"f:k0": {}, "f:k1": {}, "f:k2": {}}}
+    assert ancient["time"] == "2026-11-26T15:02:00Z"
 
 
 def test_entries_sorted_apply_first_then_time() -> None:
