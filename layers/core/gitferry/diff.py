@@ -599,8 +599,12 @@ def compare(
         try:
             if found is None:  # maybe it exists without our label (created by hand, adopted now)
                 meta = obj.get("metadata") or {}
-                found = cluster.get(str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("name")),
-                                    meta.get("namespace"))
+                try:
+                    found = cluster.get(str(obj.get("apiVersion")), str(obj.get("kind")), str(meta.get("name")),
+                                        meta.get("namespace"))
+                except KubeError as exc:
+                    if exc.code != 404:  # 404 = kind not served yet (its CRD comes with this sync)
+                        raise
             return compare_one(cluster, obj, found)
         except KubeError as exc:
             errors.append(str(exc))

@@ -258,9 +258,10 @@ def run_sync(
 
     if create_namespace and namespace and resume_from is None:
         try:
-            ns = cluster.ensure_namespace(namespace, dry_run=dry_run)
+            existed = cluster.get("v1", "Namespace", namespace) is not None
+            cluster.ensure_namespace(namespace, dry_run=dry_run)
             results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNCED,
-                                          "namespace ready" if ns.get("metadata", {}).get("uid") else "namespace created"))
+                                          "namespace exists" if existed else "namespace created"))
         except KubeError as exc:
             results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNC_FAILED, str(exc)))
             return SyncResult("Failed", f"cannot create namespace {namespace}: {exc}", results, started, _now(),

@@ -1,0 +1,146 @@
+"""run_sync() against kubesim: create namespace, apply, prune only what we own, failures, waves."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from typing import Any
+
+from gitferry import kube, sync, tracking
+
+
+def cm(name: str, wave: int | None = None, **annotations: str) -> dict[str, Any]:
+    ann = dict(annotations)
+    if wave is not None:
+        ann["argocd.argoproj.io/sync-wave"] = str(wave)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "annotations": ann}, "data": {"n": name}}
+
+
+def deployment(name: str, wave: int = 0, image: str = "nginx:1.27") -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "annotations": {"argocd.argoproj.io/sync-wave": str(wave)}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def run(cluster: kube.ClusterClient, app: str, ns: str, desired: list[dict[str, Any]], **kwargs: Any) -> sync.SyncResult:
+    live = cluster.list_by_label(tracking.label_selector(app))
+    options: dict[str, Any] = {"prune": True, "create_namespace": False, "namespace": ns}
+    options.update(kwargs)
+    return sync.run_sync(cluster, app, desired, live, **options)
+
+
+def statuses(result: sync.SyncResult) -> dict[str, tuple[str, str]]:
+    return {f"{r.kind}/{r.name}": (r.status, r.message) for r in result.resources}
+
+
+def wait_gone(cluster: kube.ClusterClient, kind: str, name: str, ns: str) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if cluster.get("v1", kind, name, ns) is None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_create_namespace_apply_and_stamp(cluster: kube.ClusterClient, app_name: str) -> None:
+    ns = f"n-{uuid.uuid4().hex[:8]}"
+    result = run(cluster, app_name, ns, [cm("a"), deployment("web")], create_namespace=True)
+    assert result.phase == "Succeeded", result.message
+    assert statuses(result) == {"Namespace/" + ns: ("Synced", "namespace created"), "ConfigMap/a": ("Synced", "created"),
+                                "Deployment/web": ("Synced", "created")}
+    live = cluster.get("v1", "ConfigMap", "a", ns)
+    assert live is not None
+    assert live["metadata"]["labels"][tracking.APP_LABEL] == app_name
+    assert tracking.is_owned(app_name, live)
+    assert {m["manager"] for m in live["metadata"]["managedFields"]} == {"gitferry"}
+    again = run(cluster, app_name, ns, [cm("a"), deployment("web")])
+    assert statuses(again)["ConfigMap/a"] == ("Synced", "unchanged")
+
+
+def test_without_create_namespace_a_missing_namespace_fails_per_resource(cluster: kube.ClusterClient, app_name: str) -> None:
+    ns = f"n-{uuid.uuid4().hex[:8]}"
+    result = run(cluster, app_name, ns, [cm("a")])
+    assert result.phase == "Failed"
+    status, message = statuses(result)["ConfigMap/a"]
+    assert status == "SyncFailed" and "NotFound" in message
+    assert f"ConfigMap v1 {ns}/a" in result.message
+
+
+def test_prune_removes_only_owned_objects(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    assert run(cluster, app_name, namespace, [cm("keep"), cm("old")]).phase == "Succeeded"
+    old = cluster.get("v1", "ConfigMap", "old", namespace)
+    copied = copy.deepcopy(old)  # a copy keeps label and annotation of "old"
+    copied["metadata"] = {"name": "old-copy", "namespace": namespace, "labels": old["metadata"]["labels"],
+                          "annotations": old["metadata"]["annotations"]}
+    copied["data"] = {"n": "copy"}
+    cluster.server_side_apply(copied, field_manager="kubectl")
+    foreign = tracking.stamp("another-app", dict(cm("theirs"), metadata={"name": "theirs", "namespace": namespace}))
+    foreign["metadata"]["labels"][tracking.APP_LABEL] = app_name  # even with our label
+    cluster.server_side_apply(foreign, field_manager="argocd-controller")
+
+    result = run(cluster, app_name, namespace, [cm("keep")])
+    assert result.phase == "Succeeded", result.message
+    assert statuses(result) == {"ConfigMap/keep": ("Synced", "unchanged"), "ConfigMap/old": ("Pruned", "pruned")}
+    assert wait_gone(cluster, "ConfigMap", "old", namespace)
+    assert cluster.get("v1", "ConfigMap", "old-copy", namespace) is not None
+    assert cluster.get("v1", "ConfigMap", "theirs", namespace) is not None
+
+
+def test_prune_disabled_or_refused_by_annotation(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    desired = [cm("keep"), cm("old"), cm("precious", **{"argocd.argoproj.io/sync-options": "Prune=false"})]
+    assert run(cluster, app_name, namespace, desired).phase == "Succeeded"
+    result = run(cluster, app_name, namespace, [cm("keep")], prune=False)
+    assert result.phase == "Succeeded"
+    assert statuses(result)["ConfigMap/old"] == ("PruneSkipped", "ignored (requires pruning)")
+    assert "require pruning" in result.message
+    result = run(cluster, app_name, namespace, [cm("keep")], prune=True)
+    assert statuses(result)["ConfigMap/precious"] == ("PruneSkipped", "ignored (Prune=false)")
+    assert statuses(result)["ConfigMap/old"] == ("Pruned", "pruned")
+    assert cluster.get("v1", "ConfigMap", "precious", namespace) is not None
+
+
+def test_failure_is_recorded_and_later_waves_do_not_run(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    broken = deployment("broken")
+    del broken["spec"]["selector"]
+    result = run(cluster, app_name, namespace, [cm("first", wave=0), broken, cm("later", wave=1)])
+    assert result.phase == "Failed"
+    st = statuses(result)
+    assert st["ConfigMap/first"] == ("Synced", "created")
+    assert st["Deployment/broken"][0] == "SyncFailed" and "Invalid" in st["Deployment/broken"][1]
+    assert st["ConfigMap/later"] == ("SyncFailed", "not attempted: an earlier wave failed")
+    assert "broken" in result.message
+    assert cluster.get("v1", "ConfigMap", "later", namespace) is None
+
+
+def test_waves_pause_until_healthy_and_resume(kubesim: Any, cluster: kube.ClusterClient, namespace: str,
+                                              app_name: str) -> None:
+    desired = [deployment("db", wave=0), cm("after-db", wave=1)]
+    kubesim.pause_controllers()
+    try:
+        first = run(cluster, app_name, namespace, desired, wait_between_waves=True)
+    finally:
+        kubesim.resume_controllers()
+    assert first.phase == "Running", first.message
+    assert first.resume_from == (1, 0, 1)
+    assert "Deployment.apps " + namespace + "/db" in first.message
+    assert cluster.get("v1", "ConfigMap", "after-db", namespace) is None
+    deadline = time.monotonic() + 20
+    second = first
+    while time.monotonic() < deadline:
+        second = run(cluster, app_name, namespace, desired, wait_between_waves=True, resume_from=first.resume_from)
+        if second.phase != "Running":
+            break
+        time.sleep(0.3)
+    assert second.phase == "Succeeded", second.message
+    assert statuses(second) == {"ConfigMap/after-db": ("Synced", "created")}
+    assert cluster.get("v1", "ConfigMap", "after-db", namespace) is not None
+
+
+def test_dry_run_changes_nothing(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    result = run(cluster, app_name, namespace, [cm("a")], dry_run=True)
+    assert result.phase == "Succeeded" and result.dry_run
+    assert statuses(result)["ConfigMap/a"] == ("Synced", "created (dry run)")
+    assert cluster.get("v1", "ConfigMap", "a", namespace) is None
