@@ -6,6 +6,7 @@ time only moves when a test calls ``clock.advance``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -478,3 +479,54 @@ def test_daemonset_pvc_service_ingress_namespace(sim: Sim) -> None:
     ing_ip = sim.get("networking.k8s.io", "Ingress", "web")["status"]["loadBalancer"]["ingress"][0]["ip"]
     assert lb_ip.startswith("192.0.2.") and ing_ip.startswith("192.0.2.") and lb_ip != ing_ip
     assert sim.get("", "Namespace", "team", ns=None)["status"]["phase"] == "Active"
+
+
+# ---------------------------------------------------------------- through the real server
+
+def test_server_background_controllers_follow_the_paused_clock() -> None:
+    """The server's 50 ms controller loop with a paused clock: nothing happens until time moves."""
+    from kubernetes import client, config
+
+    from local.kubesim.server import KubeSim
+
+    clock = Clock(start=T0, paused=True)
+    with KubeSim(clock=clock) as ks:
+        api_client = config.new_client_from_config(config_file=ks.kubeconfig_path)
+        try:
+            apps = client.AppsV1Api(api_client)
+            apps.create_namespaced_deployment("default", deployment("srv", image="nginx:1.27", replicas=2))
+
+            def available() -> str:
+                dep = apps.read_namespaced_deployment("srv", "default")
+                conds = {c.type: c.status for c in dep.status.conditions or []}
+                return conds.get("Available", "")
+
+            deadline = time.monotonic() + 10
+            while available() != "False" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert available() == "False"
+            time.sleep(0.3)  # several loop iterations at a frozen time: still not available
+            assert available() == "False"
+            clock.advance(2)
+            while available() != "True" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert available() == "True"
+            dep = apps.read_namespaced_deployment("srv", "default")
+            assert (dep.status.ready_replicas, dep.status.updated_replicas, dep.status.observed_generation) == (2, 2, 1)
+            # a frozen, converged cluster makes no more writes (no watch noise)
+            rv = ks.store.resource_version
+            time.sleep(0.3)
+            assert ks.store.resource_version == rv
+            # kubectl's Table request: the real Deployment columns and cells
+            resp = api_client.rest_client.request(
+                "GET", f"{ks.url}/apis/apps/v1/namespaces/default/deployments",
+                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io",
+                         "Authorization": f"Bearer {ks.token}"})
+            resp.read()
+            table = json.loads(resp.data)
+            assert [c["name"] for c in table["columnDefinitions"]][:5] == ["Name", "Ready", "Up-to-date",
+                                                                           "Available", "Age"]
+            assert table["rows"][0]["cells"][:5] == ["srv", "2/2", 2, 2, "2s"]
+            assert ks.background_errors == []
+        finally:
+            api_client.close()
