@@ -38,11 +38,17 @@ def kubeconfig_text(kubesim: Any) -> str:
         return f.read()
 
 
+@pytest.fixture(scope="session")
+def discovery_dir(tmp_path_factory: Any) -> str:
+    """Shared discovery cache: as in a warm Lambda, discovery is fetched once."""
+    return str(tmp_path_factory.mktemp("discovery"))
+
+
 @pytest.fixture
-def cluster(kubeconfig_text: str, tmp_path: Any) -> Iterator[Any]:
+def cluster(kubeconfig_text: str, discovery_dir: str) -> Iterator[Any]:
     from gitferry.kube import ClusterClient, api_client_from_kubeconfig
 
-    client = ClusterClient(api_client_from_kubeconfig(kubeconfig_text), str(tmp_path / "discovery"))
+    client = ClusterClient(api_client_from_kubeconfig(kubeconfig_text), discovery_dir)
     yield client
     client.close()
 
