@@ -15,6 +15,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -137,7 +138,10 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
             )
         except Exception as exc:  # ConfigException and friends; never echo the kubeconfig
             raise KubeError(f"invalid kubeconfig: {type(exc).__name__}: {exc}", reason="InvalidKubeconfig") from None
-        ssl_context = _ssl_context(configuration)
+        try:
+            ssl_context = _ssl_context(configuration)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise KubeError(f"invalid TLS material in kubeconfig: {exc}", reason="InvalidKubeconfig") from None
         # Forget the file names (and the credential bytes used as cache keys) the library kept.
         for key, path in list(_kube_config._temp_files.items()):
             if os.path.dirname(path) == tmp:
@@ -147,12 +151,17 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
         configuration.key_file = None
     api_client = k8s_client.ApiClient(configuration=configuration)
     if ssl_context is not None:
-        pool_args: dict[str, Any] = {"ssl_context": ssl_context, "maxsize": 16}
+        pool_args: dict[str, Any] = {"ssl_context": ssl_context,
+                                     "maxsize": configuration.connection_pool_maxsize or 16}
         if configuration.tls_server_name:
             pool_args["server_hostname"] = configuration.tls_server_name
         if configuration.assert_hostname is not None:
             pool_args["assert_hostname"] = configuration.assert_hostname
-        api_client.rest_client.pool_manager = urllib3.PoolManager(**pool_args)
+        if configuration.proxy:
+            api_client.rest_client.pool_manager = urllib3.ProxyManager(
+                configuration.proxy, proxy_headers=configuration.proxy_headers, **pool_args)
+        else:
+            api_client.rest_client.pool_manager = urllib3.PoolManager(**pool_args)
     return api_client
 
 
@@ -197,8 +206,10 @@ class ClusterClient:
     discovery cache is only touched under a lock.
     """
 
-    def __init__(self, api_client: k8s_client.ApiClient, discovery_cache_dir: str | None = None) -> None:
+    def __init__(self, api_client: k8s_client.ApiClient, discovery_cache_dir: str | None = None,
+                 discovery_ttl_seconds: float = 300.0) -> None:
         self.api_client = api_client
+        self.discovery_ttl_seconds = discovery_ttl_seconds
         cache_dir = discovery_cache_dir or tempfile.mkdtemp(prefix="gitferry-discovery-")
         os.makedirs(cache_dir, exist_ok=True)
         host = str(api_client.configuration.host).replace("://", "_").replace("/", "_").replace(":", "_")
@@ -208,13 +219,24 @@ class ClusterClient:
             self.dynamic = DynamicClient(api_client, cache_file=self._cache_file)
         except Exception as exc:
             raise _wrap(exc) from None
+        try:  # a cache file left by an earlier (warm) invocation is as old as its mtime
+            self._discovered_at = os.path.getmtime(self._cache_file)
+        except OSError:
+            self._discovered_at = time.time()
 
     # ---- discovery -------------------------------------------------------------------------
 
     def invalidate_discovery(self) -> None:
         """Forget cached discovery (after a CRD was applied, a new kind appears)."""
         with self._lock:
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        try:
             self.dynamic.resources.invalidate_cache()
+        except Exception as exc:
+            raise _wrap(exc) from None
+        self._discovered_at = time.time()
 
     def resource(self, api_version: str, kind: str) -> Resource:
         """The discovered resource for apiVersion+kind; refreshes discovery once on a miss."""
@@ -225,7 +247,7 @@ class ClusterClient:
                     return found
                 except ResourceNotFoundError:
                     if attempt == 0:
-                        self.dynamic.resources.invalidate_cache()
+                        self._invalidate()
                         continue
                     raise KubeError(
                         f"the server does not serve kind {kind} in {api_version}",
@@ -242,9 +264,16 @@ class ClusterClient:
         return bool(self.resource(api_version, kind).namespaced)
 
     def served_types(self) -> list[ResourceType]:
-        """Every served, listable top-level kind at its group's preferred version."""
+        """Every served, listable top-level kind at its group's preferred version.
+
+        Discovery older than ``discovery_ttl_seconds`` is refreshed first: a warm Lambda would
+        otherwise never see a CRD installed after it started, and objects of that kind would look
+        absent (false Missing, nothing pruned).
+        """
         out: dict[tuple[str, str], ResourceType] = {}
         with self._lock:
+            if time.time() - self._discovered_at > self.discovery_ttl_seconds:
+                self._invalidate()
             try:
                 resources = list(self.dynamic.resources)
             except Exception as exc:

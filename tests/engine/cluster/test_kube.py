@@ -35,16 +35,40 @@ def _files_containing(needle: bytes, since: float) -> list[str]:
     return found
 
 
+def _client_certificate() -> tuple[bytes, bytes]:
+    """A self-signed client certificate + key (EKS kubeconfigs use tokens, others use these)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gitferry-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def test_kubeconfig_leaves_no_credential_files_and_verifies_tls(kubeconfig_text: str) -> None:
     config = yaml.safe_load(kubeconfig_text)
     ca_pem = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+    cert_pem, key_pem = _client_certificate()
+    config["users"][0]["user"]["client-certificate-data"] = base64.b64encode(cert_pem).decode()
+    config["users"][0]["user"]["client-key-data"] = base64.b64encode(key_pem).decode()
     since = time.time() - 1
-    client = kube.ClusterClient(kube.api_client_from_kubeconfig(kubeconfig_text), tempfile.mkdtemp())
+    client = kube.ClusterClient(kube.api_client_from_kubeconfig(yaml.safe_dump(config)), tempfile.mkdtemp())
     assert client.get("v1", "Namespace", "default") is not None
     # still works for new connections after the temp files are gone
     client.api_client.rest_client.pool_manager.clear()
     assert client.get("v1", "Namespace", "default") is not None
-    assert _files_containing(ca_pem.strip().splitlines()[1], since) == []
+    for secret in (ca_pem, key_pem):
+        assert _files_containing(secret.strip().splitlines()[1], since) == []
     client.close()
 
 
