@@ -271,6 +271,10 @@ def run_sync(
     owned = _diff.extraneous(app_name, prepared, live)
     steps = plan(prepared, owned, prune, prune_last=prune_last)
     live_by_key = {tracking.resource_key(o): o for o in live}
+    crd_kinds = {
+        (str((o.get("spec") or {}).get("group", "")), str(((o.get("spec") or {}).get("names") or {}).get("kind", "")))
+        for o in prepared if o.get("kind") == "CustomResourceDefinition"
+    }
     healthy = is_healthy or (lambda o: _health.resource_health(o).status in (_health.HEALTHY, _health.SUSPENDED))
 
     failures: list[str] = []
@@ -300,7 +304,10 @@ def run_sync(
             try:
                 if step.hook:
                     _delete_hook_before_creation(cluster, step.obj, dry_run)
-                out = cluster.server_side_apply(step.obj, dry_run=dry_run)
+                out = _apply(cluster, step, crd_kinds, dry_run)
+            except _CrdPending:
+                results.append(_result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"))
+                continue
             except KubeError as exc:
                 failures.append(str(exc))
                 results.append(_result_for(step, SYNC_FAILED, str(exc)))
@@ -350,6 +357,33 @@ def run_sync(
     if skipped:
         message += f"; {skipped} object(s) require pruning"
     return SyncResult("Succeeded", message, results, started, _now(), dry_run=dry_run)
+
+
+class _CrdPending(Exception):
+    """Dry run of a custom resource whose CRD is part of the same (dry) sync."""
+
+
+def _apply(cluster: ClusterClient, step: Step, crd_kinds: set[tuple[str, str]], dry_run: bool,
+           wait_seconds: float = 30.0) -> dict[str, Any]:
+    """Server-side apply; a custom resource whose CRD this sync just applied is retried until
+    the API server serves the new kind (a CRD takes a moment to become Established)."""
+    from .kube import KubeError
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return cluster.server_side_apply(step.obj, dry_run=dry_run)
+        except KubeError as exc:
+            group, kind = step.key[0], step.key[1]
+            pending = exc.code == 404 and "does not serve kind" in exc.message and (group, kind) in crd_kinds
+            if not pending:
+                raise
+            if dry_run:
+                raise _CrdPending() from exc
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            cluster.invalidate_discovery()
 
 
 def _ident(step: Step) -> str:

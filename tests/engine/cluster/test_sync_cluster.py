@@ -144,3 +144,23 @@ def test_dry_run_changes_nothing(cluster: kube.ClusterClient, namespace: str, ap
     assert result.phase == "Succeeded" and result.dry_run
     assert statuses(result)["ConfigMap/a"] == ("Synced", "created (dry run)")
     assert cluster.get("v1", "ConfigMap", "a", namespace) is None
+
+
+def test_crd_and_its_custom_resources_in_one_sync(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    group = f"{app_name}.example.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"widgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "size": {"type": "integer"}}}}}}}]}}
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
+    # the custom resource comes first in Git: ordering must still apply the CRD before it
+    result = run(cluster, app_name, namespace, [widget, crd])
+    assert result.phase == "Succeeded", result.message
+    assert [f"{r.kind}/{r.name}" for r in result.resources] == [f"CustomResourceDefinition/widgets.{group}", "Widget/w1"]
+    live = cluster.get(f"{group}/v1", "Widget", "w1", namespace)
+    assert live is not None and live["spec"] == {"size": 3} and tracking.is_owned(app_name, live)
+    found = {tracking.resource_key(o) for o in cluster.list_by_label(tracking.label_selector(app_name))}
+    assert (group, "Widget", namespace, "w1") in found
