@@ -84,13 +84,31 @@ def list_kind(node: SchemaLike) -> str:
 # ---------------------------------------------------------------- path elements
 
 
-def key_element(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+# Defaults of list-map key fields. structured-merge-diff fills a key field the item
+# omits with the schema default, so ``{containerPort: 80}`` is the item
+# ``k:{"containerPort":80,"protocol":"TCP"}`` (the schemas in kubernetes-validate carry
+# no defaults; every defaulted key field in the built-in APIs is a protocol).
+KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
+
+
+def key_values(item: dict[str, Any], keys: tuple[str, ...], item_node: SchemaLike | None = None) -> dict[str, Any]:
+    """The key fields of a list-map item, defaults filled in, sorted by name."""
+    out: dict[str, Any] = {}
+    for k in sorted(keys):
+        if k in item and item[k] is not None:
+            out[k] = item[k]
+        elif k in KEY_DEFAULTS and (item_node is None or item_node.field(k).known):
+            out[k] = KEY_DEFAULTS[k]
+    return out
+
+
+def key_element(item: dict[str, Any], keys: tuple[str, ...], item_node: SchemaLike | None = None) -> str:
     """``k:{"name":"web"}`` for a list-map item.
 
     Why sorted keys: structured-merge-diff serialises the key set as a JSON object
     whose fields are sorted by name (``k:{"containerPort":80,"protocol":"TCP"}``).
     """
-    present = {k: item[k] for k in sorted(keys) if k in item}
+    present = key_values(item, keys, item_node)
     return "k:" + json.dumps(present, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 

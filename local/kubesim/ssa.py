@@ -109,7 +109,7 @@ def _collect(value: JSON, node: SchemaLike, path: Path, out: set[Path]) -> None:
 
 def _item_element(item: JSON, node: SchemaLike, kind: str) -> str:
     if kind == "map" and isinstance(item, dict):
-        return key_element(item, node.list_map_keys)
+        return key_element(item, node.list_map_keys, node.items)
     return value_element(item)
 
 

@@ -455,3 +455,17 @@ def test_status_update_records_under_status_subresource_and_main_update_ignores_
     main["status"] = {"observedGeneration": 2}
     ssa.record_update(new, main, manager="someone", node=DEPLOY, api_version="apps/v1", now=T2)
     assert all(e["manager"] != "someone" for e in entries(main))
+
+
+def test_list_map_key_defaults_are_filled_like_the_server() -> None:
+    """``ports: [{containerPort: 80}]`` is the item ``containerPort=80,protocol=TCP``: applying it
+    over the defaulted live object must not duplicate the port."""
+    cfg = manifest()
+    cfg["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
+    live = server_stored(apply(None, cfg))
+    live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = "TCP"  # the store's default
+    again = apply(live, cfg, "other", now=T1)
+    assert again["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    ports = entry(again, "other")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][
+        'k:{"name":"web"}']["f:ports"]
+    assert ports == {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}
