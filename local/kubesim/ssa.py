@@ -691,8 +691,8 @@ def record_update(
     live_entries = ((old or {}).get("metadata") or {}).get("managedFields")
     # the client's entries count (it may rewrite them) unless empty or on a subresource
     source = sent if isinstance(sent, list) and sent and not subresource else live_entries
-    old_managers = _decode(source)
-    managers = copy.deepcopy(old_managers)
+    live_managers = _decode(live_entries)
+    managers = _decode(source)
 
     old_body = _body(old) if old is not None else _empty_object(node)
     new_body = _body(new)
@@ -711,7 +711,7 @@ def record_update(
         e.paths |= changed
         e.time = now
     managers = {k: e for k, e in managers.items() if e.paths}
-    result = _finish(old_body, new_body, old_managers, managers, old)
+    result = _finish(old_body, new_body, live_managers, managers, old)
     if "managedFields" in result["metadata"]:
         meta["managedFields"] = result["metadata"]["managedFields"]
     else:

@@ -469,3 +469,12 @@ def test_list_map_key_defaults_are_filled_like_the_server() -> None:
     ports = entry(again, "other")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][
         'k:{"name":"web"}']["f:ports"]
     assert ports == {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}
+
+
+def test_client_rewritten_managed_fields_are_kept_on_unchanged_body() -> None:
+    """kubectl migrates client-side-apply ownership by rewriting managedFields only."""
+    live = server_stored(apply(None, manifest()))
+    rewritten = copy.deepcopy(live)
+    rewritten["metadata"]["managedFields"][0]["manager"] = "renamed"
+    ssa.record_update(live, rewritten, manager="kubectl", node=DEPLOY, api_version="apps/v1", now=T1)
+    assert [e["manager"] for e in entries(rewritten)] == ["renamed"]
