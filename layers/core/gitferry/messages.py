@@ -55,6 +55,11 @@ class ReportRequest(_Message):
     event: Literal["status", "operation", "fleet"] = "status"
     # Stage durations (seconds) measured by the sender, emitted as metrics.
     durations: dict[str, float] = Field(default_factory=dict)
+    # The app's state when the event happened (a later read could already see the healed state).
+    sync_status: str | None = Field(default=None, alias="syncStatus")
+    health: str | None = None
+    drifted: int = 0  # resources OutOfSync
+    operation_phase: str | None = Field(default=None, alias="operationPhase")
     # Fleet summary (event == "fleet"): counts over every application, from the poll tick.
     out_of_sync: int = Field(default=0, alias="outOfSync")
     degraded: int = 0

@@ -210,8 +210,8 @@ class Engine:
                                 self.settings.git_cache_dir)
             manifests = render.render_directory(Path(root), app.spec.source.path, app.spec.source.directory)
         except (GitError, RenderError) as exc:
-            self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
-            self._report(app.name, "status", request, {"render": time.monotonic() - started})
+            status = self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
+            self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
             return None
         key = self.manifests.put_manifests(manifests)
         diff_request = DiffRequest(
@@ -272,7 +272,7 @@ class Engine:
                 startedAt=request.started_at, prune=_prune_for(app, request),
             )
             self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{request.started_at}:apply")
-        self._report(app.name, "status", request, {"diff": time.monotonic() - started})
+        self._report(app.name, "status", request, {"diff": time.monotonic() - started}, status)
         return apply_request
 
     # ------------------------------------------------------------------ apply
@@ -331,7 +331,8 @@ class Engine:
         )
         self._report(app.name, "operation", request,
                      {"apply": (self.clock() - started).total_seconds(),
-                      "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0})
+                      "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
+                     self.state.get_status(app.name))
         return operation
 
     def _finish_operation(self, app: Application, request: ApplyRequest, started: datetime,
@@ -371,11 +372,19 @@ class Engine:
                 MetricPoint("DegradedApps", request.degraded),
                 MetricPoint("Applications", request.apps),
             ]
+        dims = {"app": request.app}
         points = [MetricPoint("StageDuration", seconds, "Seconds", {"app": request.app, "stage": stage})
                   for stage, seconds in request.durations.items()]
-        status = self.state.get_status(request.app)
-        if status is None:
-            return points
+        if request.sync_status is not None:
+            points.append(MetricPoint("OutOfSync", 1.0 if request.sync_status == "OutOfSync" else 0.0, "Count", dims))
+            points.append(MetricPoint("DriftedResources", float(request.drifted), "Count", dims))
+        if request.health is not None:
+            points.append(MetricPoint("Healthy", 1.0 if request.health == "Healthy" else 0.0, "Count", dims))
+            points.append(MetricPoint("Degraded", 1.0 if request.health == "Degraded" else 0.0, "Count", dims))
+        if request.event == "operation" and request.operation_phase is not None:
+            failed = request.operation_phase in ("Failed", "Error")
+            points.append(MetricPoint("SyncFailed" if failed else "SyncSucceeded", 1.0, "Count", dims))
+        return points
         dims = {"app": request.app}
         points += [
             MetricPoint("OutOfSync", 1.0 if status.sync.status == "OutOfSync" else 0.0, "Count", dims),
@@ -415,7 +424,7 @@ class Engine:
             return None  # deleted while its message was in flight: nothing to do
 
     def _record_comparison_error(self, app: Application, status: AppStatus | None, commit: str | None,
-                                 exc: BaseException) -> None:
+                                 exc: BaseException) -> AppStatus:
         """Sync Unknown with a ComparisonError condition; resources and health are kept (the
         cluster was not looked at, so nothing about it changed)."""
         status = (status or self.state.get_status(app.name) or AppStatus()).model_copy(deep=True)
@@ -430,11 +439,21 @@ class Engine:
         status.reconciled_at = now
         status.next_check_at = None
         self.state.put_status(app.name, status)
+        return status
 
-    def _report(self, app: str, event: str, request: Any, durations: dict[str, float]) -> None:
+    def _report(self, app: str, event: str, request: Any, durations: dict[str, float],
+                status: AppStatus | None = None) -> None:
+        snapshot: dict[str, Any] = {}
+        if status is not None:
+            snapshot = {
+                "syncStatus": status.sync.status,
+                "health": status.health.status,
+                "drifted": sum(1 for r in status.resources if r.status == "OutOfSync"),
+                "operationPhase": status.operation_state.phase if status.operation_state else None,
+            }
         self.queues.send(
             ReportRequest(app=app, event=event, durations=durations, reason=request.reason,
-                          initiatedBy=request.initiated_by, startedAt=request.started_at),
+                          initiatedBy=request.initiated_by, startedAt=request.started_at, **snapshot),
             dedup=f"{event}:{uuid.uuid4().hex}",
         )
 
