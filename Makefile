@@ -38,5 +38,17 @@ lint: dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
+# The guestbook story end to end on the local stack; exits 0 only when every step was observed.
+demo: dev
+	$(PY) -m local.demo
+
+# Lambda zips + layers for python3.12/x86_64 (pip --platform, no Docker); fails over 250 MB unzipped.
+package: dev
+	$(PY) tools/package.py
+
+# The whole system on this machine: moto, kubesim, git server, the runner and its API (Ctrl-C stops).
+up: dev
+	$(PY) -m local.up
+
 clean:
 	rm -rf .cache $(VENV) $(TOOLS_BIN) build

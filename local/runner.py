@@ -395,7 +395,7 @@ class LocalStack:
                     "detail-type": "Scheduled Event",
                     "source": "aws.events",
                     "account": self.resources.account_id,
-                    "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "region": self.resources.region,
                     "resources": [sched.arn],
                     "detail": {},
@@ -695,7 +695,7 @@ class LocalStack:
                 {
                     "MetricName": dp.metric,
                     "Dimensions": [{"Name": k, "Value": v} for k, v in dp.dimensions],
-                    "Timestamp": dt.datetime.fromtimestamp(dp.timestamp, tz=dt.timezone.utc),
+                    "Timestamp": dt.datetime.fromtimestamp(dp.timestamp, tz=dt.UTC),
                     "Value": dp.value,
                     "Unit": dp.unit if dp.unit in _CW_UNITS else "None",
                 }
