@@ -444,3 +444,27 @@ def test_smp_client_side_apply_shape_round_trip() -> None:
     out = strategic_merge_patch(deployment(), patch, DEPLOY)
     assert [c["name"] for c in containers(out)] == ["web", "sidecar"]
     assert containers(out)[0]["env"] == [{"name": "A", "value": "1"}]
+
+
+def test_go_stable_sort_matches_a_stable_sort_for_consistent_orders() -> None:
+    """The SymMerge path (lists longer than 20) must be a correct stable sort."""
+    import random
+
+    from local.kubesim.patch import _go_slice_stable
+
+    rng = random.Random(7)
+    for n in (0, 1, 19, 20, 21, 45, 130):
+        items = [(rng.randint(0, 9), i) for i in range(n)]
+        got = _go_slice_stable(list(items), lambda a, b: a[0] < b[0])
+        assert got == sorted(items, key=lambda x: x[0])
+
+
+def test_smp_long_env_list_keeps_patch_order_with_set_element_order() -> None:
+    env = [{"name": f"V{i:02d}", "value": str(i)} for i in range(30)]
+    live = deployment()
+    containers(live)[0]["env"] = env
+    order = [{"name": f"V{i:02d}"} for i in reversed(range(30))]
+    patch = smp_containers([{"name": "web", "$setElementOrder/env": order, "env": [{"name": "V05", "value": "x"}]}])
+    out = strategic_merge_patch(live, patch, DEPLOY)
+    assert [e["name"] for e in containers(out)[0]["env"]] == [f"V{i:02d}" for i in reversed(range(30))]
+    assert containers(out)[0]["env"][24] == {"name": "V05", "value": "x"}

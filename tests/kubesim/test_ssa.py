@@ -478,3 +478,26 @@ def test_client_rewritten_managed_fields_are_kept_on_unchanged_body() -> None:
     rewritten["metadata"]["managedFields"][0]["manager"] = "renamed"
     ssa.record_update(live, rewritten, manager="kubectl", node=DEPLOY, api_version="apps/v1", now=T1)
     assert [e["manager"] for e in entries(rewritten)] == ["renamed"]
+
+
+def test_custom_resource_sets_follow_the_crd_schema() -> None:
+    crd = {"spec": {"group": "ex.io", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "size": {"type": "integer"},
+                            "tags": {"type": "array", "items": {"type": "string"}},
+                            "items": {"type": "array", "x-kubernetes-list-type": "map",
+                                      "x-kubernetes-list-map-keys": ["id"],
+                                      "items": {"type": "object", "properties": {
+                                          "id": {"type": "string"}, "v": {"type": "integer"}}}}}}}}}}]}}
+    rt = _SCHEMAS.types_for_crd(crd)[0]
+    node = _SCHEMAS.root(rt)
+    cfg = {"apiVersion": "ex.io/v1", "kind": "Widget", "metadata": {"name": "w"},
+           "spec": {"size": 1, "tags": ["x"], "items": [{"id": "a", "v": 1}]}}
+    obj = apply(None, cfg, "m", node=node, rt=rt, api_version="ex.io/v1")
+    assert entry(obj, "m")["fieldsV1"] == {"f:spec": {
+        "f:items": {'k:{"id":"a"}': {".": {}, "f:id": {}, "f:v": {}}}, "f:size": {}, "f:tags": {}}}
+    # a custom resource starts from an empty object: a create owns spec itself too
+    created = {"apiVersion": "ex.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    ssa.record_update(None, created, manager="c", node=node, api_version="ex.io/v1", now=T0)
+    assert entry(created, "c")["fieldsV1"] == {"f:spec": {".": {}, "f:size": {}}}
