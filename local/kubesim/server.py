@@ -777,7 +777,9 @@ class KubeSim:
 
     def _loop(self) -> None:
         """kube-controller-manager: controllers every 50 ms (unless paused), GC always."""
-        while not self._closing.wait(0.05):
+        pause = 0.05
+        while not self._closing.wait(pause):
+            started = time.monotonic()
             try:
                 if self._controllers_running.is_set():
                     self.controllers.reconcile()
@@ -787,6 +789,8 @@ class KubeSim:
                 if len(self.background_errors) < 100:
                     self.background_errors.append(text)
                 print(text, file=sys.stderr)
+            # A pass over many objects holds the GIL; leave at least twice its time to requests.
+            pause = max(0.05, 2 * (time.monotonic() - started))
 
     def pause_controllers(self) -> None:
         self._controllers_running.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import bisect
 import json
+import marshal
 import random
 import re
 import threading
@@ -53,11 +54,11 @@ _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGraceP
 
 
 def deep_copy(value: Any) -> Any:
-    """Copy a JSON value; much faster than ``copy.deepcopy`` for plain dicts/lists."""
-    if isinstance(value, dict):
-        return {k: deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [deep_copy(v) for v in value]
+    """Copy a JSON value. ``marshal`` round-trips plain dict/list/str/number trees exactly and is
+    ~2x faster than a recursive copy (and ~10x faster than ``copy.deepcopy``); every read of
+    the store copies, so this dominates controller passes over many objects."""
+    if isinstance(value, (dict, list)):
+        return marshal.loads(marshal.dumps(value))
     return value
 
 
