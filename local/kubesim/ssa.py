@@ -463,7 +463,7 @@ def apply(
     old_managers = _decode(((live or {}).get("metadata") or {}).get("managedFields"))
     managers = copy.deepcopy(old_managers)
 
-    cfg = _applied_part(_body(config), live_body, subresource)
+    cfg = _applied_part(_body(config), subresource)
     merged = _merge(live_body, cfg, node)
     if subresource != "status" and "status" in live_body:
         merged["status"] = copy.deepcopy(live_body["status"])
@@ -481,7 +481,7 @@ def apply(
     return _finish(live_body, merged, old_managers, managers, live)
 
 
-def _applied_part(cfg: dict[str, Any], live_body: dict[str, Any], subresource: str | None) -> dict[str, Any]:
+def _applied_part(cfg: dict[str, Any], subresource: str | None) -> dict[str, Any]:
     """What of the config applies: status only via /status, everything else via the main resource."""
     if subresource == "status":
         out: dict[str, Any] = {k: v for k, v in cfg.items() if k in ("apiVersion", "kind")}
