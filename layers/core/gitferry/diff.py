@@ -454,6 +454,29 @@ def mask_secrets(*objs: Mapping[str, Any] | None) -> list[dict[str, Any] | None]
     return out
 
 
+def scrub(message: str, *objs: Mapping[str, Any] | None) -> str:
+    """Remove Secret values (as given, base64 and decoded) from a text such as an API error
+    message: the API server quotes invalid values back, and Argo CD leaked secrets that way."""
+    values: set[str] = set()
+    for obj in objs:
+        if not _is_secret(obj):
+            continue
+        for section in ("data", "stringData"):
+            for value in ((obj or {}).get(section) or {}).values():
+                text = str(value)
+                values.add(text)
+                if section == "data":
+                    try:
+                        values.add(base64.b64decode(text, validate=True).decode())
+                    except (ValueError, UnicodeDecodeError):
+                        pass
+                else:
+                    values.add(base64.b64encode(text.encode()).decode())
+    for value in sorted((v for v in values if len(v) >= 3), key=len, reverse=True):
+        message = message.replace(value, MASK)
+    return message
+
+
 def diff_text(live: Mapping[str, Any] | None, target: Mapping[str, Any] | None, label: str = "") -> str:
     """Unified diff of the masked YAML of two objects (already normalised by the caller)."""
     masked_live, masked_target = mask_secrets(live, target)
@@ -538,7 +561,7 @@ def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mappin
         predicted = cluster.server_side_apply(desired, dry_run=True)
     except KubeError as exc:
         result = compare_one_offline(desired, live)
-        result.message = f"server-side dry-run failed, compared offline: {exc}"
+        result.message = scrub(f"server-side dry-run failed, compared offline: {exc}", desired, live)
         if exc.code in (400, 422):  # the apply itself would fail: never report Synced
             result.status = OUT_OF_SYNC
         return result
@@ -607,8 +630,9 @@ def compare(
                         raise
             return compare_one(cluster, obj, found)
         except KubeError as exc:
-            errors.append(str(exc))
-            return _result(obj, UNKNOWN, health=_health.Health(_health.UNKNOWN, str(exc)), message=str(exc))
+            message = scrub(str(exc), obj)
+            errors.append(message)
+            return _result(obj, UNKNOWN, health=_health.Health(_health.UNKNOWN, message), message=message)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="gitferry-diff") as pool:
         results = list(pool.map(one, prepared))
@@ -653,6 +677,7 @@ __all__ = [
     "mask_secrets",
     "normalise",
     "owned_paths",
+    "scrub",
     "subset_changed_paths",
     "sync_status",
     "three_way_paths",

@@ -309,12 +309,14 @@ def run_sync(
                 results.append(_result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"))
                 continue
             except KubeError as exc:
-                failures.append(str(exc))
-                results.append(_result_for(step, SYNC_FAILED, str(exc)))
+                message = _diff.scrub(str(exc), step.obj)
+                failures.append(message)
+                results.append(_result_for(step, SYNC_FAILED, message))
                 continue
             except Exception as exc:  # a bug or transport error must still be reported per resource
-                failures.append(f"{_ident(step)}: {type(exc).__name__}: {exc}")
-                results.append(_result_for(step, SYNC_FAILED, f"{type(exc).__name__}: {exc}"))
+                message = _diff.scrub(f"{type(exc).__name__}: {exc}", step.obj)
+                failures.append(f"{_ident(step)}: {message}")
+                results.append(_result_for(step, SYNC_FAILED, message))
                 continue
             before = live_by_key.get(step.key)
             if before is None:

@@ -152,3 +152,16 @@ def test_sync_status_rules() -> None:
     assert diff.sync_status([ok, prune]) == "OutOfSync"
     assert diff.sync_status([ok, ignored]) == "Synced"
     assert diff.sync_status([ok, unknown]) == "Unknown"
+
+
+def test_scrub_removes_secret_values_from_error_messages() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+              "data": {"token": base64.b64encode(b"tok-123456").decode()}, "stringData": {"password": "pa55word"}}
+    message = ('Secret "db" is invalid: data[token]: Invalid value: "tok-123456"; '
+               f'raw {secret["data"]["token"]}; password pa55word / {base64.b64encode(b"pa55word").decode()}')
+    scrubbed = diff.scrub(message, secret)
+    for value in ("tok-123456", secret["data"]["token"], "pa55word", base64.b64encode(b"pa55word").decode()):
+        assert value not in scrubbed
+    assert scrubbed.startswith('Secret "db" is invalid: data[token]: Invalid value: "++++++++"')
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "pa55word"}}
+    assert diff.scrub("value pa55word", cm) == "value pa55word"
