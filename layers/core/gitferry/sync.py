@@ -11,8 +11,12 @@ Waves and health: Argo CD starts a wave only when the previous one is applied *a
 A Lambda must not sleep waiting for a rollout, so :func:`run_sync` applies waves back to back
 by default (each wave strictly after the previous one was applied), and with
 ``wait_between_waves=True`` it stops at the first wave boundary whose objects are not Healthy
-yet and returns ``phase="Running"`` with ``resume_from``: the apply stage stores it, schedules
-a delayed message, and calls :func:`run_sync` again with ``resume_from`` to continue.
+yet and returns ``phase="Running"`` with ``resume_from`` (the group it waits for): the apply
+stage stores it, schedules a delayed message, and calls :func:`run_sync` again with
+``resume_from``; that call re-checks the group's health (without re-applying it) and goes on.
+Hooks are awaited the same way: a failed hook fails the sync, and the HookSucceeded /
+HookFailed delete policies are carried out once the hook finished. Without
+``wait_between_waves`` hooks are created but not awaited.
 """
 
 from __future__ import annotations
@@ -282,8 +286,9 @@ def run_sync(
     for start, end in zip(boundaries, boundaries[1:], strict=False):
         group_steps = steps[start:end]
         group = group_steps[0].group
+        resuming = resume_from is not None and group == tuple(resume_from)
         if resume_from is not None and group < tuple(resume_from):
-            continue
+            continue  # done by an earlier invocation
         if failures:
             for step in group_steps:
                 if step.action == APPLY:
@@ -292,7 +297,9 @@ def run_sync(
                     results.append(_result_for(step, PRUNE_SKIPPED, "not pruned: the sync failed"))
             continue
         applied: list[Step] = []
-        for step in group_steps:
+        if resuming:  # applied by the invocation that paused here: only its health is left to check
+            applied = [s for s in group_steps if s.action == APPLY]
+        for step in group_steps if not resuming else []:
             if step.action == PRUNE:
                 results.append(_prune(cluster, app_name, step, propagation, dry_run, failures))
                 continue
@@ -329,24 +336,18 @@ def run_sync(
             applied.append(step)
         if any(s.obj.get("kind") == "CustomResourceDefinition" for s in applied):
             cluster.invalidate_discovery()  # the next wave may use the new kinds
-        if failures or not wait_between_waves or dry_run or end >= len(steps) or not applied:
+        if failures or not wait_between_waves or dry_run or not applied:
             continue
-        waiting = []
-        for step in applied:
-            meta = step.obj.get("metadata") or {}
-            try:
-                now = cluster.get(str(step.obj["apiVersion"]), str(step.obj["kind"]), str(meta["name"]), meta.get("namespace"))
-            except KubeError:
-                now = None
-            if not healthy(now):
-                waiting.append(_ident(step))
-        if waiting:
-            next_group = steps[end].group
+        if end >= len(steps) and not any(s.hook for s in applied):
+            continue  # nothing follows the last wave: its rollout is followed by the diff stage
+        waiting = _await_group(cluster, applied, healthy, results, failures)
+        if waiting and not failures:
+            nxt = f"wave {steps[end].wave} of phase {steps[end].phase}" if end < len(steps) else "the end of the sync"
             return SyncResult(
                 "Running",
                 f"waiting for {', '.join(waiting[:5])}{' ...' if len(waiting) > 5 else ''} to become healthy "
-                f"before wave {steps[end].wave} of phase {steps[end].phase}",
-                results, started, _now(), resume_from=next_group, dry_run=dry_run,
+                f"before {nxt}",
+                results, started, _now(), resume_from=group, dry_run=dry_run,
             )
 
     if failures:
@@ -359,6 +360,55 @@ def run_sync(
     if skipped:
         message += f"; {skipped} object(s) require pruning"
     return SyncResult("Succeeded", message, results, started, _now(), dry_run=dry_run)
+
+
+def _await_group(
+    cluster: ClusterClient,
+    applied: list[Step],
+    healthy: Callable[[Mapping[str, Any] | None], bool],
+    results: list[ResourceResult],
+    failures: list[str],
+) -> list[str]:
+    """Health gate at a wave boundary. Returns what is still not healthy. Hooks must complete:
+    a Degraded hook (failed Job) fails the sync; hook-delete-policy HookSucceeded / HookFailed
+    removes the hook once it finished that way."""
+    from .kube import KubeError
+
+    waiting: list[str] = []
+    for step in applied:
+        meta = step.obj.get("metadata") or {}
+        try:
+            now = cluster.get(str(step.obj["apiVersion"]), str(step.obj["kind"]), str(meta["name"]), meta.get("namespace"))
+        except KubeError:
+            now = None
+        if not step.hook:
+            if not healthy(now):
+                waiting.append(_ident(step))
+            continue
+        state = _health.resource_health(now)
+        policies = str((meta.get("annotations") or {}).get(tracking.HOOK_DELETE_POLICY_ANNOTATION) or "")
+        if state.status == _health.DEGRADED:
+            message = f"hook {_ident(step)} failed: {state.message}"
+            failures.append(message)
+            _replace_result(results, _result_for(step, SYNC_FAILED, message))
+            if "HookFailed" in policies and now is not None:
+                cluster.delete(now, propagation="Background")
+        elif state.status == _health.HEALTHY and now is not None:
+            if "HookSucceeded" in policies:
+                cluster.delete(now, propagation="Background")
+        else:
+            waiting.append(_ident(step))
+    return waiting
+
+
+def _replace_result(results: list[ResourceResult], new: ResourceResult) -> None:
+    """One line per resource: a hook that failed after it was created replaces its "created"."""
+    for index, old in enumerate(results):
+        if (old.group, old.kind, old.namespace, old.name, old.phase) == (new.group, new.kind, new.namespace,
+                                                                          new.name, new.phase):
+            results[index] = new
+            return
+    results.append(new)
 
 
 class _CrdPending(Exception):

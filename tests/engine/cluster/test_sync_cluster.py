@@ -124,7 +124,7 @@ def test_waves_pause_until_healthy_and_resume(kubesim: Any, cluster: kube.Cluste
     finally:
         kubesim.resume_controllers()
     assert first.phase == "Running", first.message
-    assert first.resume_from == (1, 0, 1)
+    assert first.resume_from == (1, 0, 0)  # waiting for wave 0 of the Sync phase
     assert "Deployment.apps " + namespace + "/db" in first.message
     assert cluster.get("v1", "ConfigMap", "after-db", namespace) is None
     deadline = time.monotonic() + 20
@@ -164,3 +164,53 @@ def test_crd_and_its_custom_resources_in_one_sync(cluster: kube.ClusterClient, n
     assert live is not None and live["spec"] == {"size": 3} and tracking.is_owned(app_name, live)
     found = {tracking.resource_key(o) for o in cluster.list_by_label(tracking.label_selector(app_name))}
     assert (group, "Widget", namespace, "w1") in found
+
+
+def hook_job(name: str, hook: str, image: str = "busybox:1.36", policy: str | None = None) -> dict[str, Any]:
+    ann = {"argocd.argoproj.io/hook": hook}
+    if policy:
+        ann["argocd.argoproj.io/hook-delete-policy"] = policy
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "annotations": ann},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+                                                              "containers": [{"name": "m", "image": image}]}}}}
+
+
+def sync_until_done(cluster: kube.ClusterClient, app: str, ns: str, desired: list[dict[str, Any]]) -> list[sync.SyncResult]:
+    out = [run(cluster, app, ns, desired, wait_between_waves=True)]
+    deadline = time.monotonic() + 30
+    while out[-1].phase == "Running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        out.append(run(cluster, app, ns, desired, wait_between_waves=True, resume_from=out[-1].resume_from))
+    return out
+
+
+def test_presync_hook_runs_first_and_is_deleted_when_it_succeeded(cluster: kube.ClusterClient, namespace: str,
+                                                                  app_name: str) -> None:
+    desired = [cm("app-config"), hook_job("migrate", "PreSync", policy="HookSucceeded")]
+    runs = sync_until_done(cluster, app_name, namespace, desired)
+    assert runs[0].phase == "Running" and runs[0].resume_from == (0, 0, 0)
+    assert statuses(runs[0]) == {"Job/migrate": ("Synced", "created")}  # the ConfigMap waits for the hook
+    assert runs[-1].phase == "Succeeded", runs[-1].message
+    assert statuses(runs[-1])["ConfigMap/app-config"] == ("Synced", "created")
+    assert wait_gone_job(cluster, "migrate", namespace)
+    # a hook is not an app resource: never stamped, so never pruned or diffed as drift
+    assert all(o["kind"] != "Job" for o in cluster.list_by_label(tracking.label_selector(app_name)))
+
+
+def test_failed_hook_fails_the_sync(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    desired = [cm("app-config"), hook_job("migrate", "PreSync", image="busybox-fail:1")]
+    runs = sync_until_done(cluster, app_name, namespace, desired)
+    assert runs[-1].phase == "Failed", runs[-1].message
+    assert "hook Job.batch" in runs[-1].message and "migrate failed" in runs[-1].message
+    assert statuses(runs[-1])["Job/migrate"][0] == "SyncFailed"
+    assert statuses(runs[-1])["ConfigMap/app-config"] == ("SyncFailed", "not attempted: an earlier wave failed")
+    assert cluster.get("v1", "ConfigMap", "app-config", namespace) is None
+
+
+def wait_gone_job(cluster: kube.ClusterClient, name: str, ns: str) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if cluster.get("batch/v1", "Job", name, ns) is None:
+            return True
+        time.sleep(0.1)
+    return False
