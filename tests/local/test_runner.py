@@ -184,3 +184,53 @@ def test_emf_capture_and_alarm_evaluation(stack: LocalStack) -> None:
     assert stack.alarm_state("DriftAlarm") == "OK"
     notes = [json.loads(json.loads(m["Body"])["Message"]) for m in sqs.receive_message(QueueUrl=watch_url, MaxNumberOfMessages=10).get("Messages", [])]
     assert [n["NewStateValue"] for n in notes][-2:] == ["ALARM", "OK"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def real() -> Iterator[LocalStack]:
+    with LocalStack.start(ROOT / "template.yaml", parameters={"DriftCheckSeconds": "45"}, echo=False) as s:
+        s.start_api()
+        yield s
+
+
+def test_real_template_wiring(real: LocalStack) -> None:
+    res = real.resources
+    assert {m.function: m.queue for m in res.event_sources} == {
+        "RenderFunction": "RenderQueue", "DiffFunction": "DiffQueue", "ApplyFunction": "ApplyQueue", "ReportFunction": "ReportQueue",
+    }
+    assert [(s.function, s.interval_seconds) for s in res.schedules] == [("PollFunction", 60)]
+    assert {(r.method, r.path, r.function) for r in res.routes} == {
+        ("POST", "/webhooks/{provider}", "WebhookFunction"), ("ANY", "/api/{proxy+}", "ApiFunction"), ("GET", "/", "ApiFunction"),
+    }
+    for spec in res.functions.values():
+        env = spec.environment
+        assert env["RENDER_QUEUE_URL"] == res.queues["RenderQueue"].url and env["RENDER_QUEUE_URL"].startswith(res.endpoint)
+        assert env["TABLE_NAME"] == res.tables["StateTable"] and env["BUCKET_NAME"] == res.buckets["ManifestBucket"]
+        assert env["IDEMPOTENCY_TABLE_NAME"] == res.tables["IdempotencyTable"]
+        assert env["DRIFT_CHECK_SECONDS"] == "45"  # parameter override reaches the functions
+        tools_on_path = str(ROOT / "layers" / "tools" / "bin") in (real.environment(spec).get("PATH") or "").split(":")
+        assert tools_on_path == (spec.logical_id == "RenderFunction")
+    sqs = res.client("sqs")
+    redrive = json.loads(sqs.get_queue_attributes(QueueUrl=res.queues["ApplyQueue"].url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": res.queues["ApplyDeadLetterQueue"].arn, "maxReceiveCount": 5}
+
+
+def test_real_handlers_accept_the_sample_events(real: LocalStack) -> None:
+    for stage in ("poll", "render", "diff", "apply", "report", "api"):
+        event = json.loads((ROOT / "events" / f"{stage}.json").read_text())
+        inv = real.invoke(stage, event)
+        assert inv.error is None, (stage, inv.error)
+    # The webhook through the loopback API Gateway, signed as in events/webhook.json.
+    real.resources.client("secretsmanager").create_secret(
+        Name="gitferry/webhooks/github", SecretString="gitferry-local-webhook-secret"
+    )
+    event = json.loads((ROOT / "events" / "webhook.json").read_text())
+    headers = {k: v for k, v in event["headers"].items() if k != "Host"}
+    req = urllib.request.Request(real.api_url + "/webhooks/github", data=event["body"].encode(), method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 202
+    with urllib.request.urlopen(real.api_url + "/api/v1/applications", timeout=30) as resp:
+        assert resp.status == 200 and json.loads(resp.read()) == {"items": []}
