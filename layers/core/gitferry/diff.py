@@ -485,6 +485,104 @@ def diff_text(live: Mapping[str, Any] | None, target: Mapping[str, Any] | None, 
     return "".join(difflib.unified_diff(a, b, fromfile=f"live/{label}", tofile=f"target/{label}"))
 
 
+# ---- ignoreDifferences -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """One ``spec.ignoreDifferences[]`` entry (jqPathExpressions are not supported: reported)."""
+
+    kind: str
+    group: str = ""
+    name: str | None = None
+    namespace: str | None = None
+    json_pointers: tuple[str, ...] = ()
+    managed_fields_managers: tuple[str, ...] = ()
+    jq_path_expressions: tuple[str, ...] = ()
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        group, kind, namespace, name = tracking.resource_key(obj)
+        return (
+            self.kind in (kind, "*")
+            and self.group in (group, "*")
+            and (not self.name or self.name == name)
+            and (not self.namespace or self.namespace == namespace)
+        )
+
+
+def ignore_rules(items: Iterable[Any] | None) -> list[IgnoreRule]:
+    """Rules from Argo CD JSON (camelCase dicts) or from objects with snake_case attributes
+    (the Application model), so callers need no mapping code."""
+    out: list[IgnoreRule] = []
+    for item in items or []:
+        def get(camel: str, snake: str, default: Any = None, _item: Any = item) -> Any:
+            if isinstance(_item, Mapping):
+                return _item.get(camel, _item.get(snake, default))
+            return getattr(_item, snake, default)
+
+        out.append(IgnoreRule(
+            kind=str(get("kind", "kind", "")), group=str(get("group", "group", "") or ""),
+            name=get("name", "name"), namespace=get("namespace", "namespace"),
+            json_pointers=tuple(get("jsonPointers", "json_pointers", ()) or ()),
+            managed_fields_managers=tuple(get("managedFieldsManagers", "managed_fields_managers", ()) or ()),
+            jq_path_expressions=tuple(get("jqPathExpressions", "jq_path_expressions", ()) or ()),
+        ))
+    return out
+
+
+def _pointer_path(pointer: str) -> Path:
+    if not pointer.startswith("/"):
+        return ()
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+    return tuple(int(p) if p.isdigit() else p for p in parts)
+
+
+def _remove(obj: Any, path: Path) -> None:
+    """Delete the value at ``path`` (str keys, int indexes, keyed list items) if present."""
+    if not path:
+        return
+    parent = obj
+    for seg in path[:-1]:
+        ok, parent = _step(parent, seg)
+        if not ok:
+            return
+    last = path[-1]
+    if isinstance(last, str) and isinstance(parent, dict):
+        parent.pop(last, None)
+    elif isinstance(last, int) and isinstance(parent, list):
+        if 0 <= last < len(parent):
+            parent.pop(last)
+    elif isinstance(last, tuple) and isinstance(parent, list):
+        ok, item = _step(parent, last)
+        if ok:
+            parent.remove(item)
+
+
+def apply_ignores(
+    live_n: dict[str, Any], target: dict[str, Any], live_raw: Mapping[str, Any], rules: Iterable[IgnoreRule]
+) -> list[str]:
+    """Remove ignored fields from both (normalised) sides in place; returns notes about rules
+    that could not be honoured."""
+    notes: list[str] = []
+    for rule in rules:
+        if not rule.matches(live_raw):
+            continue
+        for pointer in rule.json_pointers:
+            path = _pointer_path(pointer)
+            _remove(live_n, path)
+            _remove(target, path)
+        if rule.managed_fields_managers:
+            for entry in (live_raw.get("metadata") or {}).get("managedFields") or []:
+                if entry.get("manager") in rule.managed_fields_managers and not entry.get("subresource"):
+                    for path in owned_paths(entry.get("fieldsV1") or {}):
+                        if path and path[0] not in ("apiVersion", "kind"):
+                            _remove(live_n, path)
+                            _remove(target, path)
+        if rule.jq_path_expressions:
+            notes.append("ignoreDifferences jqPathExpressions are not supported; they were not applied")
+    return notes
+
+
 # ---- the comparison -------------------------------------------------------------------------
 
 
@@ -504,7 +602,8 @@ def _result(obj: Mapping[str, Any], status: str, **kwargs: Any) -> ResourceDiff:
                         sync_wave=tracking.sync_wave(obj), **kwargs)
 
 
-def compare_one_offline(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> ResourceDiff:
+def compare_one_offline(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
+                        ignore: Iterable[IgnoreRule] = ()) -> ResourceDiff:
     """Pure comparison of one desired object with its live twin, without a server: normalised
     subset check plus the managedFields three-way check. Used when dry-run is unavailable."""
     if live is None:
@@ -512,18 +611,40 @@ def compare_one_offline(desired: Mapping[str, Any], live: Mapping[str, Any] | No
         masked_target = mask_secrets(target)[0]
         return _result(desired, OUT_OF_SYNC, target=masked_target, diff=diff_text(None, target, _label(desired)),
                        health=_health.missing(), method="missing", message="resource is missing")
-    paths = subset_changed_paths(desired, live)
-    for p in three_way_paths(desired, live):
-        if p not in paths:
-            paths.append(p)
+    rules = list(ignore)
     live_n = normalise(live)
-    target = _overlay(live_n, normalise(desired))
+    desired_n = normalise(desired)
+    notes = apply_ignores(live_n, desired_n, live, rules)
+    paths = [format_path(p) for p in _subset(desired_n, live_n)]
+    for p in three_way_paths(desired, live):
+        if p not in paths and not _ignored(p, rules, live):
+            paths.append(p)
+    target = _overlay(live_n, desired_n)
     masked_live, masked_target = mask_secrets(live_n, target)
     return _result(
         desired, OUT_OF_SYNC if paths else SYNCED, changed_paths=paths,
         diff=diff_text(live_n, target, _label(desired)) if paths else "",
         live=masked_live, target=masked_target, health=_health.resource_health(live), method="subset",
+        message="; ".join(notes),
     )
+
+
+def _subset(desired_n: Any, live_n: Any) -> list[Path]:
+    out: list[Path] = []
+    _walk_subset(desired_n, live_n, (), out)
+    return out
+
+
+def _ignored(path_text: str, rules: list[IgnoreRule], live: Mapping[str, Any]) -> bool:
+    """Whether a three-way path falls under an ignore rule (checked on formatted paths)."""
+    for rule in rules:
+        if not rule.matches(live):
+            continue
+        for pointer in rule.json_pointers:
+            prefix = format_path(_pointer_path(pointer))
+            if prefix and (path_text == prefix or path_text.startswith(prefix + ".") or path_text.startswith(prefix + "[")):
+                return True
+    return False
 
 
 def _overlay(live: Any, desired: Any, name: Segment | None = None) -> Any:
@@ -541,7 +662,8 @@ def _overlay(live: Any, desired: Any, name: Segment | None = None) -> Any:
     return copy.deepcopy(desired)
 
 
-def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> ResourceDiff:
+def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mapping[str, Any] | None,
+                ignore: Iterable[IgnoreRule] = ()) -> ResourceDiff:
     """Compare one prepared desired object with the live one via a server-side dry-run apply;
     fall back to :func:`compare_one_offline` when the server cannot dry-run it."""
     from .kube import KubeError  # local import: keeps the pure helpers importable without a client
@@ -555,17 +677,19 @@ def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mappin
             live = cluster.get(api_version, kind, str(meta.get("name")), meta.get("namespace")) or live
         except KubeError:
             pass
+    rules = [r for r in ignore if r.matches(desired)]
     if live is None:
         return compare_one_offline(desired, None)
     try:
         predicted = cluster.server_side_apply(desired, dry_run=True)
     except KubeError as exc:
-        result = compare_one_offline(desired, live)
+        result = compare_one_offline(desired, live, rules)
         result.message = scrub(f"server-side dry-run failed, compared offline: {exc}", desired, live)
         if exc.code in (400, 422):  # the apply itself would fail: never report Synced
             result.status = OUT_OF_SYNC
         return result
     live_n, target = normalise(live), normalise(predicted)
+    notes = apply_ignores(live_n, target, live, rules)
     out: list[Path] = []
     _walk_exact(live_n, target, (), out)
     paths = [format_path(p) for p in out]
@@ -574,6 +698,7 @@ def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mappin
         desired, OUT_OF_SYNC if paths else SYNCED, changed_paths=paths,
         diff=diff_text(live_n, target, label) if paths else "",
         live=masked_live, target=masked_target, health=_health.resource_health(live), method="dry-run",
+        message="; ".join(notes),
     )
 
 
@@ -595,12 +720,15 @@ def compare(
     *,
     namespace: str | None = None,
     workers: int = 8,
+    ignore_differences: Iterable[Any] | None = None,
 ) -> Comparison:
     """Compare an app's rendered manifests with the cluster.
 
     ``desired``: rendered manifests (namespace defaulting and stamping are applied here again,
     idempotently, with ``namespace`` = the destination namespace). ``live``: the objects
-    listed by the app label (:meth:`ClusterClient.list_by_label`). Per-object dry-runs run on a
+    listed by the app label (:meth:`ClusterClient.list_by_label`). ``ignore_differences``:
+    ``spec.ignoreDifferences`` entries (dicts or model objects; jsonPointers and
+    managedFieldsManagers are honoured). Per-object dry-runs run on a
     small thread pool: an app of 2,000 objects must not take 2,000 sequential round trips.
     """
     from .kube import KubeError
@@ -616,6 +744,7 @@ def compare(
     for obj in live:
         live_index[tracking.resource_key(obj)] = obj
     errors: list[str] = []
+    rules = ignore_rules(ignore_differences)
 
     def one(obj: dict[str, Any]) -> ResourceDiff:
         found = live_index.get(tracking.resource_key(obj))
@@ -628,7 +757,7 @@ def compare(
                 except KubeError as exc:
                     if exc.code != 404:  # 404 = kind not served yet (its CRD comes with this sync)
                         raise
-            return compare_one(cluster, obj, found)
+            return compare_one(cluster, obj, found, rules)
         except KubeError as exc:
             message = scrub(str(exc), obj)
             errors.append(message)
@@ -666,6 +795,9 @@ def resources_by_key(resources: Iterable[ResourceDiff]) -> dict[tuple[str, str, 
 
 __all__ = [
     "Comparison",
+    "IgnoreRule",
+    "apply_ignores",
+    "ignore_rules",
     "ResourceDiff",
     "changed_paths",
     "compare",

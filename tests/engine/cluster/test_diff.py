@@ -165,3 +165,37 @@ def test_scrub_removes_secret_values_from_error_messages() -> None:
     assert scrubbed.startswith('Secret "db" is invalid: data[token]: Invalid value: "++++++++"')
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "pa55word"}}
     assert diff.scrub("value pa55word", cm) == "value pa55word"
+
+
+def test_ignore_differences_json_pointers_and_managers() -> None:
+    live = deployment_live()
+    live["spec"]["replicas"] = 7
+    live["metadata"]["labels"]["team/owner"] = "x"  # not in desired: ignored by a subset check anyway
+    desired = prepared(deployment_manifest())
+    assert diff.compare_one_offline(desired, live).changed_paths == ["spec.replicas"]
+    rules = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}])
+    assert diff.compare_one_offline(desired, live, rules).status == "Synced"
+    other = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "name": "api", "jsonPointers": ["/spec/replicas"]}])
+    assert diff.compare_one_offline(desired, live, other).status == "OutOfSync"  # another object's rule
+    live["metadata"]["managedFields"].append({"manager": "hpa-controller", "operation": "Update", "apiVersion": "apps/v1",
+                                              "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+    by_manager = diff.ignore_rules([{"kind": "Deployment", "group": "apps", "managedFieldsManagers": ["hpa-controller"]}])
+    assert diff.compare_one_offline(desired, live, by_manager).status == "Synced"
+
+
+def test_ignore_rules_accept_model_like_objects() -> None:
+    class Rule:  # the Application model's snake_case attributes
+        group = "apps"
+        kind = "Deployment"
+        name = None
+        namespace = None
+        json_pointers = ["/spec/template/spec/containers/0/image"]
+        managed_fields_managers: list[str] = []
+        jq_path_expressions = [".spec.foo"]
+
+    (rule,) = diff.ignore_rules([Rule()])
+    assert rule.json_pointers == ("/spec/template/spec/containers/0/image",)
+    live = deployment_live(image="nginx:9")
+    result = diff.compare_one_offline(prepared(deployment_manifest()), live, [rule])
+    assert result.status == "Synced"
+    assert "jqPathExpressions are not supported" in result.message

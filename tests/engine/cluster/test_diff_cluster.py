@@ -104,3 +104,17 @@ def test_missing_and_extraneous(cluster: kube.ClusterClient, namespace: str, app
     assert res["ConfigMap/cfg"].requires_pruning and res["ConfigMap/cfg"].status == "OutOfSync"
     assert "ConfigMap/cfg-copy" not in res
     assert comparison.sync_status == "OutOfSync"
+
+
+def test_ignore_differences_for_fields_an_autoscaler_owns(cluster: kube.ClusterClient, namespace: str,
+                                                          app_name: str) -> None:
+    synced(cluster, app_name, namespace, manifests())
+    cluster.server_side_apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                               "metadata": {"name": "web", "namespace": namespace}, "spec": {"replicas": 4}},
+                              field_manager="hpa-controller")
+    live = cluster.list_by_label(tracking.label_selector(app_name))
+    plain = diff.compare(cluster, app_name, manifests(), live, namespace=namespace)
+    assert by_name(plain)["Deployment/web"].changed_paths == ["spec.replicas"]
+    rules = [{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["hpa-controller"]}]
+    ignoring = diff.compare(cluster, app_name, manifests(), live, namespace=namespace, ignore_differences=rules)
+    assert ignoring.sync_status == "Synced", [(r.name, r.changed_paths) for r in ignoring.resources]
