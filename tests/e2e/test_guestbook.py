@@ -1,0 +1,116 @@
+"""End to end through gitferry's handlers on the local stack (moto server, kubesim, git).
+
+The same story `make demo` plays, plus the failure paths a user meets first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local.story import DEPLOYMENT, SERVICE, LocalWorld, application, play_guestbook, synced_healthy
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[LocalWorld]:
+    with LocalWorld() as w:
+        yield w
+
+
+def test_guestbook_story(world: LocalWorld) -> None:
+    steps = play_guestbook(world)
+    assert len(steps) == 5
+    assert world.stack.queue_depth("RenderQueueDLQ") == 0 if "RenderQueueDLQ" in world.stack.resources.queues else True
+
+
+def _repo(world: LocalWorld, name: str, files: dict[str, str] | None = None) -> str:
+    return world.git.make_repo(name, files or {
+        "app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+        "app/svc.yaml": SERVICE,
+    })
+
+
+def test_manual_app_stays_out_of_sync_until_synced_through_the_api(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "manual")
+    world.api_ok("POST", "/api/v1/applications", application("manual", repo, server, automated=False,
+                                                              path="app", namespace="manual"))
+    world.tick()
+    world.tick()
+    status = world.status("manual")
+    assert status["sync"]["status"] == "OutOfSync"
+    assert status["health"]["status"] == "Missing"
+    assert {r["status"] for r in status["resources"]} == {"OutOfSync"}
+    assert "operationState" not in status or status["operationState"] is None
+    assert world.object_count("manual") == 0 if _namespace_exists(world, "manual") else True
+
+    answer = world.api_ok("POST", "/api/v1/applications/manual/sync")
+    assert answer["queued"] is True
+    world.settle()
+    world.until("manual app synced", synced_healthy(world, "manual"))
+    status = world.status("manual")
+    assert status["operationState"]["phase"] == "Succeeded"
+    assert status["operationState"]["initiatedBy"]["username"].startswith("api")
+    assert world.deployment("manual", "guestbook-ui").spec.replicas == 1
+
+
+def _namespace_exists(world: LocalWorld, name: str) -> bool:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        client.CoreV1Api(world.k8s).read_namespace(name)
+        return True
+    except ApiException as exc:
+        assert exc.status == 404
+        return False
+
+
+def test_bad_webhook_signature_is_401_and_changes_nothing(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "signed")
+    world.set_webhook_secret("github", "the-real-secret")
+    world.api_ok("POST", "/api/v1/applications", application("signed", repo, server, automated=True,
+                                                              path="app", namespace="signed"))
+    world.settle()
+    before = world.status("signed")
+    invocations = len(world.stack.invocations)
+    sha = world.git.commit("signed", {"app/deploy.yaml": DEPLOYMENT.format(replicas=2, image="nginx:1.28")}, "bump")
+    status, answer = world.push_webhook(repo, sha, secret="not-the-secret")
+    assert status == 401, answer
+    assert "signature" in answer["message"].lower()
+    assert all(world.stack.queue_depth(q) == 0 for q in ("RenderQueue", "DiffQueue", "ApplyQueue"))
+    world.settle()
+    assert [i.function for i in world.stack.invocations[invocations:]
+            if i.function not in ("WebhookFunction",)] == []
+    assert world.status("signed")["sync"].get("revision") == before["sync"].get("revision")
+
+
+def test_malformed_manifest_shows_comparison_error_naming_the_file_and_leaves_cluster_alone(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "broken", {
+        "app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+        "app/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [unclosed\n",
+    })
+    world.api_ok("POST", "/api/v1/applications", application("broken", repo, server, automated=True,
+                                                              path="app", namespace="broken"))
+    world.tick()
+    status = world.status("broken")
+    conditions = status.get("conditions") or []
+    assert [c["type"] for c in conditions] == ["ComparisonError"], conditions
+    assert "app/broken.yaml" in conditions[0]["message"]
+    assert "app/broken.yaml:7" in conditions[0]["message"]  # file and line of the YAML error
+    assert status["sync"]["status"] == "Unknown"
+    assert not _namespace_exists(world, "broken")
+
+
+def test_invalid_application_is_refused_with_every_bad_field_named(world: LocalWorld) -> None:
+    status, answer = world.call("POST", "/api/v1/applications", (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: bad}\n"
+        "spec:\n  source: {targetRevision: HEAD}\n  destination: {namespace: x}\n  foo: 1\n"))
+    assert status == 400, answer
+    text = "\n".join(answer["problems"])
+    assert "spec.source.repoURL" in text
+    assert "spec.destination" in text
+    assert "spec.foo" in text
