@@ -51,6 +51,12 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        # moto keeps its backends in process-wide globals, whatever server serves them: a second
+        # stack in the same process (the next test module, the next demo run) would find the last
+        # one's tables, queues and secrets. Start every server from an empty account.
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30).read()
         return self
 
     def stop(self) -> None:

@@ -236,7 +236,8 @@ class Engine:
             desired = self.manifests.get_manifests(request.manifests)
             live = cluster.list_by_label(tracking.label_selector(app.name))
             comparison = diffing.compare(cluster, app.name, desired, live,
-                                         namespace=app.spec.destination.namespace)
+                                         namespace=app.spec.destination.namespace,
+                                         ignore_differences=app.spec.ignore_differences)
         except GitferryError as exc:
             self._record_comparison_error(app, previous, request.commit, exc)
             return None
