@@ -104,6 +104,21 @@ class PlanContext:
     failure: Callable[[str], str | None] = lambda image: None
     born: Callable[[Obj], float] | None = None
     name_seq: dict[str, int] = field(default_factory=dict)
+    # id(template) -> (template, collision_count, hash). Only set by ``Controllers``, whose objects
+    # come from the store without copies and are never mutated, so identity implies equal content.
+    hash_cache: dict[int, tuple[Obj, int, str]] | None = None
+
+    def template_hash(self, template: Mapping[str, Any], collision_count: int = 0) -> str:
+        """``template_hash`` memoised per template object (see ``hash_cache``)."""
+        cache = self.hash_cache
+        if cache is None:
+            return template_hash(template, collision_count)
+        hit = cache.get(id(template))
+        if hit is not None and hit[0] is template and hit[1] == collision_count:
+            return hit[2]
+        value = template_hash(template, collision_count)
+        cache[id(template)] = (template, collision_count, value)  # type: ignore[assignment]
+        return value
 
     def rfc(self, t: float | None = None) -> str:
         return format_rfc3339(self.now if t is None else t)
@@ -652,7 +667,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
     status: Obj = copy.deepcopy(old_status)
 
     mine = sorted(owned_by(replicasets, dep), key=_sort_key)
-    hash_ = template_hash(template, int(old_status.get("collisionCount", 0)))
+    hash_ = ctx.template_hash(template, int(old_status.get("collisionCount", 0)))
     new_rs: Obj | None = None
     for rs in mine:
         if (rs["metadata"].get("labels") or {}).get("pod-template-hash") == hash_:
@@ -662,7 +677,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
         for rs in mine:
             rs_tpl = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
             ((rs_tpl.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
-            if template_hash(rs_tpl) == template_hash(template):
+            if template_hash(rs_tpl) == ctx.template_hash(template):
                 new_rs = rs
                 break
     olds = [rs for rs in mine if rs is not new_rs]
@@ -893,7 +908,7 @@ def plan_statefulset(sts: Obj, pods: list[Obj], pvcs: list[Obj], ctx: PlanContex
     replicas = int(spec.get("replicas", 1))
     template = spec.get("template") or {}
     old_status = sts.get("status") or {}
-    update_rev = f"{name}-{template_hash(template, int(old_status.get('collisionCount', 0)))}"
+    update_rev = f"{name}-{ctx.template_hash(template, int(old_status.get('collisionCount', 0)))}"
     current_rev = old_status.get("currentRevision") or update_rev
     parallel = spec.get("podManagementPolicy") == "Parallel"
     strategy = spec.get("updateStrategy") or {}
@@ -990,7 +1005,7 @@ def plan_daemonset(ds: Obj, pods: list[Obj], taken: set[str], ctx: PlanContext) 
     ns = meta.get("namespace")
     template = spec.get("template") or {}
     tspec = template.get("spec") or {}
-    rev = template_hash(template)
+    rev = ctx.template_hash(template)
     fits = all(NODE_LABELS.get(k) == v for k, v in (tspec.get("nodeSelector") or {}).items())
     mine = [p for p in owned_by(pods, ds) if pod_active(p)]
     if fits and not mine:
@@ -1233,13 +1248,29 @@ def plan_namespace(ns: Obj) -> list[Write]:
 # The controller manager
 # ---------------------------------------------------------------------------
 
+def _owner_key(owner: Obj) -> tuple[str | None, Any]:
+    meta = owner["metadata"]
+    return meta.get("namespace"), meta.get("uid")
+
+
+def _by_controller(objs: Iterable[Obj]) -> dict[tuple[str | None, Any], list[Obj]]:
+    """Objects grouped by (namespace, controller uid), order kept: ``owned_by`` for all owners at once."""
+    out: dict[tuple[str | None, Any], list[Obj]] = {}
+    for o in objs:
+        out.setdefault((o["metadata"].get("namespace"), (controller_of(o) or {}).get("uid")), []).append(o)
+    return out
+
 class StoreLike(Protocol):
     """The parts of ``store.Store`` the controllers use (see docs/kubesim-design.md)."""
 
     types: Any
 
+    @property
+    def resource_version(self) -> int: ...
+
     def list(self, rt: ResourceType, namespace: str | None = None, label_selector: str = "",
-             field_selector: str = "", limit: int = 0, continue_token: str = "") -> tuple[list[Obj], str, str]: ...
+             field_selector: str = "", limit: int = 0, continue_token: str = "", *,
+             copy: bool = True) -> tuple[list[Obj], str, str]: ...
 
     def create(self, rt: ResourceType, namespace: str | None, obj: Obj, *, manager: str) -> Obj: ...
 
@@ -1260,6 +1291,11 @@ class Controllers:
         self._failures: list[tuple[str, str]] = []
         self._born: dict[str, float] = {}
         self._name_seq: dict[str, int] = {}
+        self._hash_cache: dict[int, tuple[Obj, int, str]] = {}
+        self._failures_version = 0
+        # (store resourceVersion, now, failures version) after a pass that converged with no
+        # writes: the same inputs again give the same (empty) plan, so reconcile() can skip it.
+        self._settled: tuple[int, float, int] | None = None
         self.conflicts = 0  # optimistic-concurrency retries (a client wrote in between); for diagnostics
 
     # -- knobs -------------------------------------------------------------
@@ -1270,10 +1306,12 @@ class Controllers:
             raise ValueError(f"mode must be one of {', '.join(FAILURE_MODES)}, not {mode!r}")
         with self._lock:
             self._failures.append((pattern.lower(), mode))
+            self._failures_version += 1
 
     def clear_failures(self) -> None:
         with self._lock:
             self._failures.clear()
+            self._failures_version += 1
 
     def failure_for(self, image: str) -> str | None:
         with self._lock:
@@ -1292,10 +1330,13 @@ class Controllers:
         return None
 
     def _list(self, kind: Kind) -> list[Obj]:
+        """The stored objects of one kind, sorted, *without copies*: planners never mutate their
+        inputs (they deep-copy what they turn into writes), and the store never changes a stored
+        object in place, so this is a consistent read at a fraction of the cost."""
         rt = self._rt(kind)
         if rt is None:
             return []
-        items, _, _ = self.store.list(rt)
+        items, _, _ = self.store.list(rt, copy=False)
         return items
 
     def _born_of(self, pod: Obj, now: float) -> float:
@@ -1316,7 +1357,7 @@ class Controllers:
 
     def _context(self, now: float) -> PlanContext:
         return PlanContext(now=now, failure=self.failure_for, born=lambda p: self._born_of(p, now),
-                           name_seq=self._name_seq)
+                           name_seq=self._name_seq, hash_cache=self._hash_cache)
 
     def _apply(self, writes: list[Write], now: float) -> tuple[int, int]:
         done = conflicts = 0
@@ -1368,34 +1409,34 @@ class Controllers:
         return done, conflicts
 
     def _plan_deployments(self, ctx: PlanContext) -> list[Write]:
-        rses = self._list(REPLICASET)
+        rses = _by_controller(self._list(REPLICASET))
         out: list[Write] = []
         for dep in self._list(DEPLOYMENT):
-            ns = dep["metadata"].get("namespace")
-            out.extend(plan_deployment(dep, [r for r in rses if r["metadata"].get("namespace") == ns], ctx))
+            out.extend(plan_deployment(dep, rses.get(_owner_key(dep), []), ctx))
         return out
 
     def _plan_workloads(self, ctx: PlanContext) -> list[Write]:
         pods = self._list(POD)
-        by_ns: dict[str | None, list[Obj]] = {}
+        taken: dict[str | None, set[str]] = {}
         for p in pods:
-            by_ns.setdefault(p["metadata"].get("namespace"), []).append(p)
-        taken: dict[str | None, set[str]] = {ns: {p["metadata"]["name"] for p in ps} for ns, ps in by_ns.items()}
-        pvcs = self._list(PVC)
+            taken.setdefault(p["metadata"].get("namespace"), set()).add(p["metadata"]["name"])
+        owned = _by_controller(pods)
+        pvcs_by_ns: dict[str | None, list[Obj]] = {}
+        for c in self._list(PVC):
+            pvcs_by_ns.setdefault(c["metadata"].get("namespace"), []).append(c)
         out: list[Write] = []
         for rs in self._list(REPLICASET):
             ns = rs["metadata"].get("namespace")
-            out.extend(plan_replicaset(rs, by_ns.get(ns, []), taken.setdefault(ns, set()), ctx))
+            out.extend(plan_replicaset(rs, owned.get(_owner_key(rs), []), taken.setdefault(ns, set()), ctx))
         for sts in self._list(STATEFULSET):
             ns = sts["metadata"].get("namespace")
-            out.extend(plan_statefulset(sts, by_ns.get(ns, []),
-                                        [c for c in pvcs if c["metadata"].get("namespace") == ns], ctx))
+            out.extend(plan_statefulset(sts, owned.get(_owner_key(sts), []), pvcs_by_ns.get(ns, []), ctx))
         for ds in self._list(DAEMONSET):
             ns = ds["metadata"].get("namespace")
-            out.extend(plan_daemonset(ds, by_ns.get(ns, []), taken.setdefault(ns, set()), ctx))
+            out.extend(plan_daemonset(ds, owned.get(_owner_key(ds), []), taken.setdefault(ns, set()), ctx))
         for job in self._list(JOB):
             ns = job["metadata"].get("namespace")
-            out.extend(plan_job(job, by_ns.get(ns, []), taken.setdefault(ns, set()), ctx))
+            out.extend(plan_job(job, owned.get(_owner_key(job), []), taken.setdefault(ns, set()), ctx))
         return out
 
     def _plan_storage(self, ctx: PlanContext) -> list[Write]:
@@ -1418,14 +1459,34 @@ class Controllers:
         """
         with self._lock:
             now = self.clock.now()
+            inputs = (self.store.resource_version, now, self._failures_version)
+            if inputs == self._settled:
+                return 0  # nothing a planner reads has changed since a pass that wrote nothing
+            self._settled = None
             total = 0
             for _ in range(MAX_PASSES):
+                rv_before = self.store.resource_version
                 done, conflicts = self._pass(now)
                 total += done
                 self.conflicts += conflicts
                 if done == 0 and conflicts == 0:
+                    if self.store.resource_version == rv_before:
+                        # a pass that wrote nothing and saw nothing written meanwhile: settled
+                        self._settled = (rv_before, now, self._failures_version)
                     break
             live = {p["metadata"].get("uid") for p in self._list(POD)}
             for uid in [u for u in self._born if u not in live]:
                 del self._born[uid]
+            self._prune_hash_cache()
             return total
+
+    def _prune_hash_cache(self) -> None:
+        """Keep memoised template hashes only for templates still stored (bounded by live objects)."""
+        keep: dict[int, tuple[Obj, int, str]] = {}
+        for kind in (DEPLOYMENT, STATEFULSET, DAEMONSET):
+            for obj in self._list(kind):
+                tpl = (obj.get("spec") or {}).get("template")
+                hit = self._hash_cache.get(id(tpl))
+                if hit is not None and hit[0] is tpl:
+                    keep[id(tpl)] = hit
+        self._hash_cache = keep

@@ -380,8 +380,16 @@ class Store:
         field_selector: str = "",
         limit: int = 0,
         continue_token: str = "",
+        *,
+        copy: bool = True,
     ) -> tuple[list[JSON], str, str]:
-        """Objects sorted by namespace/name (etcd key order); returns items, list RV, continue token."""
+        """Objects sorted by namespace/name (etcd key order); returns items, list RV, continue token.
+
+        ``copy=False`` is for internal readers (the controllers, the GC) that promise not to mutate
+        what they get: the items are then the stored objects themselves, which the store never
+        changes in place (every write stores a new dict), so a reader sees a consistent snapshot
+        of each object without paying a deep copy per item. They carry the stored apiVersion/kind.
+        """
         match_label = label_matcher(label_selector)
         match_field = field_matcher(field_selector, rt.group, rt.plural, rt.kind)
         start: tuple[str, str] | None = None
@@ -393,7 +401,8 @@ class Store:
                 raise errors.bad_request(f"continue key is not valid: {exc}") from None
         with self._lock:
             rv = self._rv
-            keys = sorted(self._bucket(rt))
+            bucket = self._bucket(rt)
+            keys = sorted(bucket)
             items: list[JSON] = []
             next_token = ""
             for key in keys:
@@ -401,7 +410,7 @@ class Store:
                     continue
                 if rt.namespaced and namespace is not None and key[0] != namespace:
                     continue
-                obj = self._bucket(rt)[key]
+                obj = bucket[key]
                 if not (match_label(obj) and match_field(obj)):
                     continue
                 if limit and len(items) >= limit:
@@ -410,8 +419,8 @@ class Store:
                         {"ns": last.get("namespace", "") if rt.namespaced else "", "name": last["name"], "rv": rv}
                     ).encode()).decode()
                     break
-                items.append(self._out(rt, obj))
-            return items, str(rv), next_token
+                items.append(self._out(rt, obj) if copy else obj)
+        return items, str(rv), next_token
 
     def watch(
         self,
