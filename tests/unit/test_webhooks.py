@@ -7,7 +7,6 @@ import hmac
 import json
 
 import pytest
-
 from gitferry.webhooks import WebhookError, normalise_repo_url, parse_push, verify_signature
 
 SECRET = "s3cret"

@@ -386,18 +386,6 @@ class Engine:
             failed = request.operation_phase in ("Failed", "Error")
             points.append(MetricPoint("SyncFailed" if failed else "SyncSucceeded", 1.0, "Count", dims))
         return points
-        dims = {"app": request.app}
-        points += [
-            MetricPoint("OutOfSync", 1.0 if status.sync.status == "OutOfSync" else 0.0, "Count", dims),
-            MetricPoint("Healthy", 1.0 if status.health.status == "Healthy" else 0.0, "Count", dims),
-            MetricPoint("Degraded", 1.0 if status.health.status == "Degraded" else 0.0, "Count", dims),
-            MetricPoint("DriftedResources", float(sum(1 for r in status.resources if r.status == "OutOfSync")),
-                        "Count", dims),
-        ]
-        if request.event == "operation" and status.operation_state is not None:
-            failed = status.operation_state.phase in ("Failed", "Error")
-            points.append(MetricPoint("SyncFailed" if failed else "SyncSucceeded", 1.0, "Count", dims))
-        return points
 
     # ------------------------------------------------------------------ helpers
 

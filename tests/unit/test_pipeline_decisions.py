@@ -1,0 +1,109 @@
+"""The pipeline's pure decisions: what a poll tick schedules, when a sync runs, what report emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from gitferry.messages import DiffRequest, ReportRequest
+from gitferry.model import Application, AppStatus, OperationState, SyncOperationResult, SyncStatus
+from gitferry.pipeline import Engine, Settings, due_reason, sync_decision
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+A, B = "a" * 40, "b" * 40
+
+
+def app(automated: dict | None = None) -> Application:
+    spec = {
+        "source": {"repoURL": "https://git.example.com/org/apps.git", "path": "guestbook"},
+        "destination": {"server": "https://k8s.example.com", "namespace": "guestbook"},
+    }
+    if automated is not None:
+        spec["syncPolicy"] = {"automated": automated}
+    return Application.from_manifest({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                                      "metadata": {"name": "guestbook"}, "spec": spec})
+
+
+def status(revision: str | None = A, reconciled: timedelta | None = timedelta(seconds=10), **kw) -> AppStatus:
+    st = AppStatus(sync=SyncStatus(status="Synced", revision=revision), **kw)
+    st.reconciled_at = NOW - reconciled if reconciled is not None else None
+    return st
+
+
+@pytest.mark.parametrize(("st", "commit", "expected"), [
+    (None, A, "poll"),
+    (status(revision=None), A, "poll"),
+    (status(), B, "poll"),
+    (status(), A, None),
+    (status(reconciled=timedelta(seconds=180)), A, "drift-check"),
+    (status(reconciled=None), A, "drift-check"),
+    (status(refresh_requested=True), A, "refresh"),
+    (status(sync_requested=True), A, "sync"),
+    (status(next_check_at=NOW - timedelta(seconds=1)), A, "rollout"),
+    (status(next_check_at=NOW + timedelta(seconds=5)), A, None),
+])
+def test_due_reason(st: AppStatus | None, commit: str, expected: str | None) -> None:
+    assert due_reason(st, commit, NOW, 180) == expected
+
+
+@dataclass
+class Res:
+    status: str
+    requires_pruning: bool = False
+
+
+@dataclass
+class Cmp:
+    sync_status: str
+    resources: list[Res] = field(default_factory=list)
+
+
+def diff_request(reason: str = "poll", sync: bool = False, commit: str = A) -> DiffRequest:
+    return DiffRequest(app="guestbook", commit=commit, manifests="manifests/x.json", reason=reason, sync=sync)
+
+
+def synced_at(commit: str) -> AppStatus:
+    return AppStatus(operation_state=OperationState(phase="Succeeded", sync_result=SyncOperationResult(revision=commit)))
+
+
+OUT = Cmp("OutOfSync", [Res("OutOfSync")])
+
+
+def test_manual_app_never_syncs_by_itself_but_a_person_can() -> None:
+    assert sync_decision(app(), AppStatus(), OUT, diff_request()) is None
+    assert sync_decision(app(), AppStatus(), OUT, diff_request("sync", sync=True)) == "sync"
+
+
+def test_automated_syncs_a_new_commit_once() -> None:
+    auto = app({"prune": True})
+    assert sync_decision(auto, AppStatus(), OUT, diff_request()) == "poll"
+    assert sync_decision(auto, synced_at(B), OUT, diff_request()) == "poll"
+    # Drift at a commit already synced: only selfHeal re-applies.
+    assert sync_decision(auto, synced_at(A), OUT, diff_request("drift-check")) is None
+    assert sync_decision(app({"selfHeal": True}), synced_at(A), OUT, diff_request("drift-check")) == "drift-check"
+
+
+def test_synced_app_is_left_alone() -> None:
+    assert sync_decision(app({"selfHeal": True}), AppStatus(), Cmp("Synced", [Res("Synced")]), diff_request()) is None
+
+
+def test_pruning_alone_does_not_trigger_a_sync_that_cannot_prune() -> None:
+    only_prune = Cmp("OutOfSync", [Res("Synced"), Res("OutOfSync", requires_pruning=True)])
+    assert sync_decision(app({"prune": False}), AppStatus(), only_prune, diff_request()) is None
+    assert sync_decision(app({"prune": True}), AppStatus(), only_prune, diff_request()) == "poll"
+
+
+def test_report_metrics_come_from_the_event_snapshot() -> None:
+    engine = Engine(Settings(table_name="t", bucket_name="b"), state=None, manifests=None, secrets=None, queues=None)  # type: ignore[arg-type]
+    fleet = engine.report(ReportRequest(app="_fleet", event="fleet", outOfSync=2, degraded=1, apps=5))
+    assert {(p.name, p.value) for p in fleet} == {("OutOfSyncApps", 2), ("DegradedApps", 1), ("Applications", 5)}
+    assert all(not p.dimensions for p in fleet)
+    points = engine.report(ReportRequest(app="guestbook", event="operation", syncStatus="OutOfSync", health="Degraded",
+                                         drifted=3, operationPhase="Failed", durations={"apply": 1.5}))
+    by_name = {p.name: p for p in points}
+    assert by_name["OutOfSync"].value == 1.0 and by_name["OutOfSync"].dimensions == {"app": "guestbook"}
+    assert by_name["DriftedResources"].value == 3
+    assert by_name["Degraded"].value == 1.0 and by_name["Healthy"].value == 0.0
+    assert "SyncFailed" in by_name and "SyncSucceeded" not in by_name
+    assert by_name["StageDuration"].dimensions == {"app": "guestbook", "stage": "apply"}
