@@ -272,7 +272,11 @@ class Engine:
                 initiatedBy=request.initiated_by if request.sync else "automated",
                 startedAt=request.started_at, prune=_prune_for(app, request),
             )
-            self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{request.started_at}:apply")
+            # Automated decisions taken from the same last operation are one sync: two diffs of
+            # the same commit in flight (a create and a poll, a webhook and a poll) apply once.
+            basis = (f"person:{request.started_at}" if request.sync else
+                     f"auto:{previous.operation_state.finished_at if previous.operation_state else 'never'}")
+            self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{decision}:{basis}")
         self._report(app.name, "status", request, {"diff": time.monotonic() - started}, status)
         return apply_request
 
