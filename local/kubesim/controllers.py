@@ -29,7 +29,9 @@ second ``reconcile()`` at the same simulated time writes nothing.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import marshal
 import json
 import math
 import threading
@@ -37,7 +39,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from local.kubesim.clock import Clock, format_rfc3339, parse_rfc3339
+from local.kubesim.clock import Clock, parse_rfc3339
+from local.kubesim.clock import format_rfc3339 as _format_rfc3339
 from local.kubesim.errors import ApiError
 from local.kubesim.types import ResourceType
 
@@ -77,6 +80,21 @@ _BUILTIN_FAILURES: tuple[tuple[str, str], ...] = (
     ("neverready", "NeverReady"),
 )
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
+
+
+# A pass formats the same few instants (pod birth + 1 s / + 2 s, now) for every object: memoise.
+format_rfc3339 = functools.lru_cache(maxsize=8192)(_format_rfc3339)
+
+
+def _deep_copy(value: Any) -> Any:
+    """Copy a JSON value; ``marshal`` round-trips dict/list/str/number trees exactly and is several
+    times faster than ``copy.deepcopy`` (which stays the fallback for anything else)."""
+    if isinstance(value, (dict, list)):
+        try:
+            return marshal.loads(marshal.dumps(value))
+        except ValueError:
+            pass
+    return copy.deepcopy(value)
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +227,7 @@ def safe_encode(text: str) -> str:
 
 def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
     """``controller.ComputeHash``: fnv32a of the template (without its own hash label), safe-encoded."""
-    tpl = copy.deepcopy(dict(template))
+    tpl = _deep_copy(dict(template))
     labels = (tpl.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop("pod-template-hash", None)
@@ -309,7 +327,7 @@ def _pod_from_template(owner: Obj, template: Obj, name: str, ref: Obj, extra_lab
                  "namespace": owner["metadata"].get("namespace"), "labels": labels, "ownerReferences": [ref]}
     if tmeta.get("annotations"):
         meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    spec = _deep_copy(template.get("spec") or {})
     if node and not spec.get("nodeName"):
         spec["nodeName"] = NODE_NAME  # the simulated scheduler binds at once: one node, always fits
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
@@ -319,7 +337,7 @@ def _status_write(kind: Kind, obj: Obj, status: Obj) -> Write | None:
     """A status write when ``status`` differs from what the object carries."""
     if (obj.get("status") or {}) == status:
         return None
-    new = copy.deepcopy(obj)
+    new = _deep_copy(obj)
     new["status"] = status
     return Write("status", kind, obj["metadata"].get("namespace"), obj["metadata"]["name"], new)
 
@@ -528,7 +546,7 @@ def plan_pods(pods: list[Obj], ctx: PlanContext) -> list[Write]:
         if meta.get("deletionTimestamp"):
             continue
         if not (pod.get("spec") or {}).get("nodeName"):
-            bound = copy.deepcopy(pod)
+            bound = _deep_copy(pod)
             bound["spec"]["nodeName"] = NODE_NAME
             writes.append(Write("update", POD, meta.get("namespace"), meta["name"], bound))
             continue
@@ -633,7 +651,7 @@ def _set_dep_condition(status: Obj, ctype: str, value: str, reason: str, message
 
 def _scaled(rs: Obj, replicas: int, dep: Obj) -> Write:
     """A ReplicaSet scale (spec.replicas + the replicas annotations, like ``scaleReplicaSet``)."""
-    new = copy.deepcopy(rs)
+    new = _deep_copy(rs)
     new["spec"]["replicas"] = replicas
     ann = new["metadata"].setdefault("annotations", {})
     dep_replicas = int((dep.get("spec") or {}).get("replicas", 1))
@@ -664,7 +682,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
     strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
     surge, _ = rolling_params(dep)
     old_status = dep.get("status") or {}
-    status: Obj = copy.deepcopy(old_status)
+    status: Obj = _deep_copy(old_status)
 
     mine = sorted(owned_by(replicasets, dep), key=_sort_key)
     hash_ = ctx.template_hash(template, int(old_status.get("collisionCount", 0)))
@@ -675,7 +693,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
             break
     if new_rs is None:
         for rs in mine:
-            rs_tpl = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+            rs_tpl = _deep_copy((rs.get("spec") or {}).get("template") or {})
             ((rs_tpl.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
             if template_hash(rs_tpl) == ctx.template_hash(template):
                 new_rs = rs
@@ -706,9 +724,9 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
             else:
                 current = sum(_rs_replicas(rs) for rs in olds)
                 initial = max(0, min(replicas, replicas + surge - current))
-            rs_tpl = copy.deepcopy(template)
+            rs_tpl = _deep_copy(template)
             rs_tpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = hash_
-            selector = copy.deepcopy(spec.get("selector") or {})
+            selector = _deep_copy(spec.get("selector") or {})
             selector.setdefault("matchLabels", {})["pod-template-hash"] = hash_
             rs_labels = dict((template.get("metadata") or {}).get("labels") or {})
             rs_labels["pod-template-hash"] = hash_
@@ -726,7 +744,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
                                f'Created new replica set "{new_rs["metadata"]["name"]}"', now)
     elif new_rs is not None:
         if _revision(new_rs) <= max_old_rev and not paused:
-            new = copy.deepcopy(new_rs)
+            new = _deep_copy(new_rs)
             new["metadata"].setdefault("annotations", {})[REVISION] = str(max_old_rev + 1)
             step = Write("update", REPLICASET, ns, new_rs["metadata"]["name"], new)
         elif _get_condition(status, "Progressing") is None and not paused:
@@ -755,7 +773,7 @@ def plan_deployment(dep: Obj, replicasets: list[Obj], ctx: PlanContext) -> list[
     if new_rs is not None and not paused and _revision(new_rs) > 0:
         rev = str(_revision(new_rs))
         if (meta.get("annotations") or {}).get(REVISION) != rev:
-            upd = copy.deepcopy(dep)
+            upd = _deep_copy(dep)
             upd["metadata"].setdefault("annotations", {})[REVISION] = rev
             writes.append(Write("update", DEPLOYMENT, ns, meta["name"], upd))
 
@@ -938,7 +956,7 @@ def plan_statefulset(sts: Obj, pods: list[Obj], pvcs: list[Obj], ctx: PlanContex
                     pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                            "metadata": {"name": claim, "namespace": ns,
                                         "labels": dict((spec.get("selector") or {}).get("matchLabels") or {})},
-                           "spec": copy.deepcopy(tpl.get("spec") or {})}
+                           "spec": _deep_copy(tpl.get("spec") or {})}
                     step.append(Write("create", PVC, ns, claim, pvc))
                     pvc_names.add(claim)
             rev = update_rev if i >= partition or current_rev == update_rev else current_rev
@@ -1058,7 +1076,7 @@ def plan_job(job: Obj, pods: list[Obj], taken: set[str], ctx: PlanContext) -> li
     ns = meta.get("namespace")
     now = ctx.rfc()
     old = job.get("status") or {}
-    status: Obj = copy.deepcopy(old)
+    status: Obj = _deep_copy(old)
     conds = status.get("conditions") or []
     finished_cond = next((c for c in conds if c.get("type") in ("Complete", "Failed")
                           and c.get("status") == "True"), None)
@@ -1144,7 +1162,7 @@ def plan_pvc(pvc: Obj, pvs: list[Obj], ctx: PlanContext, *, serve_pv: bool) -> l
     request = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
     modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
     if not spec.get("volumeName") or spec.get("storageClassName") is None:
-        upd = copy.deepcopy(pvc)
+        upd = _deep_copy(pvc)
         upd["spec"]["volumeName"] = volume
         upd["spec"].setdefault("storageClassName", "standard")
         ann = upd["metadata"].setdefault("annotations", {})
@@ -1213,11 +1231,11 @@ def plan_load_balancers(services: list[Obj], ingresses: list[Obj]) -> list[Write
         lb = ((svc.get("status") or {}).get("loadBalancer") or {})
         is_lb = (svc.get("spec") or {}).get("type") == "LoadBalancer"
         if is_lb and not lb.get("ingress"):
-            status = copy.deepcopy(svc.get("status") or {})
+            status = _deep_copy(svc.get("status") or {})
             status["loadBalancer"] = {"ingress": [{"ip": allocate(), "ipMode": "VIP"}]}
             w = _status_write(SERVICE, svc, status)
         elif not is_lb and lb.get("ingress"):
-            status = copy.deepcopy(svc.get("status") or {})
+            status = _deep_copy(svc.get("status") or {})
             status["loadBalancer"] = {}
             w = _status_write(SERVICE, svc, status)
         else:
@@ -1229,7 +1247,7 @@ def plan_load_balancers(services: list[Obj], ingresses: list[Obj]) -> list[Write
             continue
         lb = ((ing.get("status") or {}).get("loadBalancer") or {})
         if not lb.get("ingress"):
-            status = copy.deepcopy(ing.get("status") or {})
+            status = _deep_copy(ing.get("status") or {})
             status["loadBalancer"] = {"ingress": [{"ip": allocate()}]}
             w = _status_write(INGRESS, ing, status)
             if w is not None:
