@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gitferry import diff as diffing
-from gitferry import git, render, tracking
+from gitferry import tracking
 from gitferry.blobs import ManifestStore
 from gitferry.errors import GitError, GitferryError, NotFoundError, RenderError
 from gitferry.messages import ApplyRequest, DiffRequest, RenderRequest, ReportRequest
@@ -136,6 +136,7 @@ class Engine:
         """One tick: ONE ls-remote per repository, then a render message for every app whose
         commit changed, whose refresh/sync was asked for, whose rollout is being followed or
         whose drift check is due. Ends with the fleet summary for the drift alarm."""
+        from gitferry import git  # dulwich: only the stages that read Git pay for its import
         now = self.clock()
         apps = [stored.app for stored in self.state.list_apps()]
         statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
@@ -184,6 +185,7 @@ class Engine:
                        commit: str | None = None) -> RenderRequest:
         """Resolve the app's revision now (one ls-remote) and queue a render: what the API's
         sync / refresh / rollback and the webhook do instead of waiting for the next tick."""
+        from gitferry import git
         url = app.spec.source.repo_url
         if commit is None:
             refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
@@ -200,6 +202,8 @@ class Engine:
         """Fetch the commit, render the source, store the manifests; a Git or render error is
         recorded on the app as a ComparisonError condition naming the file, and the cluster is
         not touched."""
+        from gitferry import git, render
+
         started = time.monotonic()
         app = self._app_or_none(request.app)
         if app is None:
