@@ -1,33 +1,12 @@
-"""diff: compare rendered manifests with the live cluster; status, health, resources.
-
-SQS FIFO batch: a failed record fails the rest of its app's group only, so one
-application's events stay ordered and the others go on.
-"""
+"""diff: compare rendered manifests with the live cluster; status, health, resources."""
 
 from functools import cache
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from gitferry.lambda_sqs import sqs_stage_handler
 from gitferry.messages import DiffRequest
 from gitferry.pipeline import Engine
 
 logger = Logger()
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-
-
-@cache
-def engine() -> Engine:
-    return Engine.from_env()
-
-
-def record_handler(record: SQSRecord) -> None:
-    message = DiffRequest.model_validate_json(record.body)
-    logger.append_keys(app=message.app, reason=message.reason)
-    engine().diff(message)
-
-
-@logger.inject_lambda_context
-def handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+engine = cache(Engine.from_env)
+handler = sqs_stage_handler(DiffRequest, lambda message: engine().diff(message), logger)

@@ -31,8 +31,8 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import marshal
 import json
+import marshal
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping

@@ -1,0 +1,36 @@
+"""The Lambda plumbing shared by the SQS-driven stages (render, diff, apply).
+
+A failed record fails only the rest of its application's FIFO group
+(``skip_group_on_error``): one app's events stay ordered, the other apps go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from gitferry.messages import _Message
+
+M = TypeVar("M", bound=_Message)
+
+
+def sqs_stage_handler(message_type: type[M], run: Callable[[M], Any], logger: Logger) -> Callable[[dict, LambdaContext], dict]:
+    """A Lambda handler that parses each record as ``message_type`` and passes it to ``run``."""
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+
+    def record_handler(record: SQSRecord) -> None:
+        message = message_type.model_validate_json(record.body)
+        logger.append_keys(app=message.app, reason=message.reason)
+        run(message)
+
+    @logger.inject_lambda_context
+    def handler(event: dict, context: LambdaContext) -> dict:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+
+    return handler
