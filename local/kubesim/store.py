@@ -756,7 +756,7 @@ class Store:
             raise err
         live = self._out(rt, old) if old is not None else None
         new = ssa.apply(live, config, manager=manager, node=self.schemas.root(rt), force=force,
-                        api_version=rt.api_version, now=self._now(), rt=rt)
+                        api_version=rt.api_version, now=self._now(), rt=rt, subresource=subresource)
         new.setdefault("metadata", {})["name"] = name
         if old is None:
             if subresource:
