@@ -31,6 +31,7 @@ from local.kubesim.server import KubeSim
 from local.runner import LocalStack
 
 WEBHOOK_SECRET = "guestbook-webhook-secret"
+API_TOKEN = "local-api-token"
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -118,6 +119,8 @@ class LocalWorld:
         )
         self.api = self.stack.start_api()
         self._k8s: Any = None
+        self.api_token = API_TOKEN
+        self.put_secret("gitferry/api-token", API_TOKEN)  # what an admin does once
 
     def close(self) -> None:
         for closer in (self.stack.close, self.git.stop, self.kube.stop):
@@ -140,7 +143,9 @@ class LocalWorld:
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-        req = urllib.request.Request(self.api.rstrip("/") + path, data=data, method=method, headers=headers or {})
+        if headers is None:
+            headers = {"Authorization": f"Bearer {self.api_token}"}
+        req = urllib.request.Request(self.api.rstrip("/") + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 text = resp.read().decode()
@@ -161,8 +166,10 @@ class LocalWorld:
 
     def set_webhook_secret(self, provider: str, value: str) -> None:
         """What an admin does once: put the webhook secret into Secrets Manager."""
+        self.put_secret(f"gitferry/webhooks/{provider}", value)
+
+    def put_secret(self, name: str, value: str) -> None:
         client = self.stack.resources.client("secretsmanager")
-        name = f"gitferry/webhooks/{provider}"
         try:
             client.create_secret(Name=name, SecretString=value)
         except client.exceptions.ResourceExistsException:

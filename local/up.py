@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import tempfile
 import threading
@@ -37,10 +38,11 @@ def _start_gitserver(workdir: Path) -> Any:
     return GitServer(workdir / "git").start()
 
 
-def _register_cluster(api: str, kubeconfig: Path, name: str) -> str:
+def _register_cluster(api: str, token: str, kubeconfig: Path, name: str) -> str:
     body = json.dumps({"name": name, "kubeconfig": kubeconfig.read_text()}).encode()
     req = urllib.request.Request(
-        f"{api}/api/v1/clusters", data=body, method="POST", headers={"Content-Type": "application/json"}
+        f"{api}/api/v1/clusters", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         api = stack.start_api(port=args.port)
-        registered = _register_cluster(api, Path(kube.kubeconfig_path), "local")
+        # The API refuses every call until an admin puts a token into Secrets Manager: do it here.
+        token = secrets.token_urlsafe(24)
+        stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
+        registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
         stack.start_loop(schedule_interval=args.schedule_interval)
         res = stack.resources
         print(
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 gitferry is up (workdir {workdir})
 
   API + dashboard  {api}/            (the deployed stack serves the same under .../Prod/)
+  API token        {token}   (export TOKEN={token}; send it as Authorization: Bearer $TOKEN)
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
@@ -87,8 +93,8 @@ gitferry is up (workdir {workdir})
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
 
 Try:
-  curl -s {api}/api/v1/applications
-  curl -s {api}/api/v1/clusters
+  curl -s -H "Authorization: Bearer {token}" {api}/api/v1/applications
+  curl -s -H "Authorization: Bearer {token}" {api}/api/v1/clusters
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
   python -c "from local.gitserver import GitServer"   # repos live under {workdir / 'git'}
   curl -s -X POST {api}/webhooks/github -H 'X-GitHub-Event: push' -H 'X-Hub-Signature-256: sha256=...' -d @payload.json

@@ -4,9 +4,17 @@ from functools import cache
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitferry.dashboard import DASHBOARD_HTML
-from gitferry.errors import ConflictError, GitError, InvalidSpecError, LeaseHeldError, NotFoundError
+from gitferry.errors import (
+    ConflictError,
+    GitError,
+    InvalidSpecError,
+    LeaseHeldError,
+    NotFoundError,
+    UnauthorizedError,
+)
 from gitferry.pipeline import Engine
 from gitferry.service import Service
 
@@ -29,6 +37,22 @@ def caller() -> str:
 def _error(status: int, message: str, **extra: object) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
                     body={"message": message, **extra})
+
+
+def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Every route but the static dashboard page needs the API bearer token."""
+    if router.current_event.path != "/":
+        service().authorize(router.current_event.headers.get("Authorization"))  # case-insensitive
+    return next_middleware(router)
+
+
+app.use(middlewares=[require_token])
+
+
+@app.exception_handler(UnauthorizedError)
+def unauthorized(exc: UnauthorizedError) -> Response:
+    return Response(status_code=401, content_type=content_types.APPLICATION_JSON,
+                    body={"message": str(exc)}, headers={"WWW-Authenticate": "Bearer"})
 
 
 @app.exception_handler(InvalidSpecError)

@@ -116,3 +116,16 @@ def test_invalid_application_is_refused_with_every_bad_field_named(world: LocalW
     assert "spec.source.repoURL" in text
     assert "spec.destination" in text
     assert "spec.foo" in text
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", "Basic local-api-token", "local-api-token"])
+def test_api_needs_the_bearer_token(world: LocalWorld, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    status, answer = world.call("GET", "/api/v1/clusters", headers=headers)
+    assert status == 401, answer
+    assert "token" in answer["message"]
+    status, answer = world.call("POST", "/api/v1/clusters", {"name": "x", "kubeconfig": "y"}, headers=headers)
+    assert status == 401, answer
+    # The dashboard page itself is static and holds no data; it asks for the token in the browser.
+    status, page = world.call("GET", "/", headers=headers)
+    assert status == 200 and "gitferry" in page

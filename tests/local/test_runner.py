@@ -219,10 +219,14 @@ def test_real_template_wiring(real: LocalStack) -> None:
 
 
 def test_real_handlers_accept_the_sample_events(real: LocalStack) -> None:
+    # events/api.json carries the token an admin put into Secrets Manager.
+    real.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString="gitferry-local-api-token")
     for stage in ("poll", "render", "diff", "apply", "report", "api"):
         event = json.loads((ROOT / "events" / f"{stage}.json").read_text())
         inv = real.invoke(stage, event)
         assert inv.error is None, (stage, inv.error)
+        if stage == "api":
+            assert inv.result["statusCode"] == 200, inv.result
     # The webhook through the loopback API Gateway, signed as in events/webhook.json.
     real.resources.client("secretsmanager").create_secret(
         Name="gitferry/webhooks/github", SecretString="gitferry-local-webhook-secret"
@@ -232,5 +236,7 @@ def test_real_handlers_accept_the_sample_events(real: LocalStack) -> None:
     req = urllib.request.Request(real.api_url + "/webhooks/github", data=event["body"].encode(), method="POST", headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 202
-    with urllib.request.urlopen(real.api_url + "/api/v1/applications", timeout=30) as resp:
+    req = urllib.request.Request(real.api_url + "/api/v1/applications",
+                                 headers={"Authorization": "Bearer gitferry-local-api-token"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200 and json.loads(resp.read()) == {"items": []}

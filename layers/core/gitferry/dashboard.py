@@ -15,7 +15,11 @@ code{font-size:.85em}
 const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
 async function load() {
   const base = location.pathname.replace(/\\/$/, "");
-  const res = await fetch(base + "/api/v1/applications");
+  let token = localStorage.getItem("gitferry-token");
+  if (!token) { token = prompt("gitferry API token") || ""; localStorage.setItem("gitferry-token", token); }
+  const res = await fetch(base + "/api/v1/applications", {headers: {Authorization: "Bearer " + token}});
+  if (res.status === 401) { localStorage.removeItem("gitferry-token"); document.getElementById("apps").innerHTML =
+    '<tr><td colspan="7">the API token was refused; reload to enter it again</td></tr>'; return; }
   const data = await res.json();
   document.getElementById("apps").innerHTML = data.items.map(a => {
     const st = a.status || {}, sync = (st.sync || {}).status, health = (st.health || {}).status;

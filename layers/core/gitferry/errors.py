@@ -58,6 +58,10 @@ class NotFoundError(GitferryError):
     """A stored item (application, repository, cluster, secret, blob) is missing."""
 
 
+class UnauthorizedError(GitferryError):
+    """A management API call without the right bearer token."""
+
+
 class ConflictError(GitferryError):
     """An optimistic-lock write lost: someone else changed the item first."""
 

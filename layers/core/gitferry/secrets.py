@@ -89,6 +89,9 @@ class SecretStore:
     def webhook_secret_name(self, provider: str) -> str:
         return f"{self.prefix}webhooks/{provider}"
 
+    def api_token_name(self) -> str:
+        return f"{self.prefix}api-token"
+
     # -- typed accessors ------------------------------------------------------------
 
     def put_kubeconfig(self, cluster: str, kubeconfig: str) -> None:
@@ -123,6 +126,16 @@ class SecretStore:
     def get_webhook_secret(self, provider: str) -> str | None:
         try:
             return self._get(self.webhook_secret_name(provider), f"webhook secret of {provider}")
+        except NotFoundError:
+            return None
+
+    def put_api_token(self, value: str) -> None:
+        self._put(self.api_token_name(), value, "API token")
+
+    def get_api_token(self) -> str | None:
+        """The management API's bearer token, or None when none was configured."""
+        try:
+            return self._get(self.api_token_name(), "API token")
         except NotFoundError:
             return None
 

@@ -6,12 +6,13 @@ never returned: repositories and clusters come back as metadata only.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import yaml
 
 from gitferry import webhooks
-from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError
+from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError, UnauthorizedError
 from gitferry.model import Application, Cluster, Repository
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
@@ -40,6 +41,19 @@ class Service:
         self.engine = engine
         self.state = engine.state
         self.secrets = engine.secrets
+
+    # ------------------------------------------------------------------ authentication
+
+    def authorize(self, authorization: str | None) -> None:
+        """Require ``Authorization: Bearer <token>`` matching the token in Secrets Manager
+        (``<prefix>api-token``). No token configured means no access at all: the API registers
+        clusters and credentials, so it never runs open by default."""
+        expected = self.secrets.get_api_token()
+        if not expected:
+            raise UnauthorizedError(f"no API token configured: put one in Secrets Manager as {self.secrets.api_token_name()}")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            raise UnauthorizedError("missing or invalid bearer token")
 
     # ------------------------------------------------------------------ applications
 
