@@ -103,12 +103,12 @@ class StoryError(AssertionError):
 class LocalWorld:
     """kubesim + git server + the local stack of gitferry's handlers, in one process."""
 
-    def __init__(self, *, drift_check_seconds: int = 2, echo: bool = False) -> None:
+    def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gitferry-local-"))
         self.kube = KubeSim(kubeconfig_path=str(self.workdir / "kubeconfig")).start()
         self.git = GitServer(self.workdir / "git").start()
         self.stack = LocalStack.start(
-            parameters={"DriftCheckSeconds": str(max(30, drift_check_seconds))},
+            parameters={"DriftCheckSeconds": str(max(30, drift_check_seconds)), "DriftAlarmPeriods": str(alarm_periods)},
             extra_env={
                 "GIT_CACHE_DIR": str(self.workdir / "git-cache"),
                 "DISCOVERY_CACHE_DIR": str(self.workdir / "discovery"),

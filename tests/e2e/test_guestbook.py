@@ -14,7 +14,8 @@ from local.story import DEPLOYMENT, SERVICE, LocalWorld, application, play_guest
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[LocalWorld]:
-    with LocalWorld() as w:
+    # One breaching minute fires the drift alarm, so the alarm path is checked without waiting.
+    with LocalWorld(alarm_periods=1) as w:
         yield w
 
 
@@ -46,6 +47,12 @@ def test_manual_app_stays_out_of_sync_until_synced_through_the_api(world: LocalW
     assert {r["status"] for r in status["resources"]} == {"OutOfSync"}
     assert "operationState" not in status or status["operationState"] is None
     assert not _namespace_exists(world, "manual")  # CreateNamespace happens in a sync, and none ran
+
+    # The poll's fleet summary counts it; report emits OutOfSyncApps; DriftAlarm (template) fires.
+    fleet = [d for m in world.stack.metrics for d in m.datapoints if d.metric == "OutOfSyncApps"]
+    assert fleet and fleet[-1].value >= 1
+    world.stack.evaluate_alarms()
+    assert world.stack.alarm_state("DriftAlarm") == "ALARM"
 
     answer = world.api_ok("POST", "/api/v1/applications/manual/sync")
     assert answer["queued"] is True
