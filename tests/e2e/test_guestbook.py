@@ -136,3 +136,56 @@ def test_api_needs_the_bearer_token(world: LocalWorld, authorization: str | None
     # The dashboard page itself is static and holds no data; it asks for the token in the browser.
     status, page = world.call("GET", "/", headers=headers)
     assert status == 200 and "gitferry" in page
+
+
+WAVE_CONFIG = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: after-web
+  annotations:
+    argocd.argoproj.io/sync-wave: "1"
+data:
+  ready: "yes"
+"""
+
+
+def test_a_later_wave_waits_until_the_earlier_one_is_healthy(world: LocalWorld) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    server = world.register_cluster("local")
+    repo = _repo(world, "waves", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+                                  "app/after.yaml": WAVE_CONFIG})
+    core = client.CoreV1Api(world.k8s)
+
+    def config_exists() -> bool:
+        try:
+            core.read_namespaced_config_map("after-web", "waves")
+            return True
+        except ApiException as exc:
+            assert exc.status == 404
+            return False
+
+    world.kube.pause_controllers()  # the Deployment cannot become healthy yet
+    try:
+        world.api_ok("POST", "/api/v1/applications", application("waves", repo, server, automated=True,
+                                                                  path="app", namespace="waves"))
+        world.tick()
+        op = world.status("waves")["operationState"]
+        assert op["phase"] == "Running", op
+        assert "Deployment" in op["message"] and "wave 1" in op["message"]
+        assert world.deployment("waves", "guestbook-ui").spec.replicas == 1
+        assert not config_exists()
+        world.tick()  # still unhealthy: still waiting, nothing applied out of order
+        assert world.status("waves")["operationState"]["phase"] == "Running"
+        assert not config_exists()
+    finally:
+        world.kube.resume_controllers()
+    world.until("wave 1 applied", lambda: world.status("waves")["operationState"]["phase"] == "Succeeded")
+    assert config_exists()
+    op = world.status("waves")["operationState"]
+    names = {r["kind"] + "/" + r["name"] for r in op["syncResult"]["resources"]}
+    assert {"Deployment/guestbook-ui", "ConfigMap/after-web"} <= names  # both invocations' results kept
+    world.until("synced", synced_healthy(world, "waves"))
+    assert len(world.api_ok("GET", "/api/v1/applications/waves/history")["items"]) == 1

@@ -47,6 +47,8 @@ class ApplyRequest(_Message):
     commit: str
     manifests: str
     prune: bool = False
+    # Set when continuing an operation that paused at a wave boundary (sync.run_sync's resume_from).
+    resume_from: list[int] | None = Field(default=None, alias="resumeFrom")
 
 
 class ReportRequest(_Message):

@@ -161,6 +161,12 @@ class Engine:
                     errors[app.name] = str(exc)
                     self._record_comparison_error(app, status, None, exc)
                     continue
+                op = status.operation_state if status else None
+                if (op is not None and op.phase == "Running" and status is not None
+                        and status.next_check_at is not None and status.next_check_at <= now):
+                    resume = self.resume_request(app.name, op)
+                    if resume is not None:  # an operation paused at a wave boundary goes on
+                        self.queues.send(resume, dedup=f"resume:{resume.resume_from}:{now.timestamp()}")
                 reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
                 if reason is None:
                     continue
@@ -288,7 +294,11 @@ class Engine:
 
     def apply(self, request: ApplyRequest) -> OperationState | None:
         """Run one sync operation under the app's operation lease. The Running operation is
-        recorded before anything touches the cluster, so a crash mid-way leaves a record."""
+        recorded before anything touches the cluster, so a crash mid-way leaves a record.
+
+        Waves and hooks wait for health, as in Argo CD: when a wave is not healthy yet the
+        operation stays Running with ``resumeFrom`` recorded, the lease is given back, and the
+        poll sends the same operation again once its next check is due (no Lambda sleeps)."""
         from gitferry import sync as syncing
 
         app = self._app_or_none(request.app)
@@ -300,19 +310,25 @@ class Engine:
 
             lease = self.state.get_operation(app.name)
             raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
-        started = self.clock()
+        status = self.state.get_status(app.name) or AppStatus()
+        previous = status.operation_state
+        resuming = bool(request.resume_from) and previous is not None and previous.phase == "Running"
+        started = (previous.started_at if resuming and previous and previous.started_at else None) or self.clock()
         initiator = (OperationInitiator(automated=True) if request.initiated_by == "automated"
                      else OperationInitiator(username=request.initiated_by))
+        earlier: list[ResourceResult] = (
+            list(previous.sync_result.resources) if resuming and previous and previous.sync_result else [])
         try:
-            status = self.state.get_status(app.name) or AppStatus()
-            status.operation_state = OperationState(
-                operation={"sync": {"revision": request.commit, "prune": request.prune}},
-                phase="Running", message="sync started", started_at=started, initiated_by=initiator,
-                sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source),
-            )
-            self.state.put_status(app.name, status)
+            if not resuming:
+                status.operation_state = OperationState(
+                    operation=_operation_doc(request, None),
+                    phase="Running", message="sync started", started_at=started, initiated_by=initiator,
+                    sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source),
+                )
+                self.state.put_status(app.name, status)
             desired = self.manifests.get_manifests(request.manifests)
             automated = app.automated
+            resume_from: list[int] | None = None
             if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
                 phase, message, results = "Failed", "auto-sync will wipe out all resources (allowEmpty is false)", []
             else:
@@ -324,13 +340,18 @@ class Engine:
                     namespace=app.spec.destination.namespace,
                     prune_last=app.has_sync_option("PruneLast"),
                     propagation=(app.sync_option("PrunePropagationPolicy") or "foreground").capitalize(),
+                    wait_between_waves=True,
+                    resume_from=tuple(request.resume_from) if resuming and request.resume_from else None,
                 )
                 phase, message, results = result.phase, result.message, result.resources
+                resume_from = list(result.resume_from) if result.resume_from else None
         except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
-            self._finish_operation(app, request, started, initiator, "Error", f"{type(exc).__name__}: {exc}", [])
+            self._finish_operation(app, request, started, initiator, "Error", f"{type(exc).__name__}: {exc}",
+                                   earlier, [], None)
             self.state.release_operation(app.name, op_id)
             raise
-        operation = self._finish_operation(app, request, started, initiator, phase, message, results)
+        operation = self._finish_operation(app, request, started, initiator, phase, message, earlier, results,
+                                           resume_from)
         self.state.release_operation(app.name, op_id)
         # Look again at once (health while the rollout runs), then the poll follows it.
         self.queues.send(
@@ -338,26 +359,43 @@ class Engine:
                         initiatedBy=request.initiated_by, startedAt=request.started_at),
             dedup=f"{request.commit}:{op_id}:after-sync",
         )
-        self._report(app.name, "operation", request,
-                     {"apply": (self.clock() - started).total_seconds(),
-                      "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
-                     self.state.get_status(app.name))
+        if phase != "Running":
+            self._report(app.name, "operation", request,
+                         {"apply": (self.clock() - started).total_seconds(),
+                          "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
+                         self.state.get_status(app.name))
         return operation
 
+    def resume_request(self, app: str, operation: OperationState) -> ApplyRequest | None:
+        """The ApplyRequest that continues a Running operation paused at a wave boundary."""
+        doc = (operation.operation or {}).get("sync") or {}
+        if operation.phase != "Running" or not doc.get("resumeFrom") or not doc.get("manifests"):
+            return None
+        return ApplyRequest(app=app, commit=str(doc.get("revision")), manifests=str(doc["manifests"]),
+                            prune=bool(doc.get("prune")), reason="rollout",
+                            initiatedBy=str(doc.get("initiatedBy") or "automated"),
+                            resumeFrom=[int(x) for x in doc["resumeFrom"]])
+
     def _finish_operation(self, app: Application, request: ApplyRequest, started: datetime,
-                          initiator: OperationInitiator, phase: str, message: str, results: Iterable[Any]) -> OperationState:
+                          initiator: OperationInitiator, phase: str, message: str,
+                          earlier: list[ResourceResult], results: Iterable[Any],
+                          resume_from: list[int] | None) -> OperationState:
         finished = self.clock()
         status = self.state.get_status(app.name) or AppStatus()
+        merged = {(r.group, r.kind, r.namespace, r.name, r.sync_phase): r for r in earlier}
+        for r in results:
+            merged[(r.group, r.kind, r.namespace, r.name, r.phase)] = ResourceResult(
+                group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
+                status=r.status, message=r.message or None, sync_phase=r.phase, hook_phase=None)
         operation = OperationState(
-            operation={"sync": {"revision": request.commit, "prune": request.prune}},
-            phase=phase, message=message, started_at=started, finished_at=finished, initiated_by=initiator,
-            sync_result=SyncOperationResult(
-                revision=request.commit, source=app.spec.source,
-                resources=[ResourceResult(group=r.group, version=r.version, kind=r.kind, namespace=r.namespace,
-                                          name=r.name, status=r.status, message=r.message or None,
-                                          sync_phase=r.phase, hook_phase=None) for r in results],
-            ),
+            operation=_operation_doc(request, resume_from),
+            phase=phase, message=message, started_at=started,
+            finished_at=None if phase == "Running" else finished, initiated_by=initiator,
+            sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source,
+                                            resources=list(merged.values())),
         )
+        if phase == "Running":
+            status.next_check_at = datetime.fromtimestamp(finished.timestamp() + self.settings.rollout_check_seconds, UTC)
         status.operation_state = operation
         status.conditions = [c for c in status.conditions if c.type != "SyncError"]
         if phase in ("Failed", "Error"):
@@ -485,6 +523,8 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     automated = app.automated
     if automated is None or comparison.sync_status != "OutOfSync":
         return None
+    if previous.operation_state is not None and previous.operation_state.phase == "Running":
+        return None  # one operation at a time; the running one is resumed by the poll
     fixable = [r for r in comparison.resources if r.status == "OutOfSync" and (automated.prune or not r.requires_pruning)]
     if not fixable:
         return None
@@ -495,6 +535,15 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if automated.self_heal:
         return "drift-check"
     return None
+
+
+def _operation_doc(request: ApplyRequest, resume_from: list[int] | None) -> dict[str, Any]:
+    """What the operation is, enough to send it again when it pauses at a wave boundary."""
+    doc: dict[str, Any] = {"revision": request.commit, "prune": request.prune, "manifests": request.manifests,
+                           "initiatedBy": request.initiated_by}
+    if resume_from:
+        doc["resumeFrom"] = resume_from
+    return {"sync": doc}
 
 
 def _prune_for(app: Application, request: DiffRequest) -> bool:
