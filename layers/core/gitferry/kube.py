@@ -16,7 +16,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -336,6 +336,37 @@ class ClusterClient:
                 item.setdefault("apiVersion", rt.api_version)
                 item.setdefault("kind", rt.kind)
                 items.append(item)
+            cont = (body.get("metadata") or {}).get("continue") or None
+            if not cont:
+                return items
+
+    def list_in_namespace(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        page_size: int = 500,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """All objects of one namespaced kind in one namespace, paginated, optionally filtered.
+
+        Used for the resource tree, whose children (Pods, ReplicaSets ...) carry no app label:
+        they can only be found by listing the namespace and following ownerReferences. ``keep``
+        runs on each item as its page arrives, so a namespace shared with big neighbours costs
+        one page of memory per kind, not the whole namespace.
+        """
+        res = self.resource(rt.api_version, rt.kind)
+        path = res.path(namespace=namespace)
+        items: list[dict[str, Any]] = []
+        cont: str | None = None
+        ident = {"kind": rt.kind, "api_version": rt.api_version, "namespace": namespace}
+        while True:
+            body = self._request("get", path, ident=ident, limit=page_size, _continue=cont)
+            for item in body.get("items") or []:
+                item.setdefault("apiVersion", rt.api_version)
+                item.setdefault("kind", rt.kind)
+                if keep is None or keep(item):
+                    items.append(item)
             cont = (body.get("metadata") or {}).get("continue") or None
             if not cont:
                 return items
