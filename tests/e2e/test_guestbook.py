@@ -189,3 +189,22 @@ def test_a_later_wave_waits_until_the_earlier_one_is_healthy(world: LocalWorld) 
     assert {"Deployment/guestbook-ui", "ConfigMap/after-web"} <= names  # both invocations' results kept
     world.until("synced", synced_healthy(world, "waves"))
     assert len(world.api_ok("GET", "/api/v1/applications/waves/history")["items"]) == 1
+
+
+def test_failed_sync_is_retried_with_backoff_then_fails(world: LocalWorld) -> None:
+    import yaml
+
+    server = world.register_cluster("local")
+    repo = _repo(world, "retry", {"app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"})
+    manifest = yaml.safe_load(application("retry", repo, server, automated=True, path="app", namespace="retry"))
+    manifest["spec"]["syncPolicy"]["retry"] = {"limit": 2, "backoff": {"duration": "1s", "factor": 1, "maxDuration": "1s"}}
+    world.api_ok("POST", "/api/v1/applications", yaml.safe_dump(manifest))
+    world.tick()
+    op = world.status("retry")["operationState"]
+    assert op["phase"] == "Running" and "Retrying attempt #1" in op["message"], op
+    assert "Bad_Name" in op["message"]  # the API server's reason is kept
+    world.until("retries exhausted", lambda: world.status("retry")["operationState"]["phase"] == "Failed")
+    op = world.status("retry")["operationState"]
+    assert op["retryCount"] == 2
+    assert [c["type"] for c in world.status("retry")["conditions"]] == ["SyncError"]
+    assert world.api_ok("GET", "/api/v1/applications/retry/history")["items"] == []

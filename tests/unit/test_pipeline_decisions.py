@@ -84,6 +84,12 @@ def test_automated_syncs_a_new_commit_once() -> None:
     assert sync_decision(app({"selfHeal": True}), synced_at(A), OUT, diff_request("drift-check")) == "drift-check"
 
 
+def test_a_failed_sync_at_this_commit_is_not_retried_by_automation() -> None:
+    failed = AppStatus(operation_state=OperationState(phase="Failed", sync_result=SyncOperationResult(revision=A)))
+    assert sync_decision(app({"selfHeal": True}), failed, OUT, diff_request("drift-check")) is None
+    assert sync_decision(app({"selfHeal": True}), failed, OUT, diff_request(commit=B)) == "poll"  # a new commit is
+
+
 def test_synced_app_is_left_alone() -> None:
     assert sync_decision(app({"selfHeal": True}), AppStatus(), Cmp("Synced", [Res("Synced")]), diff_request()) is None
 
@@ -107,3 +113,18 @@ def test_report_metrics_come_from_the_event_snapshot() -> None:
     assert by_name["Degraded"].value == 1.0 and by_name["Healthy"].value == 0.0
     assert "SyncFailed" in by_name and "SyncSucceeded" not in by_name
     assert by_name["StageDuration"].dimensions == {"app": "guestbook", "stage": "apply"}
+
+
+def test_retry_backoff_follows_argo_cd() -> None:
+    from gitferry.model import RetryStrategy, parse_duration
+    from gitferry.pipeline import retry_delay
+
+    assert parse_duration("1m30s") == 90 and parse_duration("5s") == 5 and parse_duration("1h") == 3600
+    with pytest.raises(ValueError):
+        parse_duration("5 sec")
+    retry = RetryStrategy.model_validate({"limit": 3, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "12s"}})
+    assert [retry_delay(retry, n) for n in range(4)] == [5, 10, 12, None]
+    assert retry_delay(None, 0) is None
+    assert retry_delay(RetryStrategy.model_validate({"limit": 0}), 0) is None
+    unlimited = RetryStrategy.model_validate({"limit": -1})
+    assert retry_delay(unlimited, 50) == 180  # default maxDuration 3m

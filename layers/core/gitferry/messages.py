@@ -49,6 +49,8 @@ class ApplyRequest(_Message):
     prune: bool = False
     # Set when continuing an operation that paused at a wave boundary (sync.run_sync's resume_from).
     resume_from: list[int] | None = Field(default=None, alias="resumeFrom")
+    # Set when re-running a failed operation under spec.syncPolicy.retry (the attempt number).
+    retry: int = 0
 
 
 class ReportRequest(_Message):

@@ -172,12 +172,29 @@ class Automated(_Spec):
     allow_empty: bool = False
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+
+
+def parse_duration(text: str) -> float:
+    """Argo CD / Go durations as used in retry backoff: ``5s``, ``3m``, ``1h``, ``1m30s``."""
+    parts = _DURATION.findall(text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"invalid duration {text!r}: use e.g. 5s, 3m, 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
 class Backoff(_Spec):
     """``spec.syncPolicy.retry.backoff`` (Argo CD duration strings like ``5s``, ``3m``)."""
 
     duration: str = "5s"
     factor: int = Field(default=2, ge=1)
     max_duration: str = "3m"
+
+    @field_validator("duration", "max_duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class RetryStrategy(_Spec):

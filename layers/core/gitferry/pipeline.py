@@ -37,6 +37,7 @@ from gitferry.model import (
     ResourceStatus,
     SyncOperationResult,
     SyncStatus,
+    parse_duration,
 )
 from gitferry.queues import Queues
 from gitferry.secrets import SecretStore
@@ -312,12 +313,13 @@ class Engine:
             raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
         status = self.state.get_status(app.name) or AppStatus()
         previous = status.operation_state
-        resuming = bool(request.resume_from) and previous is not None and previous.phase == "Running"
+        resuming = bool(request.resume_from or request.retry) and previous is not None and previous.phase == "Running"
         started = (previous.started_at if resuming and previous and previous.started_at else None) or self.clock()
         initiator = (OperationInitiator(automated=True) if request.initiated_by == "automated"
                      else OperationInitiator(username=request.initiated_by))
         earlier: list[ResourceResult] = (
-            list(previous.sync_result.resources) if resuming and previous and previous.sync_result else [])
+            list(previous.sync_result.resources)
+            if resuming and request.resume_from and previous and previous.sync_result else [])
         try:
             if not resuming:
                 status.operation_state = OperationState(
@@ -345,13 +347,20 @@ class Engine:
                 )
                 phase, message, results = result.phase, result.message, result.resources
                 resume_from = list(result.resume_from) if result.resume_from else None
+            retry_at: datetime | None = None
+            if phase == "Failed":
+                delay = retry_delay(app.spec.sync_policy.retry if app.spec.sync_policy else None, request.retry)
+                if delay is not None:  # spec.syncPolicy.retry: the operation goes on after a backoff
+                    retry_at = datetime.fromtimestamp(self.clock().timestamp() + delay, UTC)
+                    phase = "Running"
+                    message = f"{message}. Retrying attempt #{request.retry + 1} at {retry_at:%H:%M:%S}."
         except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
             self._finish_operation(app, request, started, initiator, "Error", f"{type(exc).__name__}: {exc}",
-                                   earlier, [], None)
+                                   earlier, [], None, None)
             self.state.release_operation(app.name, op_id)
             raise
         operation = self._finish_operation(app, request, started, initiator, phase, message, earlier, results,
-                                           resume_from)
+                                           resume_from, retry_at)
         self.state.release_operation(app.name, op_id)
         # Look again at once (health while the rollout runs), then the poll follows it.
         self.queues.send(
@@ -369,17 +378,20 @@ class Engine:
     def resume_request(self, app: str, operation: OperationState) -> ApplyRequest | None:
         """The ApplyRequest that continues a Running operation paused at a wave boundary."""
         doc = (operation.operation or {}).get("sync") or {}
-        if operation.phase != "Running" or not doc.get("resumeFrom") or not doc.get("manifests"):
+        if operation.phase != "Running" or not doc.get("manifests"):
             return None
-        return ApplyRequest(app=app, commit=str(doc.get("revision")), manifests=str(doc["manifests"]),
-                            prune=bool(doc.get("prune")), reason="rollout",
-                            initiatedBy=str(doc.get("initiatedBy") or "automated"),
-                            resumeFrom=[int(x) for x in doc["resumeFrom"]])
+        common = {"app": app, "commit": str(doc.get("revision")), "manifests": str(doc["manifests"]),
+                  "prune": bool(doc.get("prune")), "initiatedBy": str(doc.get("initiatedBy") or "automated")}
+        if doc.get("retryAt"):
+            return ApplyRequest(**common, reason="sync", retry=operation.retry_count)
+        if doc.get("resumeFrom"):
+            return ApplyRequest(**common, reason="rollout", resumeFrom=[int(x) for x in doc["resumeFrom"]])
+        return None
 
     def _finish_operation(self, app: Application, request: ApplyRequest, started: datetime,
                           initiator: OperationInitiator, phase: str, message: str,
                           earlier: list[ResourceResult], results: Iterable[Any],
-                          resume_from: list[int] | None) -> OperationState:
+                          resume_from: list[int] | None, retry_at: datetime | None) -> OperationState:
         finished = self.clock()
         status = self.state.get_status(app.name) or AppStatus()
         merged = {(r.group, r.kind, r.namespace, r.name, r.sync_phase): r for r in earlier}
@@ -387,18 +399,22 @@ class Engine:
             merged[(r.group, r.kind, r.namespace, r.name, r.phase)] = ResourceResult(
                 group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
                 status=r.status, message=r.message or None, sync_phase=r.phase, hook_phase=None)
+        doc = _operation_doc(request, resume_from)
+        if retry_at is not None:
+            doc["sync"]["retryAt"] = retry_at.isoformat()
         operation = OperationState(
-            operation=_operation_doc(request, resume_from),
+            operation=doc, retry_count=request.retry + (1 if retry_at is not None else 0),
             phase=phase, message=message, started_at=started,
             finished_at=None if phase == "Running" else finished, initiated_by=initiator,
             sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source,
                                             resources=list(merged.values())),
         )
         if phase == "Running":
-            status.next_check_at = datetime.fromtimestamp(finished.timestamp() + self.settings.rollout_check_seconds, UTC)
+            status.next_check_at = retry_at or datetime.fromtimestamp(
+                finished.timestamp() + self.settings.rollout_check_seconds, UTC)
         status.operation_state = operation
         status.conditions = [c for c in status.conditions if c.type != "SyncError"]
-        if phase in ("Failed", "Error"):
+        if phase in ("Failed", "Error") or retry_at is not None:
             status.conditions.append(Condition(type="SyncError", message=message, last_transition_time=finished))
         self.state.put_status(app.name, status)
         if phase == "Succeeded":
@@ -517,7 +533,8 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     """Argo CD's automation rules: a person's sync always runs; automated sync runs once per
     new commit; at an already-synced commit only selfHeal re-applies drift; a failed sync is not
     retried at the same commit unless selfHeal; objects that merely need pruning, with prune off,
-    never trigger a sync (it could not fix them)."""
+    never trigger a sync (it could not fix them). Retries of a failed sync come from
+    ``spec.syncPolicy.retry`` only."""
     if request.sync:
         return request.reason if request.reason in ("sync", "rollback") else "sync"
     automated = app.automated
@@ -532,9 +549,21 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
     if not synced_this_commit:
         return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
+    if last is not None and last.phase != "Succeeded":
+        return None  # Argo CD: a failed attempt at this commit is not re-tried, selfHeal or not
     if automated.self_heal:
         return "drift-check"
     return None
+
+
+def retry_delay(retry: Any, attempt: int) -> float | None:
+    """Seconds before retry ``attempt + 1`` of a failed sync, or None when no retry is left:
+    ``duration * factor ** attempt`` capped at ``maxDuration``; ``limit`` -1 is unlimited."""
+    if retry is None or retry.limit == 0 or (retry.limit > 0 and attempt >= retry.limit):
+        return None
+    base = parse_duration(retry.backoff.duration)
+    cap = parse_duration(retry.backoff.max_duration)
+    return min(base * (retry.backoff.factor ** attempt), cap)
 
 
 def _operation_doc(request: ApplyRequest, resume_from: list[int] | None) -> dict[str, Any]:
