@@ -306,9 +306,16 @@ def play_guestbook(world: LocalWorld, on_step: Callable[[Step], None] | None = N
     history = world.api_ok("GET", f"/api/v1/applications/{app}/history")["items"]
     if not history:
         raise StoryError("no sync recorded in history")
+    world.tick()  # the next look records the tree with the pods the rollout made
+    nodes = world.api_ok("GET", f"/api/v1/applications/{app}/resource-tree")["nodes"]
+    kinds = sorted({n["kind"] for n in nodes})
+    if not {"Deployment", "ReplicaSet", "Pod", "Service"} <= set(kinds):
+        raise StoryError(f"resource tree lacks the rollout's objects: {kinds}")
+    tree_counts = ", ".join(f"{kind} x{sum(1 for n in nodes if n['kind'] == kind)}" for kind in kinds)
     record(Step("poll -> render -> diff (OutOfSync) -> apply: Synced and Healthy", time.monotonic() - t0, [
         f"revision {str(first_commit)[:8]}", f"deployment ready {dep.status.ready_replicas}/{dep.spec.replicas}",
         f"resources {[r['kind'] + '/' + r['name'] for r in st.get('resources', [])]}", f"history entries {len(history)}",
+        f"resource tree {tree_counts}",
     ]))
 
     # 3. new commit (new image, 3 replicas) announced by a signed GitHub webhook

@@ -137,6 +137,11 @@ def resources(name: str) -> dict:
     return service().resources(name)
 
 
+@app.get("/api/v1/applications/<name>/resource-tree")
+def resource_tree(name: str) -> dict:
+    return service().resource_tree(name)
+
+
 @app.get("/api/v1/clusters")
 def list_clusters() -> dict:
     return service().list_clusters()

@@ -255,6 +255,7 @@ class Engine:
         except Exception as exc:  # a cluster we cannot reach: Unknown, recorded, retried next tick
             self._record_comparison_error(app, previous, request.commit, exc)
             return None
+        self._store_tree(app, cluster, live)
         now = self.clock()
         status = previous.model_copy(deep=True)
         status.sync = SyncStatus(
@@ -468,6 +469,20 @@ class Engine:
         self._clusters[cluster.name] = (digest, client)
         return client
 
+    def _store_tree(self, app: Application, cluster: Any, live: list[dict[str, Any]]) -> None:
+        """The resource tree (managed objects + live descendants) goes to S3 under a fixed key per
+        app: a 5,000-node tree is megabytes, far beyond a DynamoDB item. A cluster error only
+        shortens the tree to the managed objects; it never fails the comparison."""
+        from gitferry import tree as restree
+        from gitferry.kube import KubeError
+
+        managed = [o for o in live if tracking.is_owned(app.name, o)]
+        try:
+            built = restree.build_tree(managed, restree.collect_children(cluster, managed))
+        except KubeError:
+            built = restree.build_tree(managed, [])
+        self.manifests.put_json(tree_key(app.name), built.to_json_dict())
+
     def _app_or_none(self, name: str) -> Application | None:
         try:
             return self.state.get_app(name).app
@@ -510,6 +525,11 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- pure decisions
+
+
+def tree_key(app: str) -> str:
+    """S3 key of an app's latest resource tree."""
+    return f"trees/{app}.json"
 
 
 def due_reason(status: AppStatus | None, commit: str, now: datetime, drift_check_seconds: int) -> str | None:

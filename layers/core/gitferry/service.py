@@ -105,7 +105,10 @@ class Service:
 
     def delete_app(self, name: str) -> dict[str, Any]:
         """Forget the app. Like Argo CD without the resources finalizer, live objects stay."""
+        from gitferry.pipeline import tree_key
+
         self.state.delete_app(name)
+        self.engine.manifests.delete(tree_key(name))
         return {"deleted": name}
 
     def sync(self, name: str, body: str | bytes | None, caller: str) -> dict[str, Any]:
@@ -147,6 +150,17 @@ class Service:
         self.state.get_app(name)
         status = self.state.get_status(name)
         return {"items": [r.to_json_dict() for r in (status.resources if status else [])]}
+
+    def resource_tree(self, name: str) -> dict[str, Any]:
+        """Argo CD's ApplicationTree shape: managed objects and their live descendants, as the
+        last comparison saw them (empty before the first one)."""
+        from gitferry.pipeline import tree_key
+
+        self.state.get_app(name)
+        try:
+            return self.engine.manifests.get_json(tree_key(name))
+        except NotFoundError:
+            return {"nodes": [], "truncated": False}
 
     # ------------------------------------------------------------------ clusters and repositories
 
