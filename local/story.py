@@ -187,6 +187,33 @@ class LocalWorld:
             "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signature,
         })
 
+    def subscribe_notifications(self) -> str:
+        """An SQS queue subscribed (raw delivery) to the NotificationTopic, as a user's Slack
+        bridge or e-mail would be; returns its URL."""
+        sqs = self.stack.resources.client("sqs")
+        sns = self.stack.resources.client("sns")
+        url = sqs.create_queue(QueueName=f"notifications-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if "NotificationTopic" in t["TopicArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"},
+                      ReturnSubscriptionArn=True)
+        return url
+
+    def notifications(self, queue_url: str) -> list[dict[str, Any]]:
+        """Everything delivered so far: ``{"trigger", "app", "body"}`` per message."""
+        sqs = self.stack.resources.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                      WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                attrs = m.get("MessageAttributes") or {}
+                out.append({"trigger": attrs.get("trigger", {}).get("StringValue"),
+                            "app": attrs.get("app", {}).get("StringValue"), "body": json.loads(m["Body"])})
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
     def register_cluster(self, name: str = "local") -> str:
         self.api_ok("POST", "/api/v1/clusters", {"name": name, "kubeconfig": Path(self.kube.kubeconfig_path).read_text()})
         return self.kube.url

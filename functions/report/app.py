@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitferry.messages import ReportRequest
+from gitferry.notify import Notifier, notifications_for
 from gitferry.pipeline import Engine
 
 logger = Logger()
@@ -18,6 +19,11 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 @cache
 def engine() -> Engine:
     return Engine.from_env()
+
+
+@cache
+def notifier() -> Notifier:
+    return Notifier()
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -31,6 +37,9 @@ def record_handler(record: SQSRecord) -> None:
                     metric.add_dimension(name=key, value=value)
         else:
             metrics.add_metric(name=point.name, unit=MetricUnit(point.unit), value=point.value)
+    for notification in notifications_for(message):
+        notifier().publish(notification)
+        logger.info("notified", extra={"app": message.app, "trigger": notification.trigger})
     logger.info("report", extra={"app": message.app, "event": message.event})
 
 

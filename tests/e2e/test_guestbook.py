@@ -16,6 +16,7 @@ from local.story import DEPLOYMENT, SERVICE, LocalWorld, application, play_guest
 def world() -> Iterator[LocalWorld]:
     # One breaching minute fires the drift alarm, so the alarm path is checked without waiting.
     with LocalWorld(alarm_periods=1) as w:
+        w.notification_queue = w.subscribe_notifications()  # type: ignore[attr-defined]
         yield w
 
 
@@ -208,3 +209,39 @@ def test_failed_sync_is_retried_with_backoff_then_fails(world: LocalWorld) -> No
     assert op["retryCount"] == 2
     assert [c["type"] for c in world.status("retry")["conditions"]] == ["SyncError"]
     assert world.api_ok("GET", "/api/v1/applications/retry/history")["items"] == []
+
+
+def test_crash_looping_app_is_degraded_and_everyone_was_told(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    manifest = DEPLOYMENT.format(replicas=1, image="example/crashloop:1").replace(
+        "spec:\n  replicas: 1\n", "spec:\n  replicas: 1\n  progressDeadlineSeconds: 3\n", 1)
+    assert "progressDeadlineSeconds: 3" in manifest
+    repo = _repo(world, "crashy", {"app/deploy.yaml": manifest})
+    world.api_ok("POST", "/api/v1/applications", application("crashy", repo, server, automated=True,
+                                                              path="app", namespace="crashy"))
+    world.until("Degraded", lambda: (world.status("crashy").get("health") or {}).get("status") == "Degraded")
+    assert "exceeded its progress deadline" in world.status("crashy")["health"]["message"]
+    tree = world.api_ok("GET", "/api/v1/applications/crashy/resource-tree")["nodes"]
+    pods = [n for n in tree if n["kind"] == "Pod"]
+    assert pods and all(p["health"]["status"] == "Degraded" for p in pods)
+
+    sent = world.notifications(world.notification_queue)  # type: ignore[attr-defined]
+    by_app: dict[str, set[str]] = {}
+    for n in sent:
+        by_app.setdefault(n["app"], set()).add(n["trigger"])
+    assert "on-health-degraded" in by_app.get("crashy", set()), sent
+    assert "on-sync-succeeded" in by_app["crashy"]  # the sync itself worked; the workload did not
+    assert "on-sync-failed" not in by_app["crashy"]
+
+
+def test_a_failed_sync_is_announced(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "announced", {"app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"})
+    world.api_ok("POST", "/api/v1/applications", application("announced", repo, server, automated=True,
+                                                              path="app", namespace="announced"))
+    world.tick()
+    assert world.status("announced")["operationState"]["phase"] == "Failed"
+    sent = [n for n in world.notifications(world.notification_queue)  # type: ignore[attr-defined]
+            if n["app"] == "announced"]
+    assert [n["trigger"] for n in sent] == ["on-sync-failed"], sent
+    assert "Bad_Name" in sent[0]["body"]["message"]

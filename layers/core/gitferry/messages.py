@@ -64,6 +64,10 @@ class ReportRequest(_Message):
     health: str | None = None
     drifted: int = 0  # resources OutOfSync
     operation_phase: str | None = Field(default=None, alias="operationPhase")
+    operation_message: str | None = Field(default=None, alias="operationMessage")
+    health_message: str | None = Field(default=None, alias="healthMessage")
+    # The health before this event, so a transition is announced once.
+    previous_health: str | None = Field(default=None, alias="previousHealth")
     # Fleet summary (event == "fleet"): counts over every application, from the poll tick.
     out_of_sync: int = Field(default=0, alias="outOfSync")
     degraded: int = 0

@@ -289,7 +289,7 @@ class Engine:
             basis = (f"person:{request.started_at}" if request.sync else
                      f"auto:{previous.operation_state.finished_at if previous.operation_state else 'never'}")
             self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{decision}:{basis}")
-        self._report(app.name, "status", request, {"diff": time.monotonic() - started}, status)
+        self._report(app.name, "status", request, {"diff": time.monotonic() - started}, status, previous)
         return apply_request
 
     # ------------------------------------------------------------------ apply
@@ -508,15 +508,19 @@ class Engine:
         return status
 
     def _report(self, app: str, event: str, request: Any, durations: dict[str, float],
-                status: AppStatus | None = None) -> None:
+                status: AppStatus | None = None, previous: AppStatus | None = None) -> None:
         snapshot: dict[str, Any] = {}
         if status is not None:
             snapshot = {
                 "syncStatus": status.sync.status,
                 "health": status.health.status,
+                "healthMessage": status.health.message,
                 "drifted": sum(1 for r in status.resources if r.status == "OutOfSync"),
                 "operationPhase": status.operation_state.phase if status.operation_state else None,
+                "operationMessage": status.operation_state.message if status.operation_state else None,
             }
+        if previous is not None:
+            snapshot["previousHealth"] = previous.health.status
         self.queues.send(
             ReportRequest(app=app, event=event, durations=durations, reason=request.reason,
                           initiatedBy=request.initiated_by, startedAt=request.started_at, **snapshot),
