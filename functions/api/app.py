@@ -104,7 +104,7 @@ def get_app(name: str) -> dict:
 
 @app.delete("/api/v1/applications/<name>")
 def delete_app(name: str) -> dict:
-    return service().delete_app(name)
+    return service().delete_app(name, caller())
 
 
 @app.post("/api/v1/applications/<name>/sync")
@@ -142,6 +142,11 @@ def resource_tree(name: str) -> dict:
     return service().resource_tree(name)
 
 
+@app.get("/api/v1/audit")
+def audit() -> dict:
+    return service().audit_day((app.current_event.query_string_parameters or {}).get("date"))
+
+
 @app.get("/api/v1/clusters")
 def list_clusters() -> dict:
     return service().list_clusters()
@@ -150,7 +155,7 @@ def list_clusters() -> dict:
 @app.post("/api/v1/clusters")
 def register_cluster() -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_cluster(app.current_event.decoded_body))
+                    body=service().register_cluster(app.current_event.decoded_body, caller()))
 
 
 @app.get("/api/v1/repositories")
@@ -161,7 +166,7 @@ def list_repositories() -> dict:
 @app.post("/api/v1/repositories")
 def register_repository() -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_repository(app.current_event.decoded_body))
+                    body=service().register_repository(app.current_event.decoded_body, caller()))
 
 
 @logger.inject_lambda_context

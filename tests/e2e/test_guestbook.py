@@ -245,3 +245,21 @@ def test_a_failed_sync_is_announced(world: LocalWorld) -> None:
             if n["app"] == "announced"]
     assert [n["trigger"] for n in sent] == ["on-sync-failed"], sent
     assert "Bad_Name" in sent[0]["body"]["message"]
+
+
+def test_audit_trail_records_who_did_what_without_secrets(world: LocalWorld) -> None:
+    import json
+
+    trail = world.api_ok("GET", "/api/v1/audit")["items"]
+    seen = {(e["action"], e["target"]) for e in trail}
+    assert ("cluster.register", "local") in seen
+    assert ("app.create", "guestbook") in seen and ("app.create", "manual") in seen
+    assert ("app.sync", "manual") in seen
+    assert ("operation.succeeded", "guestbook") in seen
+    by_actor = {e["actor"].split(":")[0] for e in trail if e["target"] == "guestbook"}
+    assert {"api", "webhook", "automated"} <= by_actor  # registration, the push, the automated syncs
+    assert [e["at"] for e in trail] == sorted((e["at"] for e in trail), reverse=True)
+    text = json.dumps(trail)
+    assert world.kube.token not in text and "kubeconfig" not in text
+    status, answer = world.call("GET", "/api/v1/audit?date=yesterday")
+    assert status == 400 and "YYYY-MM-DD" in answer["problems"][0]

@@ -418,6 +418,11 @@ class Engine:
         if phase in ("Failed", "Error") or retry_at is not None:
             status.conditions.append(Condition(type="SyncError", message=message, last_transition_time=finished))
         self.state.put_status(app.name, status)
+        if phase != "Running":
+            from gitferry.audit import AuditLog
+
+            AuditLog(self.state).record(request.initiated_by, f"operation.{phase.lower()}", app.name, now=finished,
+                                        revision=request.commit, reason=request.reason, message=message[:500])
         if phase == "Succeeded":
             self.state.append_history(app.name, HistoryEntry(
                 id=0, revision=request.commit, deployed_at=finished, deploy_started_at=started,

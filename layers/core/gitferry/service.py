@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from gitferry import webhooks
+from gitferry.audit import AuditLog
 from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError, UnauthorizedError
 from gitferry.model import Application, Cluster, Repository
 from gitferry.pipeline import Engine
@@ -41,6 +42,7 @@ class Service:
         self.engine = engine
         self.state = engine.state
         self.secrets = engine.secrets
+        self.audit = AuditLog(engine.state)
 
     # ------------------------------------------------------------------ authentication
 
@@ -76,6 +78,9 @@ class Service:
             except NotFoundError:
                 expected = None
         self.state.put_app(app, expected_version=expected)
+        self.audit.record(caller, "app.update" if expected is not None else "app.create", app.name,
+                          repoURL=app.spec.source.repo_url, path=app.spec.source.path,
+                          targetRevision=app.spec.source.target_revision)
         # Look at it now rather than at the next tick; a Git error shows as a condition.
         try:
             self.engine.request_render(app, reason="create", initiated_by=caller)
@@ -103,12 +108,13 @@ class Service:
         manifest["status"] = status.to_json_dict() if status else {}
         return manifest
 
-    def delete_app(self, name: str) -> dict[str, Any]:
+    def delete_app(self, name: str, caller: str = "api") -> dict[str, Any]:
         """Forget the app. Like Argo CD without the resources finalizer, live objects stay."""
         from gitferry.pipeline import tree_key
 
         self.state.delete_app(name)
         self.engine.manifests.delete(tree_key(name))
+        self.audit.record(caller, "app.delete", name)
         return {"deleted": name}
 
     def sync(self, name: str, body: str | bytes | None, caller: str) -> dict[str, Any]:
@@ -124,11 +130,13 @@ class Service:
             refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
             commit = git.resolve(refs, str(revision), url)
         request = self.engine.request_render(app, reason="sync", initiated_by=caller, sync=True, commit=commit)
+        self.audit.record(caller, "app.sync", name, revision=request.commit)
         return {"app": name, "revision": request.commit, "queued": True}
 
     def refresh(self, name: str, caller: str) -> dict[str, Any]:
         app = self.state.get_app(name).app
         request = self.engine.request_render(app, reason="refresh", initiated_by=caller)
+        self.audit.record(caller, "app.refresh", name, revision=request.commit)
         return {"app": name, "revision": request.commit, "queued": True}
 
     def rollback(self, name: str, history_id: int, caller: str) -> dict[str, Any]:
@@ -140,6 +148,7 @@ class Service:
         entry = self.state.get_history(name, history_id)
         request = self.engine.request_render(app, reason="rollback", initiated_by=caller, sync=True,
                                              commit=entry.revision)
+        self.audit.record(caller, "app.rollback", name, revision=request.commit, history=history_id)
         return {"app": name, "revision": request.commit, "queued": True, "history": history_id}
 
     def history(self, name: str) -> dict[str, Any]:
@@ -162,9 +171,20 @@ class Service:
         except NotFoundError:
             return {"nodes": [], "truncated": False}
 
+    def audit_day(self, day: str | None) -> dict[str, Any]:
+        """The audit trail of one UTC day (default today), newest first."""
+        from datetime import UTC, datetime
+
+        day = day or f"{datetime.now(UTC):%Y-%m-%d}"
+        try:
+            events = self.audit.day(day)
+        except ValueError:
+            raise InvalidSpecError([f"date: {day!r} is not YYYY-MM-DD"], "invalid audit query") from None
+        return {"date": day, "items": [e.model_dump(mode="json") for e in events]}
+
     # ------------------------------------------------------------------ clusters and repositories
 
-    def register_cluster(self, body: str | bytes | None) -> dict[str, Any]:
+    def register_cluster(self, body: str | bytes | None, caller: str = "api") -> dict[str, Any]:
         """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
         ``server`` defaults to the kubeconfig's current cluster."""
         doc = parse_document(body, "cluster")
@@ -178,12 +198,13 @@ class Service:
         cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"))
         self.secrets.put_kubeconfig(cluster.name, kubeconfig)
         self.state.put_cluster(cluster)
+        self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
         return {"items": [c.to_json_dict() for c in self.state.list_clusters()]}
 
-    def register_repository(self, body: str | bytes | None) -> dict[str, Any]:
+    def register_repository(self, body: str | bytes | None, caller: str = "api") -> dict[str, Any]:
         """``{url, username?, password?, token?}``: credentials to Secrets Manager only."""
         doc = parse_document(body, "repository")
         problems = [] if doc.get("url") else ["url: field required"]
@@ -197,6 +218,7 @@ class Service:
         repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
                           has_credentials=has_credentials)
         self.state.put_repository(repo)
+        self.audit.record(caller, "repository.register", repo.url, hasCredentials=has_credentials)
         return repo.to_json_dict()
 
     def list_repositories(self) -> dict[str, Any]:
@@ -230,6 +252,7 @@ class Service:
                 commit=event.commit if exact else None,
             )
             queued.append({"app": app.name, "revision": request.commit})
+            self.audit.record(request.initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
         return 202, {"queued": queued}
 
 
