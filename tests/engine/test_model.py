@@ -96,7 +96,7 @@ def test_every_bad_field_is_named_by_path() -> None:
     doc = copy.deepcopy(GUESTBOOK)
     doc["metadata"]["name"] = "Not_A_Label"
     del doc["spec"]["source"]["repoURL"]
-    doc["spec"]["source"]["helm"] = {"valueFiles": ["v.yaml"]}
+    doc["spec"]["source"]["plugin"] = {"name": "cdk8s"}  # helm/kustomize are supported now
     doc["spec"]["source"]["directory"]["recurse"] = "yes"
     doc["spec"]["destination"]["name"] = "in-cluster"  # both server and name
     doc["spec"]["foo"] = 1
@@ -107,7 +107,7 @@ def test_every_bad_field_is_named_by_path() -> None:
     assert paths["spec.destination"] == "exactly one of server or name"
     assert paths["spec.source.repoURL"] == "field required"
     assert paths["spec.foo"] == "unknown field"
-    assert paths["spec.source.helm"] == "not supported by gitferry"
+    assert paths["spec.source.plugin"] == "not supported by gitferry"
     assert "lower case" in paths["metadata.name"]
     assert "boolean" in paths["spec.source.directory.recurse"]
     assert "'Bogus=true'" in paths["spec.syncPolicy.syncOptions"]

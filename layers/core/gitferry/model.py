@@ -19,6 +19,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -41,6 +42,12 @@ __all__ = [
     "AppSpec",
     "ApplicationSource",
     "DirectoryOptions",
+    "HelmOptions",
+    "HelmParameter",
+    "KustomizeOptions",
+    "KustomizeReplica",
+    "KustomizePatch",
+    "KustomizeSelector",
     "ApplicationDestination",
     "SyncPolicy",
     "Automated",
@@ -93,7 +100,13 @@ SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
 _ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
     "": frozenset({"operation"}),
     "spec": frozenset({"sources", "info", "sourceHydrator"}),
-    "spec.source": frozenset({"chart", "helm", "kustomize", "plugin", "ref", "name"}),
+    "spec.source": frozenset({"chart", "plugin", "ref", "name"}),
+    "spec.source.helm": frozenset({"fileParameters", "passCredentials", "version"}),
+    "spec.source.kustomize": frozenset({
+        "version", "forceCommonLabels", "forceCommonAnnotations", "commonAnnotationsEnvsubst",
+        "components", "ignoreMissingComponents", "labelWithoutSelector", "labelIncludeTemplates",
+        "kubeVersion", "apiVersions",
+    }),
     "spec.source.directory": frozenset({"jsonnet"}),
     "spec.syncPolicy": frozenset({"managedNamespaceMetadata"}),
     "spec.syncPolicy.automated": frozenset({"enabled"}),
@@ -129,13 +142,151 @@ class DirectoryOptions(_Spec):
     exclude: str | None = None
 
 
+class HelmParameter(_Spec):
+    """``spec.source.helm.parameters[]``: one ``--set`` (``--set-string`` when ``forceString``)."""
+
+    name: str = Field(min_length=1)
+    value: str = ""
+    force_string: bool = False
+
+
+class HelmOptions(_Spec):
+    """``spec.source.helm``: how ``helm template`` renders the chart at ``path``.
+
+    ``fileParameters``, ``passCredentials`` and ``version`` are refused (see
+    ``_ARGO_UNSUPPORTED``): gitferry renders only charts that live in the Git repo,
+    with the one helm binary of its tools layer."""
+
+    value_files: list[str] = Field(default_factory=list)
+    values: str | None = None
+    values_object: dict[str, Any] | None = None
+    parameters: list[HelmParameter] = Field(default_factory=list)
+    release_name: str | None = None
+    skip_crds: bool = False
+    skip_tests: bool = False
+    skip_schema_validation: bool = False
+    namespace: str | None = None
+    ignore_missing_value_files: bool = False
+    kube_version: str | None = None
+    api_versions: list[str] = Field(default_factory=list)
+
+    @field_validator("value_files")
+    @classmethod
+    def _repo_relative(cls, v: list[str]) -> list[str]:
+        # Caught at registration so a user learns at once; render checks again after
+        # resolving symlinks, which only the checked-out tree can tell.
+        bad = [f for f in v if "://" in f or f.startswith("$")]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: only files inside the application's Git repository are supported"
+                " (remote value files and $ref sources are not supported by gitferry)"
+            )
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _values_mapping(cls, v: str | None) -> str | None:
+        # Refuse at registration what helm would refuse at every render.
+        if v is None or not v.strip():
+            return v
+        try:
+            parsed = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ValueError(f"must be a YAML mapping, got {type(parsed).__name__}")
+        return v
+
+
+class KustomizeReplica(_Spec):
+    """``spec.source.kustomize.replicas[]``: the replica count of a named workload."""
+
+    name: str = Field(min_length=1)
+    count: int | str
+
+    @field_validator("count")
+    @classmethod
+    def _non_negative(cls, v: int | str) -> int | str:
+        # Argo CD's type is an int-or-string; the string must still be a number.
+        n = int(v) if isinstance(v, int) or v.strip().isdigit() else -1
+        if n < 0:
+            raise ValueError("must be a non-negative integer")
+        return v
+
+
+class KustomizeSelector(_Spec):
+    """``spec.source.kustomize.patches[].target``: which objects a patch applies to."""
+
+    group: str | None = None
+    version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    label_selector: str | None = None
+    annotation_selector: str | None = None
+
+
+class KustomizePatch(_Spec):
+    """``spec.source.kustomize.patches[]``: inline ``patch`` or a ``path`` (relative to the
+    application path, inside the repository)."""
+
+    target: KustomizeSelector | None = None
+    patch: str | None = None
+    path: str | None = None
+    options: dict[str, bool] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_patch_or_path(self) -> KustomizePatch:
+        if bool(self.patch) == bool(self.path):
+            raise ValueError("exactly one of patch or path")
+        return self
+
+
+class KustomizeOptions(_Spec):
+    """``spec.source.kustomize``: what the Application adds on top of the kustomization at
+    ``path`` (applied through an overlay, never by editing the checked-out tree)."""
+
+    name_prefix: str | None = None
+    name_suffix: str | None = None
+    images: list[str] = Field(default_factory=list)
+    replicas: list[KustomizeReplica] = Field(default_factory=list)
+    common_labels: dict[str, str] = Field(default_factory=dict)
+    common_annotations: dict[str, str] = Field(default_factory=dict)
+    namespace: str | None = None
+    patches: list[KustomizePatch] = Field(default_factory=list)
+
+    @field_validator("images")
+    @classmethod
+    def _image_syntax(cls, v: list[str]) -> list[str]:
+        bad = [i for i in v if not i or any(c.isspace() for c in i) or i.startswith(("=", ":", "@"))]
+        if bad:
+            raise ValueError(
+                f"invalid image(s) {', '.join(map(repr, bad))}: use name=newName:tag, name:tag or name@digest"
+            )
+        return v
+
+
 class ApplicationSource(_Spec):
-    """``spec.source``: a plain directory of manifests in a Git repository."""
+    """``spec.source``: a directory of manifests, a Kustomize kustomization or a Helm chart
+    in a Git repository. Which one is detected from the files at ``path`` (as Argo CD
+    does); a ``directory`` / ``helm`` / ``kustomize`` block forces the type, so at most
+    one may be set."""
 
     repo_url: str = Field(alias="repoURL", min_length=1)
     target_revision: str = "HEAD"
     path: str = "."
     directory: DirectoryOptions | None = None
+    helm: HelmOptions | None = None
+    kustomize: KustomizeOptions | None = None
+
+    @model_validator(mode="after")
+    def _one_source_type(self) -> ApplicationSource:
+        # Argo CD refuses this too ("multiple application sources defined"): which one
+        # would win is a guess that deploys something the user may not expect.
+        given = [n for n in ("directory", "helm", "kustomize") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"only one of directory, helm, kustomize may be set (got {', '.join(given)})")
+        return self
 
     @field_validator("repo_url")
     @classmethod

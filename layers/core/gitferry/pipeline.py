@@ -219,7 +219,7 @@ class Engine:
         try:
             root = git.checkout(url, request.commit, self.secrets.get_repo_credentials(url),
                                 self.settings.git_cache_dir)
-            manifests = render.render_directory(Path(root), app.spec.source.path, app.spec.source.directory)
+            manifests = render.render_source(Path(root), app.spec.source, app_name=app.name, namespace=app.spec.destination.namespace)
         except (GitError, RenderError) as exc:
             status = self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)

@@ -1,4 +1,15 @@
-"""Directory sources: a path of plain YAML/JSON manifests, rendered as Argo CD does.
+"""Sources rendered as Argo CD does: plain directories, Kustomize and Helm.
+
+:func:`render_source` detects the type (:func:`detect_source_type`) and dispatches;
+Kustomize runs ``kubectl kustomize`` and Helm ``helm template`` (binaries from the
+tools layer, :func:`find_tool`) in a throw-away directory under the temp dir, never
+writing into the checked-out tree (a cache shared by renders). Both get a minimal
+environment, a timeout and a bound on output; their errors become RenderErrors
+naming the file. Every reference a kustomization or a Helm source makes (bases,
+patches, value files, symlinks in charts) is resolved and refused when it leaves
+the repository; remote bases and chart dependencies are not fetched.
+
+Directory sources, a path of plain YAML/JSON manifests:
 
 Argo CD's rules (repo-server ``findManifests``), kept because users rely on them:
 
@@ -25,16 +36,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from gitferry.errors import RenderError
-from gitferry.model import DirectoryOptions
+from gitferry.errors import RenderError, redact_url
+from gitferry.model import ApplicationSource, DirectoryOptions
 
-__all__ = ["render_directory", "glob_match", "MAX_TOTAL_BYTES"]
+__all__ = [
+    "render_directory",
+    "render_source",
+    "detect_source_type",
+    "find_tool",
+    "glob_match",
+    "MAX_TOTAL_BYTES",
+    "TOOL_TIMEOUT_SECONDS",
+]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
@@ -164,8 +186,8 @@ def _stringify_keys(obj: Any) -> Any:
     return obj
 
 
-def _parse(text: str, rel: str) -> list[Any]:
-    if rel.endswith(".json"):
+def _parse(text: str, rel: str, *, as_json: bool | None = None) -> list[Any]:
+    if rel.endswith(".json") if as_json is None else as_json:
         try:
             return [json.loads(text)] if text.strip() else []
         except json.JSONDecodeError as exc:
@@ -244,4 +266,547 @@ def render_directory(
                     manifests.append(_check_object(item, repo_rel, f"{where}, item {j}"))
                 continue
             manifests.append(_check_object(doc, repo_rel, where))
+    return manifests
+
+
+# --------------------------------------------------------------------------- sources: detection
+
+SourceType = Literal["directory", "kustomize", "helm"]
+
+#: file names that make a directory a kustomization (kustomize's own list, Argo CD's test)
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+#: seconds one helm / kubectl kustomize run may take; the render Lambda has 300 in all
+TOOL_TIMEOUT_SECONDS = 120
+#: where ``make tools`` extracts helm and kubectl; PATH (``/opt/bin`` in Lambda) wins
+_LOCAL_TOOLS = Path(__file__).resolve().parent.parent.parent / "tools" / "bin"
+_STDERR_MAX = 2000
+
+
+def _source_base(root: Path, path: str) -> tuple[Path, Path, str]:
+    """(real repo root, real source directory, the path as written) with the same refusals
+    as :func:`render_directory`: absolute paths and anything resolving outside the repo."""
+    real_root = Path(os.path.realpath(root))
+    rel_path = (path or ".").strip()
+    if os.path.isabs(rel_path):
+        raise RenderError(f"path {rel_path!r} must be relative to the repository root")
+    base = Path(os.path.realpath(real_root / rel_path))
+    if not _inside(base, real_root):
+        raise RenderError(f"path {rel_path!r} resolves outside the repository")
+    if not base.is_dir():
+        raise RenderError(f"path {rel_path!r} does not exist in the repository (or is not a directory)")
+    return real_root, base, rel_path
+
+
+def _kustomization_file(directory: Path) -> Path | None:
+    # os.listdir, not Path.exists: on a case-insensitive filesystem ``Kustomization`` would
+    # also match ``kustomization.yaml`` and name the wrong file in messages.
+    try:
+        present = set(os.listdir(directory))
+    except OSError:
+        return None
+    return next((directory / n for n in KUSTOMIZATION_FILES if n in present), None)
+
+
+def detect_source_type(root: Path | str, source: ApplicationSource) -> SourceType:
+    """How Argo CD would render ``source``: an explicit ``helm`` / ``kustomize`` /
+    ``directory`` block decides; otherwise a kustomization file at ``path`` means Kustomize
+    (it wins over a ``Chart.yaml`` beside it, as in Argo CD's discovery), a ``Chart.yaml``
+    means Helm, anything else is a plain directory.
+
+    A ``directory`` block on a path holding a chart or kustomization is refused naming
+    both: rendering the chart's YAML files as manifests would deploy templates verbatim."""
+    real_root, base, rel_path = _source_base(Path(root), source.path)
+    if source.helm is not None:
+        return "helm"
+    if source.kustomize is not None:
+        return "kustomize"
+    kfile = _kustomization_file(base)
+    chart = base / "Chart.yaml"
+    if source.directory is not None:
+        found, kind = (kfile, "Kustomize") if kfile else (chart, "Helm") if chart.is_file() else (None, "")
+        if found is not None:
+            raise RenderError(
+                f"spec.source.directory is set but path {rel_path!r} is a {kind} source ({found.name}); "
+                f"remove spec.source.directory to render it with {kind.lower()}, or point path at plain manifests",
+                _repo_rel(found, real_root),
+            )
+        return "directory"
+    if kfile is not None:
+        return "kustomize"
+    if chart.is_file():
+        return "helm"
+    return "directory"
+
+
+def render_source(
+    root: Path,
+    source: ApplicationSource,
+    *,
+    app_name: str,
+    namespace: str | None,
+    kube_version: str | None = None,
+) -> list[dict[str, Any]]:
+    """Manifests of ``source`` in checked-out repo ``root``: a directory, a kustomization or
+    a Helm chart (see :func:`detect_source_type`). ``app_name`` is the default Helm release
+    name and ``namespace`` (the destination namespace) the default Helm namespace, as in
+    Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
+    kind = detect_source_type(root, source)
+    if kind == "kustomize":
+        return _render_kustomize(Path(root), source)
+    if kind == "helm":
+        return _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
+                            kube_version=kube_version)
+    return render_directory(root, source.path, source.directory)
+
+
+# --------------------------------------------------------------------------- running the tools
+
+
+def find_tool(name: str) -> str:
+    """Path of ``helm`` / ``kubectl``: PATH first (``/opt/bin`` from the tools layer in
+    Lambda, the runner puts ``layers/tools/bin`` there locally), then ``layers/tools/bin``
+    of this checkout so engine tests and scripts work without the runner."""
+    found = shutil.which(name)
+    if found:
+        return found
+    local = _LOCAL_TOOLS / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    raise RenderError(f"{name} is not installed: not on PATH nor in {_LOCAL_TOOLS} (run `make tools`)")
+
+
+def _tool_env(work: Path) -> dict[str, str]:
+    """A minimal environment: no AWS credentials or tokens reach a chart or a kustomize
+    plugin, and every home/cache directory is under ``work`` (Lambda's only writable place
+    is /tmp, and one render must not see another's helm repositories or plugins)."""
+    homes = {
+        "HOME": work / "home",
+        "HELM_CACHE_HOME": work / "helm" / "cache",
+        "HELM_CONFIG_HOME": work / "helm" / "config",
+        "HELM_DATA_HOME": work / "helm" / "data",
+        "XDG_CACHE_HOME": work / "cache",
+    }
+    for d in homes.values():
+        d.mkdir(parents=True, exist_ok=True)
+    env = {k: str(v) for k, v in homes.items()}
+    env.update({
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KUBECONFIG": str(work / "no-kubeconfig"),  # template/kustomize never talk to a cluster
+        "HELM_PLUGINS": str(work / "helm" / "plugins"),
+        "LANG": "C.UTF-8",
+    })
+    return env
+
+
+def _clean_stderr(text: str, root: Path, work: Path) -> str:
+    """Tool stderr fit for a status condition: repo paths made relative, the temporary
+    overlay hidden, URL credentials dropped, helm's hints removed, bounded in size."""
+    text = redact_url(text)
+    # kubectl >= 1.30 logs errors through klog: E1126 16:05:22.244325 12160 run.go:72] "command failed" err="..."
+    klog = re.search(r'\] "command failed" err="((?:[^"\\]|\\.)*)"', text)
+    if klog:
+        text = json.loads(f'"{klog.group(1)}"')
+    for prefix, repl in ((str(work) + "/", "<overlay>/"), (str(work), "<overlay>"),
+                         (str(root) + "/", ""), (str(root), ".")):
+        text = text.replace(prefix, repl)
+    lines = [ln.rstrip() for ln in text.splitlines()
+             if ln.strip() and not ln.startswith(("Use --debug flag", "WARNING:", "walk.go:"))]
+    text = "\n".join(lines)
+    text = re.sub(r"^(?:Error|error): ", "", text)
+    if len(text) > _STDERR_MAX:
+        text = text[:_STDERR_MAX] + " ..."
+    return text or "failed without a message"
+
+
+def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str) -> tuple[int, str, str]:
+    """Run ``argv`` with a timeout; stdout goes to a file so its size is checked before it is
+    read (a chart looping over a huge range must not exhaust the Lambda's memory)."""
+    out_path = work / "stdout"
+    try:
+        with out_path.open("wb") as out:
+            proc = subprocess.run(argv, cwd=cwd, env=_tool_env(work), stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.PIPE, timeout=TOOL_TIMEOUT_SECONDS,
+                                  check=False)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"{what} did not finish within {TOOL_TIMEOUT_SECONDS}s") from None
+    except OSError as exc:
+        raise RenderError(f"cannot run {what}: {exc.strerror}") from None
+    if out_path.stat().st_size > MAX_TOTAL_BYTES:
+        raise RenderError(f"{what} produced more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB of manifests")
+    stdout = out_path.read_bytes().decode("utf-8", errors="replace")
+    return proc.returncode, stdout, proc.stderr.decode("utf-8", errors="replace")
+
+
+def _collect(docs: list[Any], rel: str, out: list[dict[str, Any]]) -> None:
+    """Append the objects of parsed ``docs`` with directory rules (``*List`` flattened)."""
+    for index, doc in enumerate(docs):
+        where = f"document {index}"
+        if isinstance(doc, dict) and _is_list(doc):
+            for j, item in enumerate(doc["items"]):
+                out.append(_check_object(item, rel, f"{where}, item {j}"))
+            continue
+        out.append(_check_object(doc, rel, where))
+
+
+def _check_symlinks(tree: Path, root: Path) -> None:
+    """Refuse any symlink under ``tree`` that resolves outside the repo: helm follows
+    symlinks when it loads a chart, so ``.Files.Get`` could otherwise read the Lambda's
+    files (Argo CD advisory GHSA-63qx-x74g-jcr7)."""
+    seen: set[Path] = set()
+    pending = [tree]
+    while pending:
+        top = pending.pop()
+        if top in seen:
+            continue
+        seen.add(top)
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+            for name in [*dirnames, *filenames]:
+                full = Path(dirpath) / name
+                if not full.is_symlink():
+                    continue
+                real = Path(os.path.realpath(full))
+                if not _inside(real, root):
+                    raise RenderError("illegal symlink: it points outside the repository", _repo_rel(full, root))
+                if real.is_dir():
+                    pending.append(real)
+
+
+def _inside_repo(root: Path, base: Path, ref: str, rel_file: str | None, what: str) -> Path:
+    """``ref`` (relative to ``base``, or repo-absolute when it starts with ``/``) resolved,
+    or a RenderError naming ``rel_file`` when it leaves the repository."""
+    target = root / ref.lstrip("/") if ref.startswith("/") else base / ref
+    real = Path(os.path.realpath(target))
+    if not _inside(real, root):
+        raise RenderError(f"{what} {ref!r} resolves outside the repository", rel_file)
+    return real
+
+
+# --------------------------------------------------------------------------- kustomize
+
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|(?:github\.com|gitlab\.com|bitbucket\.org)/)|\?ref=", re.I)
+
+
+def _kustomization_refs(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, path) for every file or directory a kustomization refers to."""
+    for key in ("resources", "bases", "components", "crds", "configurations",
+                "generators", "transformers", "validators"):
+        for item in doc.get(key) or []:
+            if isinstance(item, str):
+                yield key, item
+    for item in doc.get("patchesStrategicMerge") or []:
+        if isinstance(item, str) and "\n" not in item.strip():
+            yield "patchesStrategicMerge", item
+    for key in ("patches", "patchesJson6902", "replacements"):
+        for item in doc.get(key) or []:
+            if isinstance(item, dict) and isinstance(item.get("path"), str):
+                yield key, item["path"]
+    for key in ("configMapGenerator", "secretGenerator"):
+        for gen in doc.get(key) or []:
+            if not isinstance(gen, dict):
+                continue
+            for f in gen.get("files") or []:
+                if isinstance(f, str):
+                    yield key, f.split("=", 1)[-1]
+            envs = list(gen.get("envs") or []) + ([gen["env"]] if isinstance(gen.get("env"), str) else [])
+            for f in envs:
+                if isinstance(f, str):
+                    yield key, f
+    openapi = doc.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        yield "openapi", openapi["path"]
+    if doc.get("helmCharts") or doc.get("helmChartInflationGenerator"):
+        yield "helmCharts", "://helm-charts"
+
+
+def _check_kustomization_tree(root: Path, start: Path) -> None:
+    """Walk the kustomization graph from ``start`` and refuse what could leave the repo.
+
+    kustomize's ``LoadRestrictionsRootOnly`` keeps *files* inside each kustomization's
+    directory but lets ``resources`` name any directory (``../../..``) and fetches remote
+    bases over the network; both would escape the checked-out repository, so every
+    reference is resolved (symlinks too) and checked here before kustomize runs."""
+    seen: set[Path] = set()
+    pending = [start]
+    while pending:
+        directory = pending.pop()
+        if directory in seen:
+            continue
+        seen.add(directory)
+        kfile = _kustomization_file(directory)
+        if kfile is None:
+            continue
+        rel = _repo_rel(kfile, root)
+        try:
+            docs = _parse(kfile.read_text(encoding="utf-8-sig"), rel, as_json=False)
+        except (OSError, UnicodeDecodeError):
+            raise RenderError("cannot read the kustomization", rel) from None
+        doc = docs[0] if docs else {}
+        if not isinstance(doc, dict):
+            raise RenderError("a kustomization must be a mapping", rel)
+        for field, ref in _kustomization_refs(doc):
+            if _REMOTE.search(ref):
+                raise RenderError(
+                    f"{field}: {'helm charts inside kustomize' if field == 'helmCharts' else repr(ref)}: "
+                    "remote resources are not supported by gitferry (only files in this repository)", rel)
+            real = _inside_repo(root, directory, ref, rel, field)
+            if not real.exists():
+                raise RenderError(f"{field}: {ref!r} does not exist in the repository", rel)
+            if real.is_dir():
+                pending.append(real)
+
+
+def _image_entry(spec: str) -> dict[str, str]:
+    """An Argo CD image override (``[old=]new[:tag|@digest]``, what ``kustomize edit set
+    image`` accepts) as a kustomization ``images`` entry."""
+    name, eq, rest = spec.partition("=")
+    if not eq:
+        rest = spec
+    new, tag, digest = rest, "", ""
+    if "@" in new:
+        new, digest = new.split("@", 1)
+    else:
+        colon, slash = new.rfind(":"), new.rfind("/")
+        if colon > slash:
+            new, tag = new[:colon], new[colon + 1 :]
+    entry = {"name": name if eq else new}
+    if eq and new:
+        entry["newName"] = new
+    if tag:
+        entry["newTag"] = tag
+    if digest:
+        entry["digest"] = digest
+    return entry
+
+
+def _overlay(root: Path, base: Path, source: ApplicationSource, overlay: Path) -> None:
+    """Write a kustomization in ``overlay`` that builds ``base`` with the Application's
+    options: the checked-out tree stays untouched (it is a shared cache) and the options
+    apply exactly as ``kustomize edit`` would have written them in Argo CD."""
+    opts = source.kustomize
+    assert opts is not None
+    doc: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        # kustomize refuses absolute resource paths; a relative one may leave the overlay root
+        "resources": [os.path.relpath(base, overlay)],
+    }
+    if opts.name_prefix:
+        doc["namePrefix"] = opts.name_prefix
+    if opts.name_suffix:
+        doc["nameSuffix"] = opts.name_suffix
+    if opts.namespace:
+        doc["namespace"] = opts.namespace
+    if opts.images:
+        doc["images"] = [_image_entry(i) for i in opts.images]
+    if opts.replicas:
+        doc["replicas"] = [{"name": r.name, "count": int(r.count)} for r in opts.replicas]
+    if opts.common_labels:
+        # what commonLabels does (selectors and templates too), without its deprecation warning
+        doc["labels"] = [{"pairs": dict(opts.common_labels), "includeSelectors": True}]
+    if opts.common_annotations:
+        doc["commonAnnotations"] = dict(opts.common_annotations)
+    patches: list[dict[str, Any]] = []
+    for i, patch in enumerate(opts.patches):
+        entry: dict[str, Any] = {}
+        if patch.target is not None:
+            entry["target"] = patch.target.model_dump(by_alias=True, exclude_none=True)
+        if patch.options:
+            entry["options"] = dict(patch.options)
+        text = patch.patch
+        if patch.path:
+            where = f"spec.source.kustomize.patches[{i}].path"
+            real = _inside_repo(root, base, patch.path, None, where)
+            if not real.is_file():
+                raise RenderError(f"{where}: {patch.path!r} does not exist in the repository")
+            text = real.read_text(encoding="utf-8-sig")  # inlined: the overlay may load no file
+        entry["patch"] = text
+        patches.append(entry)
+    if patches:
+        doc["patches"] = patches
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+_KUSTOMIZE_NOISE = re.compile(
+    r"accumulating resources: accumulation err='accumulating resources from '[^']*': "
+    r"'[^']*' must resolve to a file': (?:recursed accumulation of path '[^']*': )?"
+)
+
+
+def _render_kustomize(root: Path, source: ApplicationSource) -> list[dict[str, Any]]:
+    real_root, base, rel_path = _source_base(root, source.path)
+    kfile = _kustomization_file(base)
+    if kfile is None:
+        raise RenderError(f"path {rel_path!r} has no kustomization.yaml (spec.source.kustomize is set)")
+    rel = _repo_rel(kfile, real_root)
+    _check_kustomization_tree(real_root, base)
+    kubectl = find_tool("kubectl")
+    with tempfile.TemporaryDirectory(prefix="gitferry-kustomize-") as tmp:
+        work = Path(tmp)
+        target = base
+        if source.kustomize is not None:
+            target = work / "overlay"
+            target.mkdir()
+            _overlay(real_root, base, source, target)
+        code, stdout, stderr = _run_tool(
+            [kubectl, "kustomize", str(target), "--load-restrictor", "LoadRestrictionsRootOnly"],
+            work=work, cwd=work, what="kustomize")
+        if code != 0:
+            raise _kustomize_error(_clean_stderr(stderr, real_root, work), real_root, rel)
+    manifests: list[dict[str, Any]] = []
+    _collect(_parse(stdout, rel, as_json=False), rel, manifests)
+    return manifests
+
+
+def _kustomize_error(message: str, root: Path, default_file: str) -> RenderError:
+    """kustomize's nested error as a RenderError naming the innermost file it mentions."""
+    dirs = re.findall(r"(?:path|target for path) '([^'<][^']*)'", message)
+    message = _KUSTOMIZE_NOISE.sub("", message)
+    file = default_file
+    in_file = re.search(r"in File: (\S+)", message)
+    yaml_line = re.search(r"yaml: line (\d+):", message)
+    line = int(yaml_line.group(1)) if yaml_line and in_file else None
+    if dirs:
+        kdir = Path(os.path.realpath(root / dirs[-1]))
+        kfile = _kustomization_file(kdir)
+        file = _repo_rel(kfile, root) if kfile else _repo_rel(kdir, root)
+        if in_file:
+            file = _repo_rel(kdir / in_file.group(1), root)
+    elif in_file:
+        file = _repo_rel(Path(os.path.realpath(root / default_file)).parent / in_file.group(1), root)
+    return RenderError(f"kustomize: {message}", file, line)
+
+
+# --------------------------------------------------------------------------- helm
+
+
+def _chart_yaml(chart: Path, root: Path) -> dict[str, Any]:
+    rel = _repo_rel(chart / "Chart.yaml", root)
+    if not (chart / "Chart.yaml").is_file():
+        raise RenderError(f"no Chart.yaml in {_repo_rel(chart, root)!r} (spec.source.helm is set)")
+    try:
+        docs = _parse((chart / "Chart.yaml").read_text(encoding="utf-8-sig"), rel, as_json=False)
+    except (OSError, UnicodeDecodeError):
+        raise RenderError("cannot read Chart.yaml", rel) from None
+    if not docs or not isinstance(docs[0], dict) or not docs[0].get("name"):
+        raise RenderError("Chart.yaml must be a mapping with a name", rel)
+    return docs[0]
+
+
+def _check_dependencies(chart: Path, meta: dict[str, Any], root: Path) -> None:
+    """Dependencies must already be in ``charts/`` (committed): gitferry does not run
+    ``helm dependency build``, which would fetch from the network at every render."""
+    deps = list(meta.get("dependencies") or [])
+    req_file = chart / "requirements.yaml"  # apiVersion v1 charts
+    if not deps and req_file.is_file():
+        req = yaml.safe_load(req_file.read_text()) or {}
+        deps = list(req.get("dependencies") or []) if isinstance(req, dict) else []
+    charts_dir = chart / "charts"
+    present = set(os.listdir(charts_dir)) if charts_dir.is_dir() else set()
+    missing = []
+    for dep in deps:
+        name = dep.get("name") if isinstance(dep, dict) else None
+        if not isinstance(name, str):
+            continue
+        if (charts_dir / name / "Chart.yaml").is_file():
+            continue
+        if any(f.startswith(f"{name}-") and f.endswith(".tgz") for f in present):
+            continue
+        missing.append(f"{name} ({redact_url(str(dep.get('repository') or 'no repository'))})")
+    if missing:
+        raise RenderError(
+            f"chart dependencies not in charts/: {', '.join(missing)}; gitferry does not run "
+            "`helm dependency build` (remote dependencies are not fetched): vendor them into charts/ and commit",
+            _repo_rel(chart / "Chart.yaml", root),
+        )
+
+
+def _helm_set_value(value: str) -> str:
+    """Argo CD's escaping of a ``--set`` value: commas are literal unless it is a ``{a,b}`` list."""
+    if value.startswith("{") and value.endswith("}"):
+        return value
+    return re.sub(r"(?<!\\),", r"\\,", value)
+
+
+_HELM_FILE = re.compile(
+    r"(?P<file>[A-Za-z0-9_.-]+/(?:charts/[^/\s:'\"()]+/)*(?:templates|crds)/[^\s:'\"()]+)"
+    r"(?::(?P<line>\d+))?"
+)
+
+
+def _helm_file(ref: str, chart_rel: str) -> str:
+    """``mychart/templates/x.yaml`` as helm names it -> path in the repository."""
+    inner = ref.split("/", 1)[1] if "/" in ref else ref
+    return inner if chart_rel in ("", ".") else f"{chart_rel}/{inner}"
+
+
+def _helm_error(message: str, chart_rel: str, chart_file: str) -> RenderError:
+    """helm's error as a RenderError naming the template (and its line for template errors;
+    a YAML error's line is in the rendered output, not in the template, so none is given)."""
+    if "missing in charts/ directory" in message or "helm dependency build" in message:
+        return RenderError(f"helm: {message} (gitferry does not fetch dependencies: vendor them into charts/)",
+                           chart_file)
+    match = _HELM_FILE.search(message)
+    if match is None:
+        return RenderError(f"helm: {message}", chart_file)
+    line = int(match.group("line")) if match.group("line") and "YAML parse error" not in message else None
+    return RenderError(f"helm: {message}", _helm_file(match.group("file"), chart_rel), line)
+
+
+def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namespace: str | None,
+                 kube_version: str | None) -> list[dict[str, Any]]:
+    real_root, chart, _rel_path = _source_base(root, source.path)
+    opts = source.helm
+    meta = _chart_yaml(chart, real_root)
+    chart_rel = _repo_rel(chart, real_root)
+    chart_file = _repo_rel(chart / "Chart.yaml", real_root)
+    _check_symlinks(chart, real_root)
+    _check_dependencies(chart, meta, real_root)
+    helm = find_tool("helm")
+
+    release = (opts.release_name if opts else None) or app_name
+    ns = (opts.namespace if opts else None) or namespace or "default"
+    argv = [helm, "template", release, str(chart), "--namespace", ns]
+    with tempfile.TemporaryDirectory(prefix="gitferry-helm-") as tmp:
+        work = Path(tmp)
+        if opts is not None:
+            for i, vf in enumerate(opts.value_files):
+                where = f"spec.source.helm.valueFiles[{i}]"
+                real = _inside_repo(real_root, chart, vf, chart_file, where)
+                if not real.is_file():
+                    if opts.ignore_missing_value_files:
+                        continue
+                    raise RenderError(f"{where}: {vf!r} does not exist in the repository", chart_file)
+                argv += ["--values", str(real)]
+            inline: str | None = None
+            if opts.values_object is not None:  # Argo CD: valuesObject wins over values
+                inline = yaml.safe_dump(opts.values_object, sort_keys=False)
+            elif opts.values and opts.values.strip():
+                inline = opts.values
+            if inline is not None:
+                values_file = work / "values.yaml"
+                values_file.write_text(inline)
+                argv += ["--values", str(values_file)]
+            for p in opts.parameters:
+                flag = "--set-string" if p.force_string else "--set"
+                argv += [flag, f"{p.name}={_helm_set_value(p.value)}"]
+            if opts.skip_tests:
+                argv.append("--skip-tests")
+            if opts.skip_schema_validation:
+                argv.append("--skip-schema-validation")
+            for api in opts.api_versions:
+                argv += ["--api-versions", api]
+        argv.append("--skip-crds" if opts is not None and opts.skip_crds else "--include-crds")
+        version = (opts.kube_version if opts else None) or kube_version
+        if version:
+            argv += ["--kube-version", version]
+        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template")
+        if code != 0:
+            raise _helm_error(_clean_stderr(stderr, real_root, work), chart_rel, chart_file)
+
+    manifests: list[dict[str, Any]] = []
+    for chunk in re.split(r"(?m)^---[ \t]*$", stdout):
+        source_ref = re.search(r"(?m)^# Source: (\S+)", chunk)
+        rel = _helm_file(source_ref.group(1), chart_rel) if source_ref else chart_file
+        _collect(_parse(chunk, rel, as_json=False), rel, manifests)
     return manifests
