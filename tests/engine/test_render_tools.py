@@ -437,3 +437,14 @@ def test_helm_chart_rendered_from_a_real_checkout(git_server: GitServer, git_cac
     assert objs["Deployment/shop-web"]["spec"]["replicas"] == 2
     assert objs["Deployment/shop-web"]["metadata"]["namespace"] == "n"
     assert list((tree / "deploy/web").iterdir()) and not (tree / "deploy/web/charts").exists()  # nothing written
+
+
+def test_kube_version_reaches_helm(tmp_path: Path) -> None:
+    repo = helm_repo(tmp_path)
+    write(repo, {"charts/web/templates/kv.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kv\n"
+                 "data:\n  minor: {{ .Capabilities.KubeVersion.Minor | quote }}\n"})
+    by = by_kind_name(render_source(repo, source("charts/web"), app_name="a", namespace=None, kube_version="1.31.0"))
+    assert by["ConfigMap/kv"]["data"]["minor"] == "31"
+    by = by_kind_name(render_source(repo, source("charts/web", helm={"kubeVersion": "1.29.0"}), app_name="a",
+                                    namespace=None, kube_version="1.31.0"))
+    assert by["ConfigMap/kv"]["data"]["minor"] == "29"  # the Application's own setting wins
