@@ -149,6 +149,8 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
         configuration.ssl_ca_cert = None
         configuration.cert_file = None
         configuration.key_file = None
+    if configuration.refresh_api_key_hook is not None:
+        configuration.refresh_api_key_hook = _RefreshOncePerSecond(configuration.refresh_api_key_hook)
     api_client = k8s_client.ApiClient(configuration=configuration)
     if ssl_context is not None:
         pool_args: dict[str, Any] = {"ssl_context": ssl_context,
@@ -163,6 +165,36 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
         else:
             api_client.rest_client.pool_manager = urllib3.PoolManager(**pool_args)
     return api_client
+
+
+class _RefreshOncePerSecond:
+    """The kubeconfig loader's ``refresh_api_key_hook``, run at most once a second.
+
+    The client calls it before *every* request; it re-checks token expiry (exec plugins, OIDC)
+    and re-copies host, TLS file names and proxy onto the configuration, re-reading the proxy
+    environment each time: about half a millisecond of CPU per request, a quarter of a sync's
+    client time. Expiring tokens are refreshed minutes before they expire, so checking once a
+    second changes nothing. The TLS file names it copies back point into the deleted temporary
+    directory and are cleared again (the in-memory SSLContext is what is used).
+    """
+
+    def __init__(self, hook: Callable[[k8s_client.Configuration], None], interval: float = 1.0) -> None:
+        self._hook = hook
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    def __call__(self, configuration: k8s_client.Configuration) -> None:
+        if time.monotonic() - self._last < self._interval:
+            return
+        with self._lock:
+            if time.monotonic() - self._last < self._interval:
+                return
+            self._hook(configuration)
+            configuration.ssl_ca_cert = None
+            configuration.cert_file = None
+            configuration.key_file = None
+            self._last = time.monotonic()
 
 
 def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | None:
@@ -215,6 +247,10 @@ class ClusterClient:
         host = str(api_client.configuration.host).replace("://", "_").replace("/", "_").replace(":", "_")
         self._cache_file = os.path.join(cache_dir, f"discovery-{host}.json")
         self._lock = threading.RLock()
+        # (apiVersion, kind) -> discovered Resource: the discoverer's own lookup walks its whole
+        # cache, and a sync or diff of 500 objects asks 1,000 times for the same few kinds.
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._resources_source: Any = None  # the discoverer's cache they were read from
         try:
             self.dynamic = DynamicClient(api_client, cache_file=self._cache_file)
         except Exception as exc:
@@ -232,6 +268,7 @@ class ClusterClient:
             self._invalidate()
 
     def _invalidate(self) -> None:
+        self._resources.clear()
         try:
             self.dynamic.resources.invalidate_cache()
         except Exception as exc:
@@ -242,8 +279,16 @@ class ClusterClient:
         """The discovered resource for apiVersion+kind; refreshes discovery once on a miss."""
         with self._lock:
             for attempt in range(2):
+                source = getattr(self.dynamic.resources, "_cache", None)
+                if source is not self._resources_source:  # the discoverer refreshed on its own
+                    self._resources.clear()
+                    self._resources_source = source
+                found = self._resources.get((api_version, kind))
+                if found is not None:
+                    return found
                 try:
                     found = self.dynamic.resources.get(api_version=api_version, kind=kind)
+                    self._resources[(api_version, kind)] = found
                     return found
                 except ResourceNotFoundError:
                     if attempt == 0:

@@ -22,10 +22,11 @@ HookFailed delete policies are carried out once the hook finished. Without
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import diff as _diff
 from . import health as _health
@@ -33,6 +34,8 @@ from . import tracking
 
 if TYPE_CHECKING:
     from .kube import ClusterClient
+
+_T = TypeVar("_T")
 
 PHASES: Final = ("PreSync", "Sync", "PostSync")
 
@@ -263,7 +266,8 @@ def run_sync(
     if create_namespace and namespace and resume_from is None:
         try:
             existed = cluster.get("v1", "Namespace", namespace) is not None
-            cluster.ensure_namespace(namespace, dry_run=dry_run)
+            if not existed:  # ensure_namespace would only read it again
+                cluster.ensure_namespace(namespace, dry_run=dry_run)
             results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNCED,
                                           "namespace exists" if existed else "namespace created"))
         except KubeError as exc:
@@ -281,6 +285,57 @@ def run_sync(
     }
     healthy = is_healthy or (lambda o: _health.resource_health(o).status in (_health.HEALTHY, _health.SUSPENDED))
 
+    def run_step(step: Step) -> tuple[Step, ResourceResult, str, bool]:
+        """One apply or prune: (step, its result, failure message or "", applied?). Touches no
+        shared state, so the steps of one batch may run concurrently."""
+        if step.action == PRUNE:
+            pruned: list[str] = []
+            result = _prune(cluster, app_name, step, propagation, dry_run, pruned)
+            return step, result, pruned[0] if pruned else "", False
+        problem = _validate(step.obj)
+        if problem:
+            return step, _result_for(step, SYNC_FAILED, problem), f"{_ident(step)}: {problem}", False
+        try:
+            if step.hook:
+                _delete_hook_before_creation(cluster, step.obj, dry_run)
+            out = _apply(cluster, step, crd_kinds, dry_run)
+        except _CrdPending:
+            return step, _result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"), "", False
+        except KubeError as exc:
+            message = _diff.scrub(str(exc), step.obj)
+            return step, _result_for(step, SYNC_FAILED, message), message, False
+        except Exception as exc:  # a bug or transport error must still be reported per resource
+            message = _diff.scrub(f"{type(exc).__name__}: {exc}", step.obj)
+            return step, _result_for(step, SYNC_FAILED, message), f"{_ident(step)}: {message}", False
+        before = live_by_key.get(step.key)
+        if before is None:
+            message = "created"
+        elif (before.get("metadata") or {}).get("resourceVersion") == (out.get("metadata") or {}).get("resourceVersion"):
+            message = "unchanged"
+        else:
+            message = "configured"
+        return step, _result_for(step, SYNCED, f"{message}{' (dry run)' if dry_run else ''}"), "", True
+
+    pool = _LazyPool()
+    try:
+        return _run_groups(cluster, steps, results, started, dry_run, resume_from, wait_between_waves,
+                           healthy, run_step, pool)
+    finally:
+        pool.shutdown()
+
+
+def _run_groups(
+    cluster: ClusterClient,
+    steps: list[Step],
+    results: list[ResourceResult],
+    started: str,
+    dry_run: bool,
+    resume_from: tuple[int, int, int] | None,
+    wait_between_waves: bool,
+    healthy: Callable[[Mapping[str, Any] | None], bool],
+    run_step: Callable[[Step], tuple[Step, ResourceResult, str, bool]],
+    pool: _LazyPool,
+) -> SyncResult:
     failures: list[str] = []
     boundaries = wave_boundaries(steps) + [len(steps)]
     for start, end in zip(boundaries, boundaries[1:], strict=False):
@@ -299,41 +354,12 @@ def run_sync(
         applied: list[Step] = []
         if resuming:  # applied by the invocation that paused here: only its health is left to check
             applied = [s for s in group_steps if s.action == APPLY]
-        for step in group_steps if not resuming else []:
-            if step.action == PRUNE:
-                results.append(_prune(cluster, app_name, step, propagation, dry_run, failures))
-                continue
-            problem = _validate(step.obj)
-            if problem:
-                failures.append(f"{_ident(step)}: {problem}")
-                results.append(_result_for(step, SYNC_FAILED, problem))
-                continue
-            try:
-                if step.hook:
-                    _delete_hook_before_creation(cluster, step.obj, dry_run)
-                out = _apply(cluster, step, crd_kinds, dry_run)
-            except _CrdPending:
-                results.append(_result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"))
-                continue
-            except KubeError as exc:
-                message = _diff.scrub(str(exc), step.obj)
-                failures.append(message)
-                results.append(_result_for(step, SYNC_FAILED, message))
-                continue
-            except Exception as exc:  # a bug or transport error must still be reported per resource
-                message = _diff.scrub(f"{type(exc).__name__}: {exc}", step.obj)
-                failures.append(f"{_ident(step)}: {message}")
-                results.append(_result_for(step, SYNC_FAILED, message))
-                continue
-            before = live_by_key.get(step.key)
-            if before is None:
-                message = "created"
-            elif (before.get("metadata") or {}).get("resourceVersion") == (out.get("metadata") or {}).get("resourceVersion"):
-                message = "unchanged"
-            else:
-                message = "configured"
-            results.append(_result_for(step, SYNCED, f"{message}{' (dry run)' if dry_run else ''}"))
-            applied.append(step)
+        for step, result, failure, was_applied in _run_steps(pool, [] if resuming else group_steps, run_step):
+            if failure:
+                failures.append(failure)
+            results.append(result)
+            if was_applied:
+                applied.append(step)
         if any(s.obj.get("kind") == "CustomResourceDefinition" for s in applied):
             cluster.invalidate_discovery()  # the next wave may use the new kinds
         if failures or not wait_between_waves or dry_run or not applied:
@@ -360,6 +386,55 @@ def run_sync(
     if skipped:
         message += f"; {skipped} object(s) require pruning"
     return SyncResult("Succeeded", message, results, started, _now(), dry_run=dry_run)
+
+
+# Applies (and prunes) of one kind within one wave are independent requests: they run on a small
+# thread pool, as the diff's dry-runs and the LISTs do, instead of one round trip after another.
+# Kinds still go one after another in KIND_ORDER (Namespaces, then what lives in them ...), hooks
+# one by one, and results are reported in plan order whatever order the requests finish in.
+_SYNC_WORKERS: Final = 8
+
+
+class _LazyPool:
+    """A thread pool created on first use (a sync of one object never starts threads)."""
+
+    def __init__(self, workers: int = _SYNC_WORKERS) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def map(self, fn: Callable[[Step], _T], items: list[Step]) -> Iterator[_T]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gitferry-sync")
+        return self._pool.map(fn, items)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _batches(steps: list[Step]) -> Iterator[list[Step]]:
+    """Consecutive steps of the same action and kind rank (a hook is always a batch of its own)."""
+    batch: list[Step] = []
+    previous: tuple[str, int] | None = None
+    for step in steps:
+        key = (step.action, kind_rank(step.key[1]))
+        if batch and (step.hook or batch[0].hook or key != previous):
+            yield batch
+            batch = []
+        batch.append(step)
+        previous = key
+    if batch:
+        yield batch
+
+
+def _run_steps(pool: _LazyPool, steps: list[Step], fn: Callable[[Step], _T]) -> Iterator[_T]:
+    """``fn`` over ``steps`` in order, each batch of :func:`_batches` concurrently."""
+    for batch in _batches(steps):
+        if len(batch) == 1:
+            yield fn(batch[0])
+        else:
+            yield from pool.map(fn, batch)
 
 
 def _await_group(

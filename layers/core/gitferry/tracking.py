@@ -57,12 +57,28 @@ def tracking_id(app: str, obj: Mapping[str, Any]) -> str:
     return f"{app}:{group_of(obj)}/{obj.get('kind', '')}:{meta.get('namespace') or ''}/{meta.get('name', '')}"
 
 
+def _copy_json(value: Any) -> Any:
+    """Deep copy of JSON-shaped data (plain dicts, lists, scalars), several times faster than
+    ``copy.deepcopy`` on the 500-object apps the engine handles; anything else is deep-copied."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy_json(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def stamp(app: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     """Copy of ``obj`` carrying the app label and the tracking annotation (idempotent).
 
     Call it after namespace defaulting: the tracking id names the namespace.
     """
-    out = copy.deepcopy(dict(obj))
+    return _stamp_in_place(app, _copy_json(dict(obj)))
+
+
+def _stamp_in_place(app: str, out: dict[str, Any]) -> dict[str, Any]:
     meta = out.setdefault("metadata", {})
     labels = dict(meta.get("labels") or {})
     labels[APP_LABEL] = label_value(app)
@@ -197,7 +213,7 @@ def prepare_desired(
                 crd_scope[(str(spec.get("group", "")), str(kind))] = spec.get("scope", "Namespaced") == "Namespaced"
     out: list[dict[str, Any]] = []
     for obj in desired:
-        item = copy.deepcopy(dict(obj))
+        item = _copy_json(dict(obj))
         meta = item.setdefault("metadata", {})
         api_version, kind = str(item.get("apiVersion", "")), str(item.get("kind", ""))
         namespaced = is_namespaced(api_version, kind)
@@ -208,5 +224,5 @@ def prepare_desired(
                 meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        out.append(item if is_hook(item) else stamp(app, item))
+        out.append(item if is_hook(item) else _stamp_in_place(app, item))  # item is already a copy
     return out
