@@ -588,8 +588,6 @@ class Store:
         if meta.get("deletionTimestamp"):
             # finalizers can be removed but not added while deleting (like the real server)
             pass
-        if self._has_generation(rt) and _spec_part(new) != _spec_part(old):
-            meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         return new
 
     def update(
@@ -649,6 +647,10 @@ class Store:
         new["kind"] = rt.kind
         new = self._merge_system_fields(rt, old, new, subresource)
         defaults_mod.apply_defaults(rt, new, self._defaults_ctx)
+        # Compared after defaulting, as the apiserver does: a field the server fills in again
+        # (fieldRef.apiVersion, protocol ...) is no spec change.
+        if subresource != "status" and self._has_generation(rt) and _spec_part(new) != _spec_part(old):
+            new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         self._validate(rt, new, old["metadata"]["name"], field_validation, warnings, operation)
         if rt.kind == "CustomResourceDefinition" and rt.group == CRD_GROUP and subresource is None:
             self._crd_prepare(new)
