@@ -1,5 +1,6 @@
 """report: per-app and fleet metrics as CloudWatch EMF (the drift alarm reads OutOfSyncApps)."""
 
+import warnings
 from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics
@@ -13,6 +14,9 @@ from gitferry.pipeline import Engine
 
 logger = Logger()
 metrics = Metrics()
+# A batch of per-app events has only single metrics (each with its own app dimension), so the
+# shared metric set is legitimately empty: not worth a warning on every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 

@@ -263,3 +263,40 @@ def test_audit_trail_records_who_did_what_without_secrets(world: LocalWorld) -> 
     assert world.kube.token not in text and "kubeconfig" not in text
     status, answer = world.call("GET", "/api/v1/audit?date=yesterday")
     assert status == 400 and "YYYY-MM-DD" in answer["problems"][0]
+
+
+def test_rollback_reapplies_a_recorded_revision_of_a_manual_app(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "rollback", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.26")})
+    world.api_ok("POST", "/api/v1/applications", application("rollback", repo, server, automated=False,
+                                                              path="app", namespace="rollback"))
+    world.api_ok("POST", "/api/v1/applications/rollback/sync")
+    world.settle()
+    world.until("v1 synced", synced_healthy(world, "rollback"))
+    first = world.status("rollback")["sync"]["revision"]
+    world.git.commit("rollback", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27")}, "v2")
+    world.api_ok("POST", "/api/v1/applications/rollback/sync")
+    world.settle()
+    world.until("v2 synced", lambda: world.deployment("rollback", "guestbook-ui").spec.template.spec.containers[0].image == "nginx:1.27")
+    history = world.api_ok("GET", "/api/v1/applications/rollback/history")["items"]
+    assert [h["id"] for h in history] == [1, 2] and history[0]["revision"] == first
+
+    answer = world.api_ok("POST", "/api/v1/applications/rollback/rollback/1")
+    assert answer["revision"] == first
+    world.settle()
+    world.until("rolled back", lambda: world.deployment("rollback", "guestbook-ui").spec.template.spec.containers[0].image == "nginx:1.26")
+    history = world.api_ok("GET", "/api/v1/applications/rollback/history")["items"]
+    assert history[-1]["revision"] == first and len(history) == 3
+    # The app now differs from the tracked branch head: OutOfSync, as in Argo CD after a rollback.
+    world.tick()
+    assert world.status("rollback")["sync"]["status"] == "OutOfSync"
+
+
+def test_rollback_is_refused_while_auto_sync_is_on(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "autoroll")
+    world.api_ok("POST", "/api/v1/applications", application("autoroll", repo, server, automated=True,
+                                                              path="app", namespace="autoroll"))
+    status, answer = world.call("POST", "/api/v1/applications/autoroll/rollback/1",
+                                headers={"Authorization": f"Bearer {world.api_token}"})
+    assert status == 400 and "auto-sync" in answer["problems"][0]
