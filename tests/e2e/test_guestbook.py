@@ -5,6 +5,7 @@ The same story `make demo` plays, plus the failure paths a user meets first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -248,8 +249,6 @@ def test_a_failed_sync_is_announced(world: LocalWorld) -> None:
 
 
 def test_audit_trail_records_who_did_what_without_secrets(world: LocalWorld) -> None:
-    import json
-
     trail = world.api_ok("GET", "/api/v1/audit")["items"]
     seen = {(e["action"], e["target"]) for e in trail}
     assert ("cluster.register", "local") in seen
@@ -300,3 +299,20 @@ def test_rollback_is_refused_while_auto_sync_is_on(world: LocalWorld) -> None:
     status, answer = world.call("POST", "/api/v1/applications/autoroll/rollback/1",
                                 headers={"Authorization": f"Bearer {world.api_token}"})
     assert status == 400 and "auto-sync" in answer["problems"][0]
+
+
+def test_cluster_registration_checks_the_kubeconfig_reaches_the_cluster(world: LocalWorld) -> None:
+    import yaml
+
+    world.register_cluster("local")
+    clusters = {c["name"]: c for c in world.api_ok("GET", "/api/v1/clusters")["items"]}
+    assert clusters["local"]["serverVersion"].startswith("v1.")
+    assert "kubeconfig" not in clusters["local"]
+    broken = yaml.safe_load(open(world.kube.kubeconfig_path).read())
+    broken["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens there
+    status, answer = world.call("POST", "/api/v1/clusters", {"name": "nowhere", "kubeconfig": yaml.safe_dump(broken)},
+                                headers={"Authorization": f"Bearer {world.api_token}"})
+    assert status == 400, answer
+    assert answer["problems"][0].startswith("kubeconfig: cannot reach")
+    assert world.kube.token not in json.dumps(answer)
+    assert "nowhere" not in {c["name"] for c in world.api_ok("GET", "/api/v1/clusters")["items"]}

@@ -554,6 +554,8 @@ class Cluster(_Api):
     name: str
     server: str
     namespace: str = "default"
+    # gitVersion from the cluster's /version when it was registered (Helm's .Capabilities.KubeVersion).
+    server_version: str | None = None
 
 
 # --------------------------------------------------------------------------- status

@@ -219,7 +219,9 @@ class Engine:
         try:
             root = git.checkout(url, request.commit, self.secrets.get_repo_credentials(url),
                                 self.settings.git_cache_dir)
-            manifests = render.render_source(Path(root), app.spec.source, app_name=app.name, namespace=app.spec.destination.namespace)
+            manifests = render.render_source(Path(root), app.spec.source, app_name=app.name,
+                                             namespace=app.spec.destination.namespace,
+                                             kube_version=self._kube_version(app))
         except (GitError, RenderError) as exc:
             status = self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
@@ -473,6 +475,14 @@ class Engine:
                                     os.path.join(self.settings.discovery_cache_dir, cluster.name))
         self._clusters[cluster.name] = (digest, client)
         return client
+
+    def _kube_version(self, app: Application) -> str | None:
+        """The destination's Kubernetes version recorded at registration (for Helm charts)."""
+        try:
+            dest = app.spec.destination
+            return self.state.find_cluster(server=dest.server, name=dest.name).server_version
+        except NotFoundError:
+            return None
 
     def _store_tree(self, app: Application, cluster: Any, live: list[dict[str, Any]]) -> None:
         """The resource tree (managed objects + live descendants) goes to S3 under a fixed key per

@@ -195,7 +195,9 @@ class Service:
             raise InvalidSpecError(problems, "invalid cluster")
         kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
         server = doc.get("server") or _kubeconfig_server(kubeconfig)
-        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"))
+        version = _server_version(kubeconfig)
+        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
+                          server_version=version)
         self.secrets.put_kubeconfig(cluster.name, kubeconfig)
         self.state.put_cluster(cluster)
         self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
@@ -265,6 +267,27 @@ def _tracks(target_revision: str, event: webhooks.PushEvent) -> bool:
     if rev == "HEAD":
         return event.branch is not None
     return rev in (event.branch, event.tag, event.ref)
+
+
+def _server_version(kubeconfig: str) -> str:
+    """Connect once, as ``argocd cluster add`` does: a kubeconfig that cannot reach its cluster
+    is refused now, with the reason, instead of failing every comparison later."""
+    from kubernetes import client as k8s_client
+
+    from gitferry.kube import KubeError, api_client_from_kubeconfig
+
+    try:
+        api = api_client_from_kubeconfig(kubeconfig)
+    except KubeError as exc:
+        raise InvalidSpecError([f"kubeconfig: {exc}"], "invalid cluster") from None
+    try:
+        return str(k8s_client.VersionApi(api).get_code(_request_timeout=10).git_version)
+    except Exception as exc:  # noqa: BLE001 - any transport/auth failure is the user's to fix
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise InvalidSpecError([f"kubeconfig: cannot reach the cluster's API server: {reason}"],
+                               "invalid cluster") from None
+    finally:
+        api.close()
 
 
 def _kubeconfig_server(kubeconfig: str) -> str:
