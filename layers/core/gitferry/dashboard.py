@@ -9,28 +9,35 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6
 code{font-size:.85em}
 </style></head>
 <body><h1>gitferry</h1>
+<form id="login" hidden><label>API token <input id="token" type="password" autocomplete="off"></label>
+<button>Show applications</button></form>
 <table><thead><tr><th>Application</th><th>Sync</th><th>Health</th><th>Revision</th><th>Repository</th>
 <th>Destination</th><th>Last operation</th></tr></thead><tbody id="apps"><tr><td colspan="7">loading</td></tr></tbody></table>
 <script>
 const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+// The token never travels in a URL the server sees: a #token=... fragment is stored, then dropped.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) { localStorage.setItem("gitferry-token", fragment.get("token")); history.replaceState(null, "", location.pathname); }
+const login = document.getElementById("login");
+login.addEventListener("submit", e => { e.preventDefault(); localStorage.setItem("gitferry-token", document.getElementById("token").value); login.hidden = true; load(); });
+function ask(message) { login.hidden = false; document.getElementById("apps").innerHTML = `<tr><td colspan="7">${esc(message)}</td></tr>`; }
 async function load() {
-  const base = location.pathname.replace(/\\/$/, "");
-  let token = localStorage.getItem("gitferry-token");
-  if (!token) { token = prompt("gitferry API token") || ""; localStorage.setItem("gitferry-token", token); }
+  const token = localStorage.getItem("gitferry-token");
+  if (!token) return ask("enter the API token (Secrets Manager: gitferry/api-token)");
+  const base = location.pathname.replace(/\/$/, "");
   const res = await fetch(base + "/api/v1/applications", {headers: {Authorization: "Bearer " + token}});
-  if (res.status === 401) { localStorage.removeItem("gitferry-token"); document.getElementById("apps").innerHTML =
-    '<tr><td colspan="7">the API token was refused; reload to enter it again</td></tr>'; return; }
+  if (res.status === 401) { localStorage.removeItem("gitferry-token"); return ask("the API token was refused"); }
   const data = await res.json();
   document.getElementById("apps").innerHTML = data.items.map(a => {
     const st = a.status || {}, sync = (st.sync || {}).status, health = (st.health || {}).status;
     const op = st.operationState || {};
     return `<tr><td>${esc(a.metadata.name)}</td><td class="${esc(sync)}">${esc(sync)}</td>
       <td class="${esc(health)}">${esc(health)}</td><td><code>${esc(((st.sync || {}).revision || "").slice(0, 8))}</code></td>
-      <td>${esc(a.spec.source.repoURL)} <code>${esc(a.spec.source.path)}</code></td>
+      <td>${esc(a.spec.source.repoURL)} <code>${esc(a.spec.source.path || a.spec.source.chart)}</code></td>
       <td>${esc(a.spec.destination.server || a.spec.destination.name)} / ${esc(a.spec.destination.namespace)}</td>
       <td>${esc(op.phase)} ${esc(op.message)}</td></tr>`;
   }).join("") || '<tr><td colspan="7">no applications</td></tr>';
 }
-load(); setInterval(load, 5000);
+load(); setInterval(() => { if (login.hidden) load(); }, 5000);
 </script></body></html>
 """
