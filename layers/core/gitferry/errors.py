@@ -24,6 +24,7 @@ __all__ = [
     "GitAuthError",
     "RevisionNotFoundError",
     "RenderError",
+    "HelmRepoError",
     "redact_url",
 ]
 
@@ -101,6 +102,20 @@ class GitAuthError(GitError):
 
 class RevisionNotFoundError(GitError):
     """``targetRevision`` names no branch, tag or known commit of the repository."""
+
+
+class HelmRepoError(GitferryError):
+    """A Helm chart repository failed us: unreachable, credentials refused, chart or version
+    not in its index (the message lists what is there), or an archive that does not match
+    the index's digest or would extract outside its directory. Shown on the app like a Git
+    error, since it stops the comparison the same way."""
+
+    condition_type = "ComparisonError"
+
+    def __init__(self, message: str, url: str = "", revision: str = "") -> None:
+        self.url = redact_url(url)
+        self.revision = revision
+        super().__init__(message)
 
 
 class RenderError(GitferryError):

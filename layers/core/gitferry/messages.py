@@ -2,6 +2,9 @@
 
 Messages carry references (commit SHAs, S3 keys), never whole manifests, so they
 stay far below SQS's 256 KB limit whatever the size of an application.
+
+``commit`` is the revision a render is pinned to: a Git commit SHA, or for a chart from
+a Helm repository the resolved chart version (``1.2.0``, possibly one character long).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class _Message(BaseModel):
 class RenderRequest(_Message):
     """poll / webhook / api -> render: render ``app`` at ``commit``."""
 
-    commit: str = Field(min_length=7)
+    commit: str = Field(min_length=1)
     # True when a person asked for a sync (API) or a rollback: apply even without automation.
     sync: bool = False
 
@@ -36,7 +39,7 @@ class RenderRequest(_Message):
 class DiffRequest(_Message):
     """render -> diff, apply -> diff: compare the rendered ``manifests`` with the cluster."""
 
-    commit: str
+    commit: str = Field(min_length=1)
     manifests: str  # S3 key of the rendered manifest list
     sync: bool = False
 
@@ -44,7 +47,7 @@ class DiffRequest(_Message):
 class ApplyRequest(_Message):
     """diff -> apply: run a sync operation of ``manifests`` at ``commit``."""
 
-    commit: str
+    commit: str = Field(min_length=1)
     manifests: str
     prune: bool = False
     # Set when continuing an operation that paused at a wave boundary (sync.run_sync's resume_from).

@@ -24,8 +24,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -100,7 +102,7 @@ SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
 _ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
     "": frozenset({"operation"}),
     "spec": frozenset({"sources", "info", "sourceHydrator"}),
-    "spec.source": frozenset({"chart", "plugin", "ref", "name"}),
+    "spec.source": frozenset({"plugin", "ref", "name"}),
     "spec.source.helm": frozenset({"fileParameters", "passCredentials", "version"}),
     "spec.source.kustomize": frozenset({
         "version", "forceCommonLabels", "forceCommonAnnotations", "commonAnnotationsEnvsubst",
@@ -154,8 +156,8 @@ class HelmOptions(_Spec):
     """``spec.source.helm``: how ``helm template`` renders the chart at ``path``.
 
     ``fileParameters``, ``passCredentials`` and ``version`` are refused (see
-    ``_ARGO_UNSUPPORTED``): gitferry renders only charts that live in the Git repo,
-    with the one helm binary of its tools layer."""
+    ``_ARGO_UNSUPPORTED``): gitferry renders charts from the Git repo or from a Helm
+    repository (``spec.source.chart``), with the one helm binary of its tools layer."""
 
     value_files: list[str] = Field(default_factory=list)
     values: str | None = None
@@ -268,13 +270,18 @@ class KustomizeOptions(_Spec):
 
 class ApplicationSource(_Spec):
     """``spec.source``: a directory of manifests, a Kustomize kustomization or a Helm chart
-    in a Git repository. Which one is detected from the files at ``path`` (as Argo CD
-    does); a ``directory`` / ``helm`` / ``kustomize`` block forces the type, so at most
-    one may be set."""
+    in a Git repository (``path``), or a chart from a Helm chart repository (``chart``).
+
+    For a Git path the type is detected from the files at ``path`` (as Argo CD does); a
+    ``directory`` / ``helm`` / ``kustomize`` block forces the type, so at most one may be set.
+    With ``chart``, ``repoURL`` is the Helm repository, ``targetRevision`` the chart version
+    or a semver constraint (``1.2.*``, ``^1.2``, ``>=1.0.0 <2.0.0``) and only ``helm`` options
+    apply: a path, a directory or a kustomize block would be silently meaningless."""
 
     repo_url: str = Field(alias="repoURL", min_length=1)
     target_revision: str = "HEAD"
     path: str = "."
+    chart: str | None = None
     directory: DirectoryOptions | None = None
     helm: HelmOptions | None = None
     kustomize: KustomizeOptions | None = None
@@ -287,6 +294,49 @@ class ApplicationSource(_Spec):
         if len(given) > 1:
             raise ValueError(f"only one of directory, helm, kustomize may be set (got {', '.join(given)})")
         return self
+
+    @model_validator(mode="after")
+    def _chart_source(self) -> ApplicationSource:
+        if self.chart is None:
+            return self
+        problems: list[str] = []
+        if "path" in self.model_fields_set:
+            problems.append("set exactly one of path (a directory in a Git repository) and chart "
+                            "(a chart in a Helm repository), not both")
+        extra = [n for n in ("directory", "kustomize") if getattr(self, n) is not None]
+        if extra:
+            problems.append(f"{' and '.join(extra)} cannot be used with chart (a Helm chart takes only helm options)")
+        if "target_revision" not in self.model_fields_set:
+            problems.append("targetRevision is required with chart: a chart version or a semver constraint "
+                            "(1.2.3, 1.2.*, ^1.2, >=1.0.0 <2.0.0)")
+        else:
+            from gitferry.helmrepo import parse_constraint
+
+            try:
+                parse_constraint(self.target_revision)
+            except ValueError as exc:
+                problems.append(f"targetRevision: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _no_path_with_chart(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A chart source has no path; writing the default "." back would make the stored
+        # document fail the "path or chart" rule when it is read again.
+        data: dict[str, Any] = handler(self)
+        if self.chart is not None:
+            data.pop("path", None)
+        return data
+
+    @field_validator("chart")
+    @classmethod
+    def _chart_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip() or "/" in v or v.strip() in (".", "..") or any(c.isspace() for c in v):
+            raise ValueError("must be a chart name in the Helm repository (no slashes or spaces)")
+        return v
 
     @field_validator("repo_url")
     @classmethod

@@ -22,14 +22,16 @@ from typing import Any
 from gitferry import diff as diffing
 from gitferry import tracking
 from gitferry.blobs import ManifestStore
-from gitferry.errors import GitError, GitferryError, NotFoundError, RenderError
+from gitferry.errors import GitError, GitferryError, HelmRepoError, NotFoundError, RenderError
 from gitferry.messages import ApplyRequest, DiffRequest, RenderRequest, ReportRequest
 from gitferry.model import (
     Application,
+    ApplicationSource,
     AppStatus,
     ComparedTo,
     Condition,
     HealthStatus,
+    HelmOptions,
     HistoryEntry,
     OperationInitiator,
     OperationState,
@@ -56,6 +58,8 @@ class Settings:
     bucket_name: str
     secret_prefix: str = "gitferry/"
     git_cache_dir: str = "/tmp/gitferry-git"
+    # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
+    helm_cache_dir: str = "/tmp/gitferry-helm"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
     drift_check_seconds: int = 180
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
@@ -70,6 +74,7 @@ class Settings:
             bucket_name=env["BUCKET_NAME"],
             secret_prefix=env.get("SECRET_PREFIX", "gitferry/"),
             git_cache_dir=env.get("GIT_CACHE_DIR", "/tmp/gitferry-git"),
+            helm_cache_dir=env.get("HELM_CACHE_DIR", "/tmp/gitferry-helm"),
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
@@ -134,21 +139,21 @@ class Engine:
     # ------------------------------------------------------------------ poll
 
     def poll(self) -> PollResult:
-        """One tick: ONE ls-remote per repository, then a render message for every app whose
-        commit changed, whose refresh/sync was asked for, whose rollout is being followed or
+        """One tick: ONE ls-remote per Git repository and ONE index.yaml fetch per Helm chart
+        repository, then a render message for every app whose commit (or resolved chart
+        version) changed, whose refresh/sync was asked for, whose rollout is being followed or
         whose drift check is due. Ends with the fleet summary for the drift alarm."""
-        from gitferry import git  # dulwich: only the stages that read Git pay for its import
         now = self.clock()
         apps = [stored.app for stored in self.state.list_apps()]
         statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
-        by_repo: dict[str, list[Application]] = defaultdict(list)
+        by_repo: dict[tuple[str, str], list[Application]] = defaultdict(list)
         for app in apps:
-            by_repo[app.spec.source.repo_url].append(app)
+            by_repo[_repo_key(app.spec.source)].append(app)
         scheduled: list[RenderRequest] = []
         errors: dict[str, str] = {}
-        for url, repo_apps in by_repo.items():
+        for (kind, url), repo_apps in by_repo.items():
             try:
-                refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
+                revision_of = self._resolver(kind, url)
             except GitferryError as exc:
                 for app in repo_apps:
                     errors[app.name] = str(exc)
@@ -157,7 +162,7 @@ class Engine:
             for app in repo_apps:
                 status = statuses.get(app.name)
                 try:
-                    commit = git.resolve(refs, app.spec.source.target_revision, url)
+                    commit = revision_of(app.spec.source, app.spec.source.target_revision)
                 except GitferryError as exc:
                     errors[app.name] = str(exc)
                     self._record_comparison_error(app, status, None, exc)
@@ -190,18 +195,45 @@ class Engine:
 
     def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
                        commit: str | None = None) -> RenderRequest:
-        """Resolve the app's revision now (one ls-remote) and queue a render: what the API's
-        sync / refresh / rollback and the webhook do instead of waiting for the next tick."""
-        from gitferry import git
-        url = app.spec.source.repo_url
+        """Resolve the app's revision now (one ls-remote, or one index.yaml fetch for a chart) and
+        queue a render: what the API's sync / refresh / rollback and the webhook do instead of
+        waiting for the next tick."""
         if commit is None:
-            refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
-            commit = git.resolve(refs, app.spec.source.target_revision, url)
+            commit = self.resolve_revision(app)
         now = self.clock()
         request = RenderRequest(app=app.name, commit=commit, reason=reason, initiatedBy=initiated_by,
                                 startedAt=now.timestamp(), sync=sync)
         self.queues.send(request, dedup=f"{commit}:{reason}:{initiated_by}:{now.timestamp()}")
         return request
+
+    def resolve_revision(self, app: Application, revision: str | None = None) -> str:
+        """``revision`` (default the app's targetRevision) as the pipeline pins it: a commit SHA
+        for a Git source, the chosen chart version for a chart from a Helm repository."""
+        source = app.spec.source
+        kind, url = _repo_key(source)
+        return self._resolver(kind, url)(source, revision or source.target_revision)
+
+    def _resolver(self, kind: str, url: str) -> Callable[[ApplicationSource, str], str]:
+        """Read the repository once (ls-remote / index.yaml) and return how to resolve a source's
+        revision against what was read, so a tick costs one request per repository."""
+        credentials = self.secrets.get_repo_credentials(url)
+        if kind == "helm":
+            from gitferry import helmrepo
+
+            index = helmrepo.fetch_index(url, credentials)
+
+            def chart_version(source: ApplicationSource, revision: str) -> str:
+                return helmrepo.resolve(index, source.chart or "", revision).version
+
+            return chart_version
+        from gitferry import git  # dulwich: only the stages that read Git pay for its import
+
+        refs = git.ls_remote(url, credentials)
+
+        def commit_of(source: ApplicationSource, revision: str) -> str:
+            return git.resolve(refs, revision, url)
+
+        return commit_of
 
     # ------------------------------------------------------------------ render
 
@@ -217,12 +249,16 @@ class Engine:
             return None
         url = app.spec.source.repo_url
         try:
-            root = git.checkout(url, request.commit, self.secrets.get_repo_credentials(url),
-                                self.settings.git_cache_dir)
-            manifests = render.render_source(Path(root), app.spec.source, app_name=app.name,
+            credentials = self.secrets.get_repo_credentials(url)
+            source = app.spec.source
+            if source.chart is not None:
+                root, source = self._fetch_chart(source, request.commit, credentials)
+            else:
+                root = Path(git.checkout(url, request.commit, credentials, self.settings.git_cache_dir))
+            manifests = render.render_source(root, source, app_name=app.name,
                                              namespace=app.spec.destination.namespace,
                                              kube_version=self._kube_version(app))
-        except (GitError, RenderError) as exc:
+        except (GitError, RenderError, HelmRepoError) as exc:
             status = self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
             return None
@@ -233,6 +269,25 @@ class Engine:
         )
         self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
         return diff_request
+
+    def _fetch_chart(self, source: ApplicationSource, version: str,
+                     credentials: Any) -> tuple[Path, ApplicationSource]:
+        """The extracted chart ``version`` (checked against the index's digest; cached by it) and
+        the source to render it with: the chart directory is the root, its helm options apply."""
+        from gitferry import helmrepo
+
+        chart = source.chart or ""
+        index = helmrepo.fetch_index(source.repo_url, credentials)
+        picked = helmrepo.resolve(index, chart, version)
+        if picked.version != version:
+            # A pinned revision is exact: the message says which version was chosen at poll time.
+            raise HelmRepoError(f"chart {chart!r} version {version!r} is no longer in Helm repository "
+                                f"{source.repo_url}", source.repo_url, version)
+        chart_dir = helmrepo.fetch_chart(source.repo_url, chart, picked.version, picked.digest, credentials,
+                                         self.settings.helm_cache_dir, urls=picked.urls)
+        rendered = source.model_copy(update={"path": ".", "chart": None,
+                                             "helm": source.helm or HelmOptions()})
+        return chart_dir, rendered
 
     # ------------------------------------------------------------------ diff
 
@@ -544,6 +599,12 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- pure decisions
+
+
+def _repo_key(source: ApplicationSource) -> tuple[str, str]:
+    """("helm", url) for a chart from a Helm repository, ("git", url) otherwise: the two are
+    read differently, so an index fetch and an ls-remote never share a group."""
+    return ("helm" if source.chart is not None else "git", source.repo_url)
 
 
 def tree_key(app: str) -> str:

@@ -79,7 +79,8 @@ class Service:
                 expected = None
         self.state.put_app(app, expected_version=expected)
         self.audit.record(caller, "app.update" if expected is not None else "app.create", app.name,
-                          repoURL=app.spec.source.repo_url, path=app.spec.source.path,
+                          repoURL=app.spec.source.repo_url,
+                          **({"chart": app.spec.source.chart} if app.spec.source.chart else {"path": app.spec.source.path}),
                           targetRevision=app.spec.source.target_revision)
         # Look at it now rather than at the next tick; a Git error shows as a condition.
         try:
@@ -123,12 +124,8 @@ class Service:
         options = parse_document(body, "sync request") if body else {}
         revision = options.get("revision")
         commit = None
-        if revision:
-            from gitferry import git
-
-            url = app.spec.source.repo_url
-            refs = git.ls_remote(url, self.secrets.get_repo_credentials(url))
-            commit = git.resolve(refs, str(revision), url)
+        if revision:  # a Git ref or, for a chart from a Helm repository, a version / constraint
+            commit = self.engine.resolve_revision(app, str(revision))
         request = self.engine.request_render(app, reason="sync", initiated_by=caller, sync=True, commit=commit)
         self.audit.record(caller, "app.sync", name, revision=request.commit)
         return {"app": name, "revision": request.commit, "queued": True}
@@ -242,6 +239,8 @@ class Service:
         queued = []
         for stored in self.state.list_apps():
             app = stored.app
+            if app.spec.source.chart is not None:
+                continue  # a Helm repository is not pushed to; the poll sees its new versions
             if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
                 continue
             if not _tracks(app.spec.source.target_revision, event):
