@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     kube = _start_kubesim(workdir)
     git = _start_gitserver(workdir)
+    from local.helmrepo import HelmRepoServer
+
+    charts = HelmRepoServer(workdir / "charts").start()
     stack = LocalStack.start(
         args.template,
         extra_env={"GIT_CACHE_DIR": str(workdir / "git-cache")},
@@ -90,6 +93,7 @@ gitferry is up (workdir {workdir})
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
   git server       {git.base_url}
+  Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
 
 Try:
@@ -108,7 +112,7 @@ Ctrl-C stops everything.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
     finally:
-        for closer in (stack.close, git.stop, kube.stop):
+        for closer in (stack.close, charts.stop, git.stop, kube.stop):
             try:
                 closer()
             except Exception:  # noqa: BLE001 - stop everything we can
