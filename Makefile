@@ -29,7 +29,7 @@ tools: $(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm
 dev: $(VENV)/.synced tools
 
 test: dev
-	$(PY) -m pytest -n 2 -m "not bench" --ignore=tests/bench $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not bench" --ignore=tests/bench $(PYTEST_ARGS)
 
 bench: dev
 	$(PY) -m pytest tests/bench -p no:xdist -s -m bench $(PYTEST_ARGS)

@@ -36,7 +36,11 @@ def deliver():
 
     @idempotent_function(data_keyword_argument="delivery", persistence_store=persistence, config=_idempotency)
     def run(delivery: dict) -> dict:
-        status, body = service().webhook(delivery["provider"], delivery["headers"], delivery["body"].encode("latin-1"))
+        try:
+            status, body = service().webhook(delivery["provider"], delivery["headers"],
+                                             delivery["body"].encode("latin-1"))
+        except WebhookError as exc:  # a signed but unusable payload: remembered like any answer
+            status, body = exc.status, {"message": exc.message}
         return {"status": status, "body": body}
 
     return run
@@ -62,12 +66,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     try:
         # The signature is checked before the idempotency record is written, so an unsigned
         # request can neither queue work nor poison a real delivery's id.
-        secret = service().secrets.get_webhook_secret(provider)
-        if not secret:
-            return _response(401, {"message": f"no webhook secret configured for {provider}"})
-        from gitferry.webhooks import verify_signature
-
-        verify_signature(provider, headers, body, secret)
+        service().verify_webhook(provider, headers, body)
         _idempotency.register_lambda_context(context)
         result = deliver()(delivery={"provider": provider, "delivery": delivery_id, "headers": headers,
                                      "body": body.decode("latin-1")})

@@ -249,14 +249,23 @@ def test_a_failed_sync_is_announced(world: LocalWorld) -> None:
 
 
 def test_audit_trail_records_who_did_what_without_secrets(world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = _repo(world, "audited")
+    world.api_ok("POST", "/api/v1/applications", application("audited", repo, server, automated=False,
+                                                              path="app", namespace="audited"))
+    world.api_ok("POST", "/api/v1/applications/audited/sync")
+    world.settle()
+    sha = world.git.commit("audited", {"app/extra.yaml": WAVE_CONFIG}, "more")
+    assert world.push_webhook(repo, sha)[0] == 202
+    world.settle()
+
     trail = world.api_ok("GET", "/api/v1/audit")["items"]
-    seen = {(e["action"], e["target"]) for e in trail}
-    assert ("cluster.register", "local") in seen
-    assert ("app.create", "guestbook") in seen and ("app.create", "manual") in seen
-    assert ("app.sync", "manual") in seen
-    assert ("operation.succeeded", "guestbook") in seen
-    by_actor = {e["actor"].split(":")[0] for e in trail if e["target"] == "guestbook"}
-    assert {"api", "webhook", "automated"} <= by_actor  # registration, the push, the automated syncs
+    seen = {(e["action"], e["target"], e["actor"].split(":")[0]) for e in trail}
+    assert ("cluster.register", "local", "api") in seen
+    assert ("app.create", "audited", "api") in seen
+    assert ("app.sync", "audited", "api") in seen
+    assert ("operation.succeeded", "audited", "api") in seen  # the person's sync, and its outcome
+    assert ("app.refresh", "audited", "webhook") in seen
     assert [e["at"] for e in trail] == sorted((e["at"] for e in trail), reverse=True)
     text = json.dumps(trail)
     assert world.kube.token not in text and "kubeconfig" not in text

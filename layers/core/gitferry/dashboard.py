@@ -24,7 +24,7 @@ function ask(message) { login.hidden = false; document.getElementById("apps").in
 async function load() {
   const token = localStorage.getItem("gitferry-token");
   if (!token) return ask("enter the API token (Secrets Manager: gitferry/api-token)");
-  const base = location.pathname.replace(/\/$/, "");
+  const base = location.pathname.replace(/\\/$/, "");
   const res = await fetch(base + "/api/v1/applications", {headers: {Authorization: "Bearer " + token}});
   if (res.status === 401) { localStorage.removeItem("gitferry-token"); return ask("the API token was refused"); }
   const data = await res.json();

@@ -157,7 +157,7 @@ class Engine:
             except GitferryError as exc:
                 for app in repo_apps:
                     errors[app.name] = str(exc)
-                    self._record_comparison_error(app, statuses.get(app.name), None, exc)
+                    self.record_comparison_error(app, statuses.get(app.name), None, exc)
                 continue
             for app in repo_apps:
                 status = statuses.get(app.name)
@@ -165,7 +165,7 @@ class Engine:
                     commit = revision_of(app.spec.source, app.spec.source.target_revision)
                 except GitferryError as exc:
                     errors[app.name] = str(exc)
-                    self._record_comparison_error(app, status, None, exc)
+                    self.record_comparison_error(app, status, None, exc)
                     continue
                 op = status.operation_state if status else None
                 if (op is not None and op.phase == "Running" and status is not None
@@ -259,7 +259,7 @@ class Engine:
                                              namespace=app.spec.destination.namespace,
                                              kube_version=self._kube_version(app))
         except (GitError, RenderError, HelmRepoError) as exc:
-            status = self._record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
+            status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
             return None
         key = self.manifests.put_manifests(manifests)
@@ -307,10 +307,10 @@ class Engine:
                                          namespace=app.spec.destination.namespace,
                                          ignore_differences=app.spec.ignore_differences)
         except GitferryError as exc:
-            self._record_comparison_error(app, previous, request.commit, exc)
+            self.record_comparison_error(app, previous, request.commit, exc)
             return None
         except Exception as exc:  # a cluster we cannot reach: Unknown, recorded, retried next tick
-            self._record_comparison_error(app, previous, request.commit, exc)
+            self.record_comparison_error(app, previous, request.commit, exc)
             return None
         self._store_tree(app, cluster, live)
         now = self.clock()
@@ -559,7 +559,7 @@ class Engine:
         except NotFoundError:
             return None  # deleted while its message was in flight: nothing to do
 
-    def _record_comparison_error(self, app: Application, status: AppStatus | None, commit: str | None,
+    def record_comparison_error(self, app: Application, status: AppStatus | None, commit: str | None,
                                  exc: BaseException) -> AppStatus:
         """Sync Unknown with a ComparisonError condition; resources and health are kept (the
         cluster was not looked at, so nothing about it changed)."""

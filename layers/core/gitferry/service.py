@@ -86,7 +86,7 @@ class Service:
         try:
             self.engine.request_render(app, reason="create", initiated_by=caller)
         except GitferryError as exc:
-            self.engine._record_comparison_error(app, None, None, exc)
+            self.engine.record_comparison_error(app, None, None, exc)
         return self.get_app(app.name)
 
     def list_apps(self) -> dict[str, Any]:
@@ -225,13 +225,17 @@ class Service:
 
     # ------------------------------------------------------------------ webhooks
 
-    def webhook(self, provider: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """Verify, parse, and queue a render for every app tracking the pushed ref.
-        Answers fast: one secret read, one table read, a queue message per app."""
+    def verify_webhook(self, provider: str, headers: dict[str, str], body: bytes) -> None:
+        """Raise WebhookError (401/404/413) unless the delivery is signed with the provider's
+        secret from Secrets Manager. Done before anything else touches the request."""
         secret = self.secrets.get_webhook_secret(provider)
         if not secret:
-            return 401, {"message": f"no webhook secret configured for {provider}"}
+            raise webhooks.WebhookError(401, f"no webhook secret configured for {provider}")
         webhooks.verify_signature(provider, headers, body, secret)
+
+    def webhook(self, provider: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Queue a render for every app tracking the pushed ref of a VERIFIED delivery
+        (see :meth:`verify_webhook`). Answers fast: one table read, a queue message per app."""
         event = webhooks.parse_push(provider, headers, body)
         if event.kind == "ping":
             return 200, {"message": "pong"}
