@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,10 +151,16 @@ class Engine:
         for app in apps:
             by_repo[_repo_key(app.spec.source)].append(app)
         scheduled: list[RenderRequest] = []
+        outgoing: list[tuple[Any, str]] = []
+        to_clear: list[str] = []  # request flags, cleared only once their messages are sent
         errors: dict[str, str] = {}
+        # One network call per repository, all repositories at once: hundreds of repos must fit
+        # in one tick, and each call is mostly waiting on the Git / Helm server.
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="gitferry-poll") as pool:
+            futures = {key: pool.submit(self._resolver, *key) for key in by_repo}
         for (kind, url), repo_apps in by_repo.items():
             try:
-                revision_of = self._resolver(kind, url)
+                revision_of = futures[(kind, url)].result()
             except GitferryError as exc:
                 for app in repo_apps:
                     errors[app.name] = str(exc)
@@ -172,7 +179,7 @@ class Engine:
                         and status.next_check_at is not None and status.next_check_at <= now):
                     resume = self.resume_request(app.name, op)
                     if resume is not None:  # an operation paused at a wave boundary goes on
-                        self.queues.send(resume, dedup=f"resume:{resume.resume_from}:{now.timestamp()}")
+                        outgoing.append((resume, f"resume:{resume.resume_from}:{now.timestamp()}"))
                 reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
                 if reason is None:
                     continue
@@ -180,17 +187,20 @@ class Engine:
                     app=app.name, commit=commit, reason=reason, initiatedBy="poll",
                     startedAt=now.timestamp(), sync=bool(status and status.sync_requested),
                 )
-                self.queues.send(request, dedup=f"{commit}:{reason}:{now.timestamp()}")
+                outgoing.append((request, f"{commit}:{reason}:{now.timestamp()}"))
                 if status and (status.refresh_requested or status.sync_requested):
-                    self.state.clear_requests(app.name)
+                    to_clear.append(app.name)
                 scheduled.append(request)
         out_of_sync = sum(1 for s in statuses.values() if s.sync.status == "OutOfSync")
         degraded = sum(1 for s in statuses.values() if s.health.status == "Degraded")
-        self.queues.send(
+        outgoing.append((
             ReportRequest(app=FLEET, event="fleet", outOfSync=out_of_sync, degraded=degraded, apps=len(apps),
                           startedAt=now.timestamp()),
-            dedup=f"fleet:{now.timestamp()}",
-        )
+            f"fleet:{now.timestamp()}",
+        ))
+        self.queues.send_many(outgoing)
+        for name in to_clear:
+            self.state.clear_requests(name)
         return PollResult(scheduled, errors, len(apps), out_of_sync, degraded)
 
     def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
