@@ -37,7 +37,7 @@ def grants(res: Resources) -> dict[str, list[tuple[list[str], list[str]]]]:
     """function logical id -> [(actions, resources)] of its execution role's Allow statements."""
     resolver = _resolver(res)
     out: dict[str, list[tuple[list[str], list[str]]]] = {}
-    for lid, spec in res.functions.items():
+    for lid in res.functions:
         role_ref = res.cfn["Resources"][lid]["Properties"]["Role"]
         role_lid = role_ref["Fn::GetAtt"][0] if isinstance(role_ref, dict) else role_ref
         statements = []
@@ -69,7 +69,7 @@ def recorded() -> Iterator[tuple[LocalWorld, list[Call]]]:
         if not function or world is None:
             return  # the test's own calls, or the runner's between invocations
         res = world.stack.resources
-        lid = next(l for l, f in res.functions.items() if f.name == function)
+        lid = next(fid for fid, f in res.functions.items() if f.name == function)
         service = model.service_model.service_name
         name = model.name
         if service == "sqs" and name.startswith("SendMessage"):
