@@ -24,10 +24,8 @@ for path in (os.path.join(ROOT, "layers", "core"), ROOT):
 @pytest.fixture(scope="session")
 def kubesim() -> Iterator[Any]:
     """One real HTTPS API emulator for the session; tests isolate themselves by namespace."""
-    try:
-        from local.kubesim.server import KubeSim
-    except ImportError as exc:  # kubesim is written in parallel; say so instead of erroring
-        pytest.skip(f"local.kubesim is not available yet: {exc}")
+    from local.kubesim.server import KubeSim
+
     with KubeSim() as sim:
         yield sim
 
