@@ -238,6 +238,7 @@ class SyncOptions:
     validate: bool = True
     fail_on_shared_resource: bool = False
     earlier: tuple[ResourceResult, ...] = ()
+    previous_message: str = ""  # the message this operation recorded in its last invocation
 
 
 def options_for(app: Any, *, resources: Iterable[Any] = (), previous: Any = None, earlier: Iterable[Any] = (),
@@ -268,6 +269,7 @@ def options_for(app: Any, *, resources: Iterable[Any] = (), previous: Any = None
         validate=app.sync_option("Validate") != "false",
         fail_on_shared_resource=app.has_sync_option("FailOnSharedResource"),
         earlier=past,
+        previous_message=str(getattr(previous, "message", "") or "") if past else "",
     )
 
 
@@ -701,6 +703,9 @@ def _preflight(cluster: ClusterClient, app_name: str, steps: list[Step], opts: S
     return [(s, p) for s, p in zip(applies, problems, strict=True) if p]
 
 
+_RUNNING_SYNC_FAIL: Final = "; running SyncFail hooks "
+
+
 class _Run:
     """The execution of one invocation: groups in order, health gates, SyncFail hooks."""
 
@@ -783,7 +788,7 @@ class _Run:
         if hook_failures:
             message += f"; one or more SyncFail hooks failed: {'; '.join(hook_failures[:5])}"
         if waiting:
-            return self._result("Running", f"{message}; running SyncFail hooks {', '.join(waiting[:5])}",
+            return self._result("Running", f"{message}{_RUNNING_SYNC_FAIL}{', '.join(waiting[:5])}",
                                 SYNC_FAIL_GROUP)
         return self._result("Failed", message)
 
@@ -793,12 +798,14 @@ class _Run:
                    for r in self.opts.earlier
                    if r.status == SYNC_FAILED and r.phase != SYNC_FAIL and not r.message.startswith("not attempted")]
         message = f"one or more objects failed to apply: {'; '.join(reasons[:5]) or 'see the resource results'}"
+        if _RUNNING_SYNC_FAIL in self.opts.previous_message:  # the failure as first reported
+            message = self.opts.previous_message.split(_RUNNING_SYNC_FAIL, 1)[0]
         failures: list[str] = []
         waiting = self._await(self._resumed(sync_fail), failures) if self.wait else []
         if failures:
             message += f"; one or more SyncFail hooks failed: {'; '.join(failures[:5])}"
         if waiting:
-            return self._result("Running", f"{message}; running SyncFail hooks {', '.join(waiting[:5])}",
+            return self._result("Running", f"{message}{_RUNNING_SYNC_FAIL}{', '.join(waiting[:5])}",
                                 SYNC_FAIL_GROUP)
         return self._result("Failed", message)
 
