@@ -447,13 +447,15 @@ class ClusterClient:
         field_manager: str = FIELD_MANAGER,
         force: bool = True,
         dry_run: bool = False,
+        field_validation: str | None = None,
     ) -> dict[str, Any]:
         """Server-side apply (PATCH application/apply-patch+yaml); creates when missing.
 
         ``force`` takes over fields another manager owns: Git is the source of truth, exactly
         as Argo CD's ServerSideApply sync option does. ``dry_run`` asks for ``dryRun=All``: the
         server returns the object as it *would* be, with its defaults and the effect of removing
-        fields we no longer set, which is what the diff compares.
+        fields we no longer set, which is what the diff compares. ``field_validation``: the
+        ``fieldValidation`` query parameter (Strict / Warn / Ignore; None: the server's default).
         """
         ident = _identity(obj)
         res = self.resource(ident["api_version"], ident["kind"])
@@ -473,7 +475,67 @@ class ClusterClient:
         }
         if dry_run:
             params["dry_run"] = "All"
+        if field_validation:
+            params["query_params"] = [("fieldValidation", field_validation)]
         return self._request("patch", path, ident=ident, **params)
+
+    def _write_target(self, obj: Mapping[str, Any]) -> tuple[dict[str, str], Resource, str | None, dict[str, Any]]:
+        ident = _identity(obj)
+        res = self.resource(ident["api_version"], ident["kind"])
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") if res.namespaced else None
+        if res.namespaced and not namespace:
+            raise KubeError("namespaced object without a namespace", reason="Invalid", **ident)
+        body = dict(obj)
+        if not res.namespaced and "namespace" in meta:
+            body["metadata"] = {k: v for k, v in meta.items() if k != "namespace"}
+        return ident, res, namespace, body
+
+    def create(self, obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER, dry_run: bool = False,
+               field_validation: str | None = None) -> dict[str, Any]:
+        """POST (``kubectl create``): the server fills ``metadata.name`` from ``generateName``;
+        409 AlreadyExists when the name is taken. Returns the created object."""
+        ident, res, namespace, body = self._write_target(obj)
+        params: dict[str, Any] = {"body": body, "field_manager": field_manager}
+        if dry_run:
+            params["dry_run"] = "All"
+        if field_validation:
+            params["query_params"] = [("fieldValidation", field_validation)]
+        out = self._request("post", res.path(namespace=namespace), ident=ident, **params)
+        out.setdefault("apiVersion", ident["api_version"])
+        out.setdefault("kind", ident["kind"])
+        return out
+
+    def replace(self, obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER, dry_run: bool = False,
+                field_validation: str | None = None) -> dict[str, Any]:
+        """PUT (``kubectl replace``): the whole object as given; fields it leaves out are
+        removed. A ``metadata.resourceVersion`` in ``obj`` makes it conditional (409 on conflict)."""
+        ident, res, namespace, body = self._write_target(obj)
+        params: dict[str, Any] = {"body": body, "field_manager": field_manager}
+        if dry_run:
+            params["dry_run"] = "All"
+        if field_validation:
+            params["query_params"] = [("fieldValidation", field_validation)]
+        meta = obj.get("metadata") or {}
+        return self._request("put", res.path(name=meta.get("name"), namespace=namespace), ident=ident, **params)
+
+    def list_selected(self, api_version: str, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+        """Objects of one kind matching a label selector, in one namespace (None: cluster-wide or
+        cluster-scoped), all pages."""
+        res = self.resource(api_version, kind)
+        path = res.path(namespace=namespace if res.namespaced else None)
+        ident = {"kind": kind, "api_version": api_version, "namespace": namespace or ""}
+        items: list[dict[str, Any]] = []
+        cont: str | None = None
+        while True:
+            body = self._request("get", path, ident=ident, label_selector=selector, limit=500, _continue=cont)
+            for item in body.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            cont = (body.get("metadata") or {}).get("continue") or None
+            if not cont:
+                return items
 
     def delete(self, obj: Mapping[str, Any], propagation: str = "Foreground", dry_run: bool = False) -> dict[str, Any] | None:
         """Delete an object (foreground by default, as Argo CD prunes); None when already gone.

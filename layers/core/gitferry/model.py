@@ -86,7 +86,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: syncOptions keys gitferry understands, with the values each accepts.
 SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
     "CreateNamespace": frozenset({"true", "false"}),
-    "ServerSideApply": frozenset({"true", "false"}),
+    "ServerSideApply": frozenset({"true"}),
     "ApplyOutOfSyncOnly": frozenset({"true", "false"}),
     "PruneLast": frozenset({"true", "false"}),
     "PrunePropagationPolicy": frozenset({"foreground", "background", "orphan"}),
@@ -94,6 +94,12 @@ SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
     "Replace": frozenset({"true", "false"}),
     "Validate": frozenset({"true", "false"}),
     "FailOnSharedResource": frozenset({"true", "false"}),
+}
+
+#: syncOptions values Argo CD has and gitferry refuses, with the reason.
+_UNSUPPORTED_SYNC_OPTIONS: dict[str, str] = {
+    "ServerSideApply=false": "gitferry always applies server-side (field manager gitferry); Argo CD's "
+                             "client-side apply with kubectl.kubernetes.io/last-applied-configuration is not implemented",
 }
 
 #: Argo CD fields that exist but gitferry does not implement, by parent path.
@@ -415,6 +421,10 @@ class SyncPolicy(_Spec):
     @field_validator("sync_options")
     @classmethod
     def _known_options(cls, v: list[str]) -> list[str]:
+        refused = [f"{opt} is not supported by gitferry: {_UNSUPPORTED_SYNC_OPTIONS[opt]}"
+                   for opt in v if opt in _UNSUPPORTED_SYNC_OPTIONS]
+        if refused:
+            raise ValueError("; ".join(refused))
         bad: list[str] = []
         for opt in v:
             key, sep, value = opt.partition("=")

@@ -412,6 +412,8 @@ class Engine:
                     propagation=(app.sync_option("PrunePropagationPolicy") or "foreground").capitalize(),
                     wait_between_waves=True,
                     resume_from=tuple(request.resume_from) if resuming and request.resume_from else None,
+                    options=syncing.options_for(app, resources=status.resources, previous=previous, earlier=earlier,
+                                                has_history=bool(self.state.list_history(app.name))),
                 )
                 phase, message, results = result.phase, result.message, result.resources
                 resume_from = list(result.resume_from) if result.resume_from else None
@@ -466,7 +468,8 @@ class Engine:
         for r in results:
             merged[(r.group, r.kind, r.namespace, r.name, r.phase)] = ResourceResult(
                 group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
-                status=r.status, message=r.message or None, sync_phase=r.phase, hook_phase=None)
+                status=r.status, message=r.message or None, sync_phase=r.phase,
+                hook_phase=getattr(r, "hook_phase", "") or None, hook_type=getattr(r, "hook_type", "") or None)
         doc = _operation_doc(request, resume_from)
         if retry_at is not None:
             doc["sync"]["retryAt"] = retry_at.isoformat()

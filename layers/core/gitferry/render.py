@@ -62,6 +62,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
+HELM_HOOK_ANNOTATION = "helm.sh/hook"
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -209,7 +210,9 @@ def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
     name = meta.get("name") if isinstance(meta, dict) else None
     if not (isinstance(name, str) and name):
         annotations = (meta or {}).get("annotations") or {} if isinstance(meta, dict) else {}
-        generated = isinstance(meta, dict) and meta.get("generateName") and HOOK_ANNOTATION in annotations
+        # hooks (Argo CD's or Helm's annotation) may leave the name to the API server
+        generated = isinstance(meta, dict) and meta.get("generateName") and (
+            HOOK_ANNOTATION in annotations or HELM_HOOK_ANNOTATION in annotations)
         if not generated:
             missing.append("metadata.name")
     if missing:

@@ -118,32 +118,96 @@ SYNC_OPTIONS_ANNOTATION: Final = "argocd.argoproj.io/sync-options"
 COMPARE_OPTIONS_ANNOTATION: Final = "argocd.argoproj.io/compare-options"
 HELM_HOOK_ANNOTATION: Final = "helm.sh/hook"
 HELM_HOOK_WEIGHT_ANNOTATION: Final = "helm.sh/hook-weight"
+HELM_HOOK_DELETE_POLICY_ANNOTATION: Final = "helm.sh/hook-delete-policy"
+#: Stamped on hook objects (not app resources, so no app label): which hook of which app made
+#: them, so BeforeHookCreation finds the previous run's ``generateName`` objects by label.
+HOOK_LABEL: Final = "gitferry.dev/hook"
+HOOK_ID_ANNOTATION: Final = "gitferry.dev/hook-id"
 
-_HELM_HOOKS: Final = {"pre-install": "PreSync", "pre-upgrade": "PreSync", "post-install": "PostSync",
-                      "post-upgrade": "PostSync"}
+HOOK_TYPES: Final = ("PreSync", "Sync", "PostSync", "SyncFail", "Skip", "PreDelete", "PostDelete")
+
+# Helm's hooks as Helm runs them: install hooks on the release's first installation only,
+# upgrade hooks on every later one (Argo CD maps both to PreSync / PostSync, issue #7536).
+_HELM_INSTALL: Final = {"pre-install": "PreSync", "post-install": "PostSync"}
+_HELM_UPGRADE: Final = {"pre-upgrade": "PreSync", "post-upgrade": "PostSync"}
+_HELM_DELETE: Final = {"pre-delete": "PreDelete", "post-delete": "PostDelete"}
+_HELM_POLICIES: Final = {"before-hook-creation": "BeforeHookCreation", "hook-succeeded": "HookSucceeded",
+                         "hook-failed": "HookFailed"}
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return (obj.get("metadata") or {}).get("annotations") or {}
 
 
-def hook_types(obj: Mapping[str, Any]) -> list[str]:
-    """Argo CD hook types of an object (``argocd.argoproj.io/hook``, Helm hooks as fallback);
-    empty for an ordinary app resource."""
+def hook_types(obj: Mapping[str, Any], first_sync: bool | None = None) -> list[str]:
+    """Argo CD hook types of an object for one sync; empty for an ordinary app resource.
+
+    ``argocd.argoproj.io/hook`` wins; else ``helm.sh/hook`` as Helm means it: ``pre-install`` /
+    ``post-install`` run only on the app's first sync (``first_sync``), ``pre-upgrade`` /
+    ``post-upgrade`` only on later ones (``first_sync=None``: both, as Argo CD does),
+    ``pre-delete`` / ``post-delete`` are PreDelete / PostDelete (run by app deletion), ``test``
+    and the rollback hooks are never run by a sync. A Helm hook with nothing to do in this sync
+    is ``["Skip"]``: still a hook, never applied.
+    """
     ann = _annotations(obj)
     raw = ann.get(HOOK_ANNOTATION)
     if raw:
         return [h.strip() for h in str(raw).split(",") if h.strip()]
     helm = ann.get(HELM_HOOK_ANNOTATION)
+    if not helm:
+        return []
+    table: dict[str, str] = dict(_HELM_DELETE)
+    if first_sync is None or first_sync:
+        table.update(_HELM_INSTALL)
+    if first_sync is None or not first_sync:
+        table.update(_HELM_UPGRADE)
+    mapped = {table[h.strip()] for h in str(helm).split(",") if h.strip() in table}
+    return sorted(mapped) or ["Skip"]
+
+
+def hook_delete_policies(obj: Mapping[str, Any]) -> frozenset[str]:
+    """``argocd.argoproj.io/hook-delete-policy`` (else ``helm.sh/hook-delete-policy`` mapped to
+    Argo CD's names); BeforeHookCreation when neither is set (the default of both)."""
+    ann = _annotations(obj)
+    raw = ann.get(HOOK_DELETE_POLICY_ANNOTATION)
+    if raw:
+        return frozenset(p.strip() for p in str(raw).split(",") if p.strip())
+    helm = ann.get(HELM_HOOK_DELETE_POLICY_ANNOTATION)
     if helm:
-        mapped = [_HELM_HOOKS[h.strip()] for h in str(helm).split(",") if h.strip() in _HELM_HOOKS]
-        return sorted(set(mapped)) or ["Skip"]
-    return []
+        mapped = {_HELM_POLICIES.get(p.strip(), p.strip()) for p in str(helm).split(",") if p.strip()}
+        if mapped:
+            return frozenset(mapped)
+    return frozenset({"BeforeHookCreation"})
 
 
 def is_hook(obj: Mapping[str, Any]) -> bool:
     """Hooks are not app resources: not diffed, not tracked, never pruned as drift."""
-    return bool(hook_types(obj))
+    ann = _annotations(obj)
+    return bool(ann.get(HOOK_ANNOTATION) or ann.get(HELM_HOOK_ANNOTATION))
+
+
+def hook_id(app: str, obj: Mapping[str, Any], phase: str) -> str:
+    """Identity of one hook of one app in one phase, the same in every sync:
+    ``<app>:<group>/<kind>:<namespace>/<name or generateName>:<phase>``."""
+    meta = obj.get("metadata") or {}
+    name = meta.get("name") or meta.get("generateName") or ""
+    return f"{app}:{group_of(obj)}/{obj.get('kind', '')}:{meta.get('namespace') or ''}/{name}:{phase}"
+
+
+def hook_label_value(hook: str) -> str:
+    """Label value (63 characters at most) naming a hook id."""
+    return hashlib.sha256(hook.encode()).hexdigest()[:40]
+
+
+def stamp_hook(app: str, obj: Mapping[str, Any], phase: str) -> dict[str, Any]:
+    """Copy of a hook carrying the hook label and id annotation (not the app label: a hook is
+    not an app resource)."""
+    out = _copy_json(dict(obj))
+    meta = out.setdefault("metadata", {})
+    hid = hook_id(app, out, phase)
+    meta["labels"] = {**(meta.get("labels") or {}), HOOK_LABEL: hook_label_value(hid)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), HOOK_ID_ANNOTATION: hid}
+    return out
 
 
 def sync_wave(obj: Mapping[str, Any]) -> int:

@@ -102,17 +102,33 @@ def test_prune_disabled_or_refused_by_annotation(cluster: kube.ClusterClient, na
     assert cluster.get("v1", "ConfigMap", "precious", namespace) is not None
 
 
-def test_failure_is_recorded_and_later_waves_do_not_run(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+def test_a_failed_dry_run_applies_nothing(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
     broken = deployment("broken")
     del broken["spec"]["selector"]
     result = run(cluster, app_name, namespace, [cm("first", wave=0), broken, cm("later", wave=1)])
+    assert result.phase == "Failed"
+    assert result.message.startswith("the dry run of the sync failed, nothing was applied: Deployment.apps ")
+    st = statuses(result)
+    assert st["Deployment/broken"][0] == "SyncFailed" and "Invalid" in st["Deployment/broken"][1]
+    assert "ConfigMap/first" not in st
+    assert cluster.get("v1", "ConfigMap", "first", namespace) is None
+    assert cluster.get("v1", "ConfigMap", "later", namespace) is None
+
+
+def test_failure_is_recorded_and_later_waves_do_not_run(cluster: kube.ClusterClient, app_name: str) -> None:
+    # Objects in a namespace the sync itself creates cannot be dry-run: their failure shows at apply.
+    ns = f"n-{uuid.uuid4().hex[:8]}"
+    broken = deployment("broken")
+    del broken["spec"]["selector"]
+    namespace_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    result = run(cluster, app_name, ns, [namespace_obj, cm("first", wave=0), broken, cm("later", wave=1)])
     assert result.phase == "Failed"
     st = statuses(result)
     assert st["ConfigMap/first"] == ("Synced", "created")
     assert st["Deployment/broken"][0] == "SyncFailed" and "Invalid" in st["Deployment/broken"][1]
     assert st["ConfigMap/later"] == ("SyncFailed", "not attempted: an earlier wave failed")
     assert "broken" in result.message
-    assert cluster.get("v1", "ConfigMap", "later", namespace) is None
+    assert cluster.get("v1", "ConfigMap", "later", ns) is None
 
 
 def test_waves_pause_until_healthy_and_resume(kubesim: Any, cluster: kube.ClusterClient, namespace: str,
@@ -189,7 +205,8 @@ def test_presync_hook_runs_first_and_is_deleted_when_it_succeeded(cluster: kube.
     desired = [cm("app-config"), hook_job("migrate", "PreSync", policy="HookSucceeded")]
     runs = sync_until_done(cluster, app_name, namespace, desired)
     assert runs[0].phase == "Running" and runs[0].resume_from == (0, 0, 0)
-    assert statuses(runs[0]) == {"Job/migrate": ("Synced", "created")}  # the ConfigMap waits for the hook
+    assert statuses(runs[0]) == {"Job/migrate": ("Synced", "Job is running")}  # the ConfigMap waits for the hook
+    assert [r.hook_phase for r in runs[0].resources] == ["Running"]
     assert runs[-1].phase == "Succeeded", runs[-1].message
     assert statuses(runs[-1])["ConfigMap/app-config"] == ("Synced", "created")
     assert wait_gone_job(cluster, "migrate", namespace)
