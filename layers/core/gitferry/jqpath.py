@@ -128,10 +128,13 @@ class JqRunner:
         if self._proc is None or self._proc.poll() is not None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", f"from gitferry.jqpath import _worker; _worker({self.memory_bytes})"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-            )
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-c", f"from gitferry.jqpath import _worker; _worker({self.memory_bytes})"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                )
+            except OSError as exc:
+                raise JqError(f"the jq worker could not start: {exc}") from None
             self._buffer = b""
             if self._read_line(time.monotonic() + _START_TIMEOUT_SECONDS) != b'"ready"':
                 self._stop()
@@ -153,7 +156,7 @@ class JqRunner:
         proc = self._start()
         assert proc.stdin is not None
         try:
-            proc.stdin.write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+            proc.stdin.write(json.dumps(request, separators=(",", ":"), default=str).encode() + b"\n")
             proc.stdin.flush()
         except OSError:
             self._stop()
