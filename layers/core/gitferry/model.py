@@ -458,7 +458,6 @@ class IgnoreDifference(_Spec):
         return v
 
 
-
 class AppSpec(_Spec):
     """``spec`` of an Application."""
 
