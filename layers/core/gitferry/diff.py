@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 import yaml
 
 from . import health as _health
-from . import tracking
+from . import jqpath, tracking
 
 if TYPE_CHECKING:  # kube.py needs the kubernetes client; the pure functions here do not
     from .kube import ClusterClient
@@ -106,6 +106,7 @@ class ResourceDiff:
     sync_wave: int = 0
     method: str = ""  # "dry-run" | "subset" | "missing" | "extraneous"
     message: str = ""
+    shared_with: str | None = None  # another app whose tracking annotation the live object carries
 
 
 @dataclass
@@ -118,6 +119,12 @@ class Comparison:
     def health(self) -> str:
         """App health = worst child (pruning candidates do not count, as in Argo CD)."""
         return _health.app_health(r.health for r in self.resources if not r.requires_pruning)
+
+    def shared_resource_warnings(self, app_name: str) -> list[str]:
+        """Argo CD's SharedResourceWarning messages: one per desired object that is live with
+        another app's tracking annotation (the last app to sync it wins, silently otherwise)."""
+        return [f"{r.kind}/{r.name} is part of applications {app_name} and {r.shared_with}"
+                for r in self.resources if r.shared_with and not r.requires_pruning]
 
 
 # ---- normalisation --------------------------------------------------------------------------
@@ -379,6 +386,8 @@ def _step(value: Any, seg: Segment) -> tuple[bool, Any]:
     if isinstance(seg, int):
         if isinstance(value, list) and 0 <= seg < len(value):
             return True, value[seg]
+        if isinstance(value, dict) and str(seg) in value:  # a JSON pointer's "/80" on a map key
+            return True, value[str(seg)]
         return False, None
     if not isinstance(value, list):
         return False, None
@@ -411,6 +420,10 @@ def _exists(obj: Any, path: Path) -> bool:
 def three_way_paths(desired: Mapping[str, Any], live: Mapping[str, Any], manager: str = "gitferry") -> list[str]:
     """Fields ``manager`` applied (managedFields, operation Apply), still live, and no longer in
     desired: a sync would remove them, so they are drift. Reports the outermost such field."""
+    return [format_path(p) for p in _three_way(desired, live, manager)]
+
+
+def _three_way(desired: Mapping[str, Any], live: Mapping[str, Any], manager: str = "gitferry") -> list[Path]:
     d, lv = normalise(desired), normalise(live)
     found: list[Path] = []
     for entry in (live.get("metadata") or {}).get("managedFields") or []:
@@ -425,7 +438,7 @@ def three_way_paths(desired: Mapping[str, Any], live: Mapping[str, Any], manager
                     if _exists(lv, head) and head not in found:
                         found.append(head)
                     break
-    return [format_path(p) for p in found]
+    return found
 
 
 # ---- masking --------------------------------------------------------------------------------
@@ -501,7 +514,7 @@ def diff_text(live: Mapping[str, Any] | None, target: Mapping[str, Any] | None, 
 
 @dataclass(frozen=True)
 class IgnoreRule:
-    """One ``spec.ignoreDifferences[]`` entry (jqPathExpressions are not supported: reported)."""
+    """One ``spec.ignoreDifferences[]`` entry; ``index`` is its position there (for messages)."""
 
     kind: str
     group: str = ""
@@ -510,6 +523,7 @@ class IgnoreRule:
     json_pointers: tuple[str, ...] = ()
     managed_fields_managers: tuple[str, ...] = ()
     jq_path_expressions: tuple[str, ...] = ()
+    index: int | None = None
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         group, kind, namespace, name = tracking.resource_key(obj)
@@ -520,12 +534,32 @@ class IgnoreRule:
             and (not self.namespace or self.namespace == namespace)
         )
 
+    @property
+    def field(self) -> str:
+        return f"spec.ignoreDifferences[{self.index}]" if self.index is not None else "spec.ignoreDifferences[]"
+
+
+@dataclass(frozen=True)
+class IgnoreFailure:
+    """A jq expression of an ignore rule that could not be evaluated on an object: the rule was
+    not applied to it. ``limit``: a time/memory limit or a compile error (always reported);
+    otherwise jq failed on this object's data (reported when the object differs)."""
+
+    field: str  # spec.ignoreDifferences[0].jqPathExpressions[1]
+    expression: str
+    reason: str
+    resource: str
+    limit: bool
+
+    def __str__(self) -> str:
+        return f"{self.field} {json.dumps(self.expression)}: {self.reason} on {self.resource}; the rule was not applied"
+
 
 def ignore_rules(items: Iterable[Any] | None) -> list[IgnoreRule]:
     """Rules from Argo CD JSON (camelCase dicts) or from objects with snake_case attributes
     (the Application model), so callers need no mapping code."""
     out: list[IgnoreRule] = []
-    for item in items or []:
+    for index, item in enumerate(items or []):
         def get(camel: str, snake: str, default: Any = None, _item: Any = item) -> Any:
             if isinstance(_item, Mapping):
                 return _item.get(camel, _item.get(snake, default))
@@ -537,6 +571,7 @@ def ignore_rules(items: Iterable[Any] | None) -> list[IgnoreRule]:
             json_pointers=tuple(get("jsonPointers", "json_pointers", ()) or ()),
             managed_fields_managers=tuple(get("managedFieldsManagers", "managed_fields_managers", ()) or ()),
             jq_path_expressions=tuple(get("jqPathExpressions", "jq_path_expressions", ()) or ()),
+            index=index,
         ))
     return out
 
@@ -563,35 +598,135 @@ def _remove(obj: Any, path: Path) -> None:
     elif isinstance(last, int) and isinstance(parent, list):
         if 0 <= last < len(parent):
             parent.pop(last)
+    elif isinstance(last, int) and isinstance(parent, dict):
+        parent.pop(str(last), None)
     elif isinstance(last, tuple) and isinstance(parent, list):
         ok, item = _step(parent, last)
         if ok:
             parent.remove(item)
 
 
+def _managed_paths(live_raw: Mapping[str, Any] | None, managers: tuple[str, ...]) -> list[Path]:
+    """Fields the listed managers own in ``live_raw``'s managedFields, as Argo CD reads them:
+    every entry of a listed manager counts, whatever its operation or subresource (``kubectl
+    scale`` and the HPA write ``spec.replicas`` through the ``scale`` subresource)."""
+    out: list[Path] = []
+    if not managers or not live_raw:
+        return out
+    for entry in (live_raw.get("metadata") or {}).get("managedFields") or []:
+        if isinstance(entry, Mapping) and entry.get("manager") in managers:
+            out.extend(p for p in owned_paths(entry.get("fieldsV1") or {}) if p and p[0] not in ("apiVersion", "kind"))
+    return out
+
+
+def _deletion_order(paths: Iterable[Path]) -> list[Path]:
+    """Deepest and highest index first, as jq's ``delpaths``: removing ``[2]`` before ``[0]``
+    keeps the remaining indexes valid."""
+    def key(path: Path) -> tuple[tuple[int, Any], ...]:
+        return tuple((0, s) if isinstance(s, int) else (1, s) if isinstance(s, str) else (2, repr(s)) for s in path)
+    unique = {p: None for p in paths}
+    return sorted(unique, key=key, reverse=True)
+
+
+def _select(
+    values: list[dict[str, Any]], rules: Iterable[IgnoreRule], live_raw: Mapping[str, Any] | None,
+    jq: jqpath.JqRunner | None,
+) -> tuple[list[list[Path]], list[IgnoreFailure]]:
+    """Paths the rules select in each of ``values`` (the same object seen two ways: live and
+    target). jq expressions are evaluated on each value; json pointers and managedFields
+    paths are the same for all."""
+    selected: list[list[Path]] = [[] for _ in values]
+    failures: list[IgnoreFailure] = []
+    if not values:
+        return selected, failures
+    subject = values[0]
+    matching = [r for r in rules if r.matches(subject)]
+    if not matching:
+        return selected, failures
+    own_runner = jq is None and any(r.jq_path_expressions for r in matching)
+    runner = jqpath.JqRunner() if own_runner else jq
+    secret = _is_secret(subject)
+    try:
+        for rule in matching:
+            common = [_pointer_path(p) for p in rule.json_pointers]
+            common += _managed_paths(live_raw, rule.managed_fields_managers)
+            for paths in selected:
+                paths.extend(p for p in common if p)
+            for j, expression in enumerate(rule.jq_path_expressions):
+                assert runner is not None
+                for paths, result in zip(selected, runner.select(expression, values), strict=True):
+                    if result.error is not None:
+                        reason = result.error
+                        if result.from_data and secret:  # jq quotes values in its errors
+                            reason = "jq failed on this Secret (details withheld: they may quote its data)"
+                        failure = IgnoreFailure(f"{rule.field}.jqPathExpressions[{j}]", expression, reason,
+                                                _label(subject), limit=not result.from_data)
+                        if failure not in failures:
+                            failures.append(failure)
+                        continue
+                    for path in result.paths:
+                        if all(isinstance(s, (str, int)) and not isinstance(s, bool) for s in path):
+                            paths.append(tuple(path))
+                        else:
+                            failure = IgnoreFailure(f"{rule.field}.jqPathExpressions[{j}]", expression,
+                                                    "selects a slice, which cannot be ignored", _label(subject),
+                                                    limit=True)
+                            if failure not in failures:
+                                failures.append(failure)
+    finally:
+        if own_runner and runner is not None:
+            runner.close()
+    return [_deletion_order(p) for p in selected], failures
+
+
+def ignored_paths(
+    obj: Mapping[str, Any], rules: Iterable[IgnoreRule], *, live: Mapping[str, Any] | None = None,
+    jq: jqpath.JqRunner | None = None,
+) -> tuple[list[Path], list[IgnoreFailure]]:
+    """Every concrete path of ``obj`` that the matching ``rules`` select: their ``jsonPointers``,
+    their ``jqPathExpressions`` evaluated on ``obj`` (bounded in time and memory, see
+    :mod:`gitferry.jqpath`), and the fields their ``managedFieldsManagers`` own in ``live``'s
+    managedFields (``live`` defaults to ``obj``). Paths are tuples of keys and indexes (keyed
+    list items from managedFields), ordered for deletion one by one (:func:`_remove`); a jq
+    expression that could not be evaluated is returned as an :class:`IgnoreFailure` instead.
+    Pass ``jq`` to share one worker process across many objects."""
+    selected, failures = _select([dict(obj)], rules, live if live is not None else obj, jq)
+    return selected[0], failures
+
+
+def _apply(
+    live_n: dict[str, Any], target: dict[str, Any], live_raw: Mapping[str, Any], rules: Iterable[IgnoreRule],
+    jq: jqpath.JqRunner | None,
+) -> list[IgnoreFailure]:
+    (live_paths, target_paths), failures = _select([live_n, target], rules, live_raw, jq)
+    for path in live_paths:
+        _remove(live_n, path)
+    for path in target_paths:
+        _remove(target, path)
+    return failures
+
+
 def apply_ignores(
-    live_n: dict[str, Any], target: dict[str, Any], live_raw: Mapping[str, Any], rules: Iterable[IgnoreRule]
+    live_n: dict[str, Any], target: dict[str, Any], live_raw: Mapping[str, Any], rules: Iterable[IgnoreRule],
+    *, jq: jqpath.JqRunner | None = None,
 ) -> list[str]:
-    """Remove ignored fields from both (normalised) sides in place; returns notes about rules
-    that could not be honoured."""
-    notes: list[str] = []
-    for rule in rules:
-        if not rule.matches(live_raw):
-            continue
-        for pointer in rule.json_pointers:
-            path = _pointer_path(pointer)
-            _remove(live_n, path)
-            _remove(target, path)
-        if rule.managed_fields_managers:
-            for entry in (live_raw.get("metadata") or {}).get("managedFields") or []:
-                if entry.get("manager") in rule.managed_fields_managers and not entry.get("subresource"):
-                    for path in owned_paths(entry.get("fieldsV1") or {}):
-                        if path and path[0] not in ("apiVersion", "kind"):
-                            _remove(live_n, path)
-                            _remove(target, path)
-        if rule.jq_path_expressions:
-            notes.append("ignoreDifferences jqPathExpressions are not supported; they were not applied")
-    return notes
+    """Remove ignored fields from both (normalised) sides in place (jq expressions are evaluated
+    on each side, as Argo CD normalises each); returns messages about rules that could not be
+    honoured on this object."""
+    return [str(f) for f in _apply(live_n, target, live_raw, rules, jq)]
+
+
+def _with_failures(result: ResourceDiff, failures: list[IgnoreFailure]) -> tuple[ResourceDiff, list[IgnoreFailure]]:
+    """An object whose ignore rule could not be evaluated is Unknown when it differs (the
+    difference may be what the rule ignores); in sync it stays Synced (ignoring more cannot
+    add a difference). Returns the failures worth reporting."""
+    if not failures:
+        return result, []
+    if result.status == OUT_OF_SYNC:
+        result.status = UNKNOWN
+        result.message = "; ".join(([result.message] if result.message else []) + [str(f) for f in failures])
+        return result, failures
+    return result, [f for f in failures if f.limit]
 
 
 # ---- the comparison -------------------------------------------------------------------------
@@ -614,48 +749,40 @@ def _result(obj: Mapping[str, Any], status: str, **kwargs: Any) -> ResourceDiff:
 
 
 def compare_one_offline(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
-                        ignore: Iterable[IgnoreRule] = ()) -> ResourceDiff:
+                        ignore: Iterable[IgnoreRule] = (), *, jq: jqpath.JqRunner | None = None) -> ResourceDiff:
     """Pure comparison of one desired object with its live twin, without a server: normalised
     subset check plus the managedFields three-way check. Used when dry-run is unavailable."""
+    return _compare_offline(desired, live, ignore, jq)[0]
+
+
+def _compare_offline(desired: Mapping[str, Any], live: Mapping[str, Any] | None, ignore: Iterable[IgnoreRule],
+                     jq: jqpath.JqRunner | None) -> tuple[ResourceDiff, list[IgnoreFailure]]:
     if live is None:
         target = normalise(desired)
         masked_target = mask_secrets(target)[0]
         return _result(desired, OUT_OF_SYNC, target=masked_target, diff=diff_text(None, target, _label(desired)),
-                       health=_health.missing(), method="missing", message="resource is missing")
-    rules = list(ignore)
+                       health=_health.missing(), method="missing", message="resource is missing"), []
     live_n = normalise(live)
     desired_n = normalise(desired)
-    notes = apply_ignores(live_n, desired_n, live, rules)
+    failures = _apply(live_n, desired_n, live, ignore, jq)
     paths = [format_path(p) for p in _subset(desired_n, live_n)]
-    for p in three_way_paths(desired, live):
-        if p not in paths and not _ignored(p, rules, live):
-            paths.append(p)
+    for path in _three_way(desired, live):
+        text = format_path(path)
+        if text not in paths and _exists(live_n, path):  # an ignored field is gone from live_n
+            paths.append(text)
     target = _overlay(live_n, desired_n)
     masked_live, masked_target = mask_secrets(live_n, target)
-    return _result(
+    return _with_failures(_result(
         desired, OUT_OF_SYNC if paths else SYNCED, changed_paths=paths,
         diff=diff_text(live_n, target, _label(desired)) if paths else "",
         live=masked_live, target=masked_target, health=_health.resource_health(live), method="subset",
-        message="; ".join(notes),
-    )
+    ), failures)
 
 
 def _subset(desired_n: Any, live_n: Any) -> list[Path]:
     out: list[Path] = []
     _walk_subset(desired_n, live_n, (), out)
     return out
-
-
-def _ignored(path_text: str, rules: list[IgnoreRule], live: Mapping[str, Any]) -> bool:
-    """Whether a three-way path falls under an ignore rule (checked on formatted paths)."""
-    for rule in rules:
-        if not rule.matches(live):
-            continue
-        for pointer in rule.json_pointers:
-            prefix = format_path(_pointer_path(pointer))
-            if prefix and (path_text == prefix or path_text.startswith(prefix + ".") or path_text.startswith(prefix + "[")):
-                return True
-    return False
 
 
 def _overlay(live: Any, desired: Any, name: Segment | None = None) -> Any:
@@ -674,9 +801,14 @@ def _overlay(live: Any, desired: Any, name: Segment | None = None) -> Any:
 
 
 def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mapping[str, Any] | None,
-                ignore: Iterable[IgnoreRule] = ()) -> ResourceDiff:
+                ignore: Iterable[IgnoreRule] = (), *, jq: jqpath.JqRunner | None = None) -> ResourceDiff:
     """Compare one prepared desired object with the live one via a server-side dry-run apply;
     fall back to :func:`compare_one_offline` when the server cannot dry-run it."""
+    return _compare_one(cluster, desired, live, ignore, jq)[0]
+
+
+def _compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mapping[str, Any] | None,
+                 ignore: Iterable[IgnoreRule], jq: jqpath.JqRunner | None) -> tuple[ResourceDiff, list[IgnoreFailure]]:
     from .kube import KubeError  # local import: keeps the pure helpers importable without a client
 
     label = _label(desired)
@@ -690,27 +822,27 @@ def compare_one(cluster: ClusterClient, desired: Mapping[str, Any], live: Mappin
             pass
     rules = [r for r in ignore if r.matches(desired)]
     if live is None:
-        return compare_one_offline(desired, None)
+        return _compare_offline(desired, None, (), jq)
     try:
         predicted = cluster.server_side_apply(desired, dry_run=True)
     except KubeError as exc:
-        result = compare_one_offline(desired, live, rules)
-        result.message = scrub(f"server-side dry-run failed, compared offline: {exc}", desired, live)
-        if exc.code in (400, 422):  # the apply itself would fail: never report Synced
+        result, failures = _compare_offline(desired, live, rules, jq)
+        note = scrub(f"server-side dry-run failed, compared offline: {exc}", desired, live)
+        result.message = f"{note}; {result.message}" if result.message else note
+        if exc.code in (400, 422) and result.status == SYNCED:  # the apply itself would fail: never Synced
             result.status = OUT_OF_SYNC
-        return result
+        return result, failures
     live_n, target = normalise(live), normalise(predicted)
-    notes = apply_ignores(live_n, target, live, rules)
+    failures = _apply(live_n, target, live, rules, jq)
     out: list[Path] = []
     _walk_exact(live_n, target, (), out)
     paths = [format_path(p) for p in out]
     masked_live, masked_target = mask_secrets(live_n, target)
-    return _result(
+    return _with_failures(_result(
         desired, OUT_OF_SYNC if paths else SYNCED, changed_paths=paths,
         diff=diff_text(live_n, target, label) if paths else "",
         live=masked_live, target=masked_target, health=_health.resource_health(live), method="dry-run",
-        message="; ".join(notes),
-    )
+    ), failures)
 
 
 def extraneous(app_name: str, desired: Iterable[Mapping[str, Any]], live: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -738,8 +870,11 @@ def compare(
     ``desired``: rendered manifests (namespace defaulting and stamping are applied here again,
     idempotently, with ``namespace`` = the destination namespace). ``live``: the objects
     listed by the app label (:meth:`ClusterClient.list_by_label`). ``ignore_differences``:
-    ``spec.ignoreDifferences`` entries (dicts or model objects; jsonPointers and
-    managedFieldsManagers are honoured). Per-object dry-runs run on a
+    ``spec.ignoreDifferences`` entries (dicts or model objects; jsonPointers,
+    jqPathExpressions and managedFieldsManagers are honoured; a jq expression that cannot be
+    evaluated is reported in ``errors`` naming the rule, and an object it fails on that differs
+    is Unknown). A desired object live with another app's tracking annotation gets
+    ``shared_with`` (see :meth:`Comparison.shared_resource_warnings`). Per-object dry-runs run on a
     small thread pool: an app of 2,000 objects must not take 2,000 sequential round trips.
     """
     from .kube import KubeError
@@ -755,6 +890,7 @@ def compare(
     for obj in live:
         live_index[tracking.resource_key(obj)] = obj
     errors: list[str] = []
+    failures: list[IgnoreFailure] = []
     rules = ignore_rules(ignore_differences)
 
     def one(obj: dict[str, Any]) -> ResourceDiff:
@@ -768,14 +904,19 @@ def compare(
                 except KubeError as exc:
                     if exc.code != 404:  # 404 = kind not served yet (its CRD comes with this sync)
                         raise
-            return compare_one(cluster, obj, found, rules)
+            result, failed = _compare_one(cluster, obj, found, rules, jq)
+            failures.extend(failed)
+            result.shared_with = shared_with(app_name, found)
+            return result
         except KubeError as exc:
             message = scrub(str(exc), obj)
             errors.append(message)
             return _result(obj, UNKNOWN, health=_health.Health(_health.UNKNOWN, message), message=message)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="gitferry-diff") as pool:
+    with jqpath.JqRunner() as jq, ThreadPoolExecutor(max_workers=max(1, workers),
+                                                     thread_name_prefix="gitferry-diff") as pool:
         results = list(pool.map(one, prepared))
+    errors.extend(_failure_messages(failures))
     for obj in extraneous(app_name, prepared, live):
         live_n = normalise(obj)
         results.append(_result(
@@ -785,6 +926,29 @@ def compare(
             message="ignored (extraneous)" if "IgnoreExtraneous" in tracking.compare_options(obj) else "requires pruning",
         ))
     return Comparison(resources=results, sync_status=sync_status(results), errors=errors)
+
+
+def shared_with(app_name: str, live: Mapping[str, Any] | None) -> str | None:
+    """The other app whose tracking annotation the live object carries (naming this very
+    object: a copied annotation is not a claim), or None when it is free or ours."""
+    if live is None:
+        return None
+    owner = tracking.owner_app(live)
+    return owner if owner is not None and owner != app_name else None
+
+
+def _failure_messages(failures: Iterable[IgnoreFailure], shown: int = 3) -> list[str]:
+    """One message per failing expression and reason, naming the first objects it failed on."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for f in failures:
+        names = grouped.setdefault((f.field, f.expression, f.reason), [])
+        if f.resource not in names:
+            names.append(f.resource)
+    out = []
+    for (field_, expression, reason), names in grouped.items():
+        where = ", ".join(sorted(names)[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        out.append(f"{field_} {json.dumps(expression)}: {reason} on {where}; the rule was not applied")
+    return out
 
 
 def sync_status(resources: Iterable[ResourceDiff]) -> str:
@@ -806,9 +970,12 @@ def resources_by_key(resources: Iterable[ResourceDiff]) -> dict[tuple[str, str, 
 
 __all__ = [
     "Comparison",
+    "IgnoreFailure",
     "IgnoreRule",
     "apply_ignores",
     "ignore_rules",
+    "ignored_paths",
+    "shared_with",
     "ResourceDiff",
     "changed_paths",
     "compare",

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -439,6 +440,14 @@ class SyncPolicy(_Spec):
         return v
 
 
+def _jq_expression(v: str) -> str:
+    """Compiled with libjq at registration: an expression that would fail every diff is refused now."""
+    from gitferry import jqpath
+
+    jqpath.check_expression(v)
+    return v
+
+
 class IgnoreDifference(_Spec):
     """``spec.ignoreDifferences[]``: fields of matching objects never reported as drift."""
 
@@ -447,8 +456,16 @@ class IgnoreDifference(_Spec):
     name: str | None = None
     namespace: str | None = None
     json_pointers: list[str] = Field(default_factory=list)
-    jq_path_expressions: list[str] = Field(default_factory=list)
+    jq_path_expressions: list[Annotated[str, AfterValidator(_jq_expression)]] = Field(default_factory=list)
     managed_fields_managers: list[str] = Field(default_factory=list)
+
+    @field_validator("json_pointers")
+    @classmethod
+    def _pointers(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: a JSON pointer starts with '/' (RFC 6901)")
+        return v
 
 
 class AppSpec(_Spec):

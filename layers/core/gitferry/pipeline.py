@@ -49,6 +49,9 @@ from gitferry.state import StateStore
 FLEET = "_fleet"  # message group / app name of the fleet summary sent by each poll tick
 # Conditions a comparison owns: replaced by every comparison, so a fixed error disappears.
 COMPARISON_CONDITIONS = ("ComparisonError", "InvalidSpecError")
+# Desired objects live with another app's tracking annotation; replaced by every successful comparison.
+SHARED_RESOURCE = "SharedResourceWarning"
+MAX_SHARED_CONDITIONS = 50
 
 
 @dataclass(frozen=True)
@@ -332,10 +335,20 @@ class Engine:
         app_health = comparison.health
         status.health = HealthStatus(status=app_health, message=_health_message(comparison))
         status.resources = [_resource_status(r) for r in comparison.resources]
-        status.conditions = [c for c in status.conditions if c.type not in COMPARISON_CONDITIONS]
+        shared_since = {c.message: c.last_transition_time for c in status.conditions if c.type == SHARED_RESOURCE}
+        status.conditions = [c for c in status.conditions
+                             if c.type not in COMPARISON_CONDITIONS and c.type != SHARED_RESOURCE]
         if comparison.errors:
             status.conditions.append(Condition(type="ComparisonError", message="; ".join(comparison.errors)[:2000],
                                                last_transition_time=now))
+        shared = comparison.shared_resource_warnings(app.name)
+        for message in shared[:MAX_SHARED_CONDITIONS]:  # one per object, as Argo CD; bounded for the status item
+            status.conditions.append(Condition(type=SHARED_RESOURCE, message=message,
+                                               last_transition_time=shared_since.get(message) or now))
+        if len(shared) > MAX_SHARED_CONDITIONS:
+            status.conditions.append(Condition(
+                type=SHARED_RESOURCE, last_transition_time=now,
+                message=f"{len(shared) - MAX_SHARED_CONDITIONS} more objects are part of other applications too"))
         status.reconciled_at = now
         status.observed_at = now
         following = app_health in ("Progressing", "Missing") or comparison.sync_status == "OutOfSync"

@@ -315,15 +315,6 @@ def _option(obj: Mapping[str, Any], key: str, default: bool) -> bool:
     return default if value is None else value.lower() == "true"
 
 
-def _ignored_paths(rule: _diff.IgnoreRule, live: Mapping[str, Any]) -> list[Any]:
-    paths: list[Any] = [_diff._pointer_path(p) for p in rule.json_pointers]
-    for entry in (live.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("manager") in rule.managed_fields_managers and not entry.get("subresource"):
-            paths.extend(p for p in _diff.owned_paths(entry.get("fieldsV1") or {})
-                         if p and p[0] not in ("apiVersion", "kind", "metadata"))
-    return [p for p in paths if p]
-
-
 def _keep_live_value(target: Any, live: Any, path: tuple[Any, ...]) -> None:
     """Make ``target`` hold ``live``'s value at ``path`` (or nothing when live has none)."""
     ok, value = True, live
@@ -355,21 +346,25 @@ def _keep_live_value(target: Any, live: Any, path: tuple[Any, ...]) -> None:
 
 
 def respect_ignore_differences(obj: Mapping[str, Any], live: Mapping[str, Any] | None,
-                               rules: Iterable[_diff.IgnoreRule]) -> tuple[dict[str, Any], str]:
-    """RespectIgnoreDifferences=true: ``obj`` with the fields its ignoreDifferences rules name
-    (jsonPointers, managedFieldsManagers) set to their live values, so a sync does not undo
-    what the comparison ignores. Returns (object, problem); a rule this cannot honour
-    (jqPathExpressions) is a problem naming it."""
+                               rules: Iterable[_diff.IgnoreRule],
+                               jq: Any = None) -> tuple[dict[str, Any], str]:
+    """RespectIgnoreDifferences=true: ``obj`` with the fields its ignoreDifferences rules select
+    on the live object (jsonPointers, jqPathExpressions, managedFieldsManagers; the same
+    selection the comparison ignores, :func:`gitferry.diff.ignored_paths`) set to their live
+    values, so a sync does not undo what the comparison ignores. Returns (object, problem); a
+    jq expression that could not be evaluated is a problem naming it (the object is not
+    applied with a guess)."""
     out = tracking._copy_json(dict(obj))
     if live is None:
         return out, ""
-    for rule in rules:
-        if not rule.matches(live):
-            continue
-        if rule.jq_path_expressions:
-            return out, ("ignoreDifferences jqPathExpressions with RespectIgnoreDifferences=true are not supported "
-                         "by gitferry")
-        for path in _ignored_paths(rule, live):
+    matching = [rule for rule in rules if rule.matches(live)]
+    if not matching:
+        return out, ""
+    paths, failures = _diff.ignored_paths(live, matching, live=live, jq=jq)
+    if failures:
+        return out, f"RespectIgnoreDifferences: {failures[0]}"
+    for path in paths:
+        if path and path[0] not in ("apiVersion", "kind", "metadata"):
             _keep_live_value(out, live, path)
     return out, ""
 

@@ -13,7 +13,7 @@ from cluster_objects import (
     service_live,
     service_manifest,
 )
-from gitferry import diff, tracking
+from gitferry import diff, jqpath, tracking
 
 
 def prepared(obj: dict, namespace: str = "shop") -> dict:
@@ -191,11 +191,126 @@ def test_ignore_rules_accept_model_like_objects() -> None:
         namespace = None
         json_pointers = ["/spec/template/spec/containers/0/image"]
         managed_fields_managers: list[str] = []
-        jq_path_expressions = [".spec.foo"]
+        jq_path_expressions = [".spec.replicas"]
 
     (rule,) = diff.ignore_rules([Rule()])
     assert rule.json_pointers == ("/spec/template/spec/containers/0/image",)
-    live = deployment_live(image="nginx:9")
+    assert rule.jq_path_expressions == (".spec.replicas",) and rule.field == "spec.ignoreDifferences[0]"
+    live = deployment_live(image="nginx:9", replicas=6)
     result = diff.compare_one_offline(prepared(deployment_manifest()), live, [rule])
-    assert result.status == "Synced"
-    assert "jqPathExpressions are not supported" in result.message
+    assert (result.status, result.message) == ("Synced", "")
+
+
+# ---- jqPathExpressions ---------------------------------------------------------------------
+
+JQ_IMAGE = '.spec.template.spec.containers[] | select(.name == "web") | .image'
+
+
+def test_jq_path_expressions_ignore_what_they_select() -> None:
+    desired = prepared(deployment_manifest())
+    live = deployment_live(image="nginx:9", replicas=6)
+    assert diff.compare_one_offline(desired, live).changed_paths == [
+        "spec.replicas", "spec.template.spec.containers[name=web].image"]
+    image_only = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "jqPathExpressions": [JQ_IMAGE]}])
+    assert diff.compare_one_offline(desired, live, image_only).changed_paths == ["spec.replicas"]
+    both = diff.ignore_rules([{"group": "apps", "kind": "Deployment",
+                               "jqPathExpressions": [JQ_IMAGE, ".spec.replicas"]}])
+    result = diff.compare_one_offline(desired, live, both)
+    assert (result.status, result.changed_paths, result.message) == ("Synced", [], "")
+    other_kind = diff.ignore_rules([{"kind": "StatefulSet", "group": "apps", "jqPathExpressions": [".spec.replicas"]}])
+    assert diff.compare_one_offline(desired, live, other_kind).status == "OutOfSync"
+
+
+def test_ignored_paths_selects_concrete_paths_from_every_kind_of_rule() -> None:
+    """The helper sync.py shares (RespectIgnoreDifferences): json pointers, jq and managers,
+    ordered so removing them one by one keeps list indexes valid."""
+    live = deployment_live()
+    live["metadata"]["managedFields"].append({"manager": "hpa", "operation": "Update", "apiVersion": "apps/v1",
+                                              "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"},
+           "data": {"a": "1", "b": "2", "80": "x"}, "list": ["p", "q", "r", "s"]}
+    rules = diff.ignore_rules([{"kind": "ConfigMap", "jsonPointers": ["/data/80"],
+                                "jqPathExpressions": [".list[0, 2]", '.data[] | select(. == "2")']}])
+    paths, failures = diff.ignored_paths(obj, rules)
+    assert failures == []
+    assert paths == [("list", 2), ("list", 0), ("data", "b"), ("data", 80)]
+    for path in paths:
+        diff._remove(obj, path)
+    assert obj["list"] == ["q", "s"] and obj["data"] == {"a": "1"}
+    managers = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["hpa"]}])
+    assert diff.ignored_paths(diff.normalise(live), managers, live=live) == ([("spec", "replicas")], [])
+
+
+def test_jq_expression_that_never_ends_is_cut_off_and_named() -> None:
+    """A hostile expression must not hang the diff Lambda: the worker is killed at the time
+    limit, the rule is named, and the object that differs is Unknown, not Synced."""
+    desired = prepared(deployment_manifest())
+    live = deployment_live(image="nginx:9", replicas=6)
+    spinning = ".spec | select(last(range(1e12)) > 0)"
+    rules = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "jsonPointers": ["/metadata/labels"]},
+                               {"group": "apps", "kind": "Deployment", "jqPathExpressions": [".spec.replicas", spinning]}])
+    with jqpath.JqRunner(timeout=0.5) as jq:
+        result = diff.compare_one_offline(desired, live, rules, jq=jq)
+        assert result.status == "Unknown"
+        assert f'spec.ignoreDifferences[1].jqPathExpressions[1] "{spinning}"' in result.message
+        assert "exceeded the time limit of 0.5s on apps/Deployment/shop/web" in result.message
+        # the same expression is not run again in this comparison (the answer is immediate)
+        assert jq.select(spinning, [{}])[0].error == "evaluation exceeded the time limit of 0.5s"
+        # the worker was replaced: other expressions still work
+        assert jq.select(".spec.replicas", [live])[0].paths == (("spec", "replicas"),)
+    memory = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "jqPathExpressions": ["[range(1e9)]"]}])
+    result = diff.compare_one_offline(desired, live, memory)
+    assert result.status == "Unknown"
+    assert 'spec.ignoreDifferences[0].jqPathExpressions[0] "[range(1e9)]": evaluation exceeded the' in result.message
+    in_sync = diff.compare_one_offline(desired, deployment_live(), memory)
+    assert in_sync.status == "Synced"  # ignoring more could not make it differ
+
+
+def test_jq_failure_on_data_makes_a_differing_object_unknown() -> None:
+    desired = prepared(deployment_manifest())
+    rules = diff.ignore_rules([{"group": "apps", "kind": "Deployment",
+                                "jqPathExpressions": [".spec.template.spec.initContainers[] | .image"]}])
+    result = diff.compare_one_offline(desired, deployment_live(replicas=6), rules)
+    assert result.status == "Unknown"
+    assert "Cannot iterate over null" in result.message and "jqPathExpressions[0]" in result.message
+    assert diff.compare_one_offline(desired, deployment_live(), rules).status == "Synced"
+
+
+def test_jq_rules_on_secrets_never_reveal_values() -> None:
+    live = secret_live(password_b64=base64.b64encode(b"old-password-value").decode())
+    desired = prepared(secret_manifest())
+    password = diff.ignore_rules([{"kind": "Secret", "jqPathExpressions": [".data.password"]}])
+    assert diff.compare_one_offline(desired, live, password).status == "Synced"
+    user = diff.ignore_rules([{"kind": "Secret", "jqPathExpressions": [".data.user"]}])
+    result = diff.compare_one_offline(desired, live, user)
+    assert result.status == "OutOfSync" and result.changed_paths == ["data.password"]
+    # jq quotes the value it fails on; on a Secret its message is withheld
+    leaky = diff.ignore_rules([{"kind": "Secret", "jqPathExpressions": [".data.password | @base64d | ascii_downcase"]}])
+    failed = diff.compare_one_offline(desired, live, leaky)
+    assert failed.status == "Unknown" and "details withheld" in failed.message
+    text = failed.diff + repr(failed.live) + repr(failed.target) + failed.message
+    for secret in ("hunter2", "old-password", base64.b64encode(b"old-password-value").decode(),
+                   base64.b64encode(b"hunter2-s3cr3t").decode(), "YWRtaW4=", "admin"):
+        assert secret not in text
+    for codes in ([ord(c) for c in "old"], [ord(c) for c in "hun"]):  # jq shows strings as code points
+        assert ",".join(map(str, codes)) not in text
+    # the same failure on a ConfigMap shows jq's own message (so the withholding is Secret-only)
+    cm_desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"},
+                  "data": {"password": base64.b64encode(b"a").decode()}}
+    cm_live = copy.deepcopy(cm_desired)
+    cm_live["data"]["password"] = base64.b64encode(b"b").decode()
+    cm_rules = diff.ignore_rules([{"kind": "ConfigMap", "jqPathExpressions": [".data.password | @base64d | ascii_downcase"]}])
+    cm = diff.compare_one_offline(cm_desired, cm_live, cm_rules)
+    assert cm.status == "Unknown" and "Invalid path expression" in cm.message
+
+
+def test_managed_fields_managers_count_scale_subresource_entries() -> None:
+    """`kubectl scale` and the HPA own spec.replicas through the scale subresource."""
+    desired = prepared(deployment_manifest())
+    live = deployment_live(replicas=9)
+    live["metadata"]["managedFields"].append({"manager": "kube-controller-manager", "operation": "Update",
+                                              "subresource": "scale", "apiVersion": "apps/v1",
+                                              "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+    rules = diff.ignore_rules([{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["kube-controller-manager"]}])
+    assert diff.compare_one_offline(desired, live).changed_paths == ["spec.replicas"]
+    assert diff.compare_one_offline(desired, live, rules).status == "Synced"

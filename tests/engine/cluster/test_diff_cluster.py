@@ -118,3 +118,53 @@ def test_ignore_differences_for_fields_an_autoscaler_owns(cluster: kube.ClusterC
     rules = [{"group": "apps", "kind": "Deployment", "managedFieldsManagers": ["hpa-controller"]}]
     ignoring = diff.compare(cluster, app_name, manifests(), live, namespace=namespace, ignore_differences=rules)
     assert ignoring.sync_status == "Synced", [(r.name, r.changed_paths) for r in ignoring.resources]
+
+
+def test_object_another_app_tracks_is_reported_shared(cluster: kube.ClusterClient, namespace: str,
+                                                       app_name: str) -> None:
+    synced(cluster, app_name, namespace, manifests())
+    cfg = cluster.get("v1", "ConfigMap", "cfg", namespace)
+    assert cfg is not None
+    copied = {"apiVersion": "v1", "kind": "ConfigMap",  # a copy keeps the annotation naming "cfg": no claim
+              "metadata": {"name": "cfg-copy", "namespace": namespace,
+                           "annotations": dict(cfg["metadata"]["annotations"])}, "data": {"a": "1"}}
+    cluster.server_side_apply(copied, field_manager="kubectl")
+    other = f"{app_name}-other"
+    theirs = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"a": "2"}}
+              for n in ("cfg", "cfg-copy")]
+    comparison = diff.compare(cluster, other, theirs, cluster.list_by_label(tracking.label_selector(other)),
+                              namespace=namespace)
+    res = by_name(comparison)
+    assert res["ConfigMap/cfg"].shared_with == app_name
+    assert res["ConfigMap/cfg-copy"].shared_with is None
+    assert comparison.shared_resource_warnings(other) == [f"ConfigMap/cfg is part of applications {other} and {app_name}"]
+    mine = diff.compare(cluster, app_name, manifests(), cluster.list_by_label(tracking.label_selector(app_name)),
+                        namespace=namespace)
+    assert mine.shared_resource_warnings(app_name) == []
+
+
+def test_jq_rules_through_the_dry_run(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
+    """jq expressions remove what they select from the server's prediction and the live object;
+    one that never ends is cut off and reported in ``errors`` naming the rule."""
+    synced(cluster, app_name, namespace, manifests())
+    cluster.server_side_apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                               "metadata": {"name": "web", "namespace": namespace}, "spec": {"replicas": 4}},
+                              field_manager="hpa-controller")
+    cluster.server_side_apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": namespace},
+                               "stringData": {"password": "rotated-by-operator"}}, field_manager="operator")
+    live = cluster.list_by_label(tracking.label_selector(app_name))
+    rules = [{"group": "apps", "kind": "Deployment", "jqPathExpressions": [".spec.replicas"]},
+             {"kind": "Secret", "jqPathExpressions": ['.data | .password']}]
+    ignoring = diff.compare(cluster, app_name, manifests(), live, namespace=namespace, ignore_differences=rules)
+    assert ignoring.sync_status == "Synced", [(r.name, r.changed_paths, r.message) for r in ignoring.resources]
+    assert ignoring.errors == []
+    hostile = [{"group": "apps", "kind": "Deployment", "jqPathExpressions": ["[range(1e9)]"]}]
+    cut = diff.compare(cluster, app_name, manifests(), live, namespace=namespace, ignore_differences=hostile)
+    web = by_name(cut)["Deployment/web"]
+    assert web.status == "Unknown" and cut.sync_status == "OutOfSync"  # the Secret differs, no rule for it
+    (error,) = cut.errors
+    assert error.startswith('spec.ignoreDifferences[0].jqPathExpressions[0] "[range(1e9)]": evaluation exceeded the ')
+    assert f"on apps/Deployment/{namespace}/web; the rule was not applied" in error
+    everything = repr([(r.diff, r.live, r.target, r.message) for r in ignoring.resources + cut.resources]) + repr(cut.errors)
+    for value in ("rotated-by-operator", "hunter2-s3cr3t"):
+        assert value not in everything and base64.b64encode(value.encode()).decode() not in everything

@@ -135,10 +135,17 @@ def test_respect_ignore_differences_keeps_live_values(cluster: kube.ClusterClien
     overwritten = run(cluster, app_name, namespace, desired, sync.SyncOptions(ignore_rules=rules))
     assert overwritten.phase == "Succeeded"
     assert data(cluster, namespace, "a") == {"k": "git", "other": "git"}
-    jq = tuple(diff.ignore_rules([{"kind": "ConfigMap", "jqPathExpressions": [".data.k"]}]))
+    # jqPathExpressions select the same fields as in the comparison (diff.ignored_paths).
+    other_manager_sets(cluster, namespace, "a", {"k": "live"})
+    jq = tuple(diff.ignore_rules([{"kind": "ConfigMap", "name": "a", "jqPathExpressions": [".data.k"]}]))
+    by_jq = run(cluster, app_name, namespace, desired, sync.SyncOptions(respect_ignore_differences=True,
+                                                                        ignore_rules=jq))
+    assert by_jq.phase == "Succeeded", by_jq.message
+    assert data(cluster, namespace, "a") == {"k": "live", "other": "git"}
+    hostile = tuple(diff.ignore_rules([{"kind": "ConfigMap", "name": "a", "jqPathExpressions": ["[range(1e9)]"]}]))
     refused = run(cluster, app_name, namespace, desired, sync.SyncOptions(respect_ignore_differences=True,
-                                                                          ignore_rules=jq))
-    assert refused.phase == "Failed" and "not supported by gitferry" in refused.message
+                                                                          ignore_rules=hostile))
+    assert refused.phase == "Failed" and "jqPathExpressions" in refused.message, refused.message
 
 
 def test_fail_on_shared_resource(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
