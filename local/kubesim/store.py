@@ -23,6 +23,7 @@ from typing import Any
 from local.kubesim import defaults as defaults_mod
 from local.kubesim import errors, ssa
 from local.kubesim import patch as patch_mod
+from local.kubesim import updates as updates_mod
 from local.kubesim.clock import Clock
 from local.kubesim.errors import ApiError
 from local.kubesim.schema import Schemas
@@ -346,7 +347,7 @@ class Store:
         return rt.is_custom or rt.kind in _GENERATION_KINDS
 
     def _validate(self, rt: ResourceType, obj: JSON, name: str, field_validation: str, warnings: list[str] | None,
-                  operation: str = "create") -> None:
+                  operation: str = "create", update_causes: Callable[[], list[Cause]] | None = None) -> None:
         """Schema validation with the fieldValidation modes, then pruning of unknown fields.
 
         Strict unknown fields and undecodable values raise the 400 ``schema.validate`` builds
@@ -356,6 +357,10 @@ class Store:
             warnings.extend(f'unknown field "{p}"' for p in self.schemas.unknown_fields(rt, obj))
         causes = self.schemas.validate(rt, obj, strict=field_validation == "Strict",
                                        operation=operation)  # type: ignore[arg-type]
+        if update_causes is not None:
+            # ValidateXUpdate: the object's own checks, then what the update may not change.
+            seen = {(c.reason, c.field, c.message) for c in causes}
+            causes = [*causes, *(c for c in update_causes() if (c.reason, c.field, c.message) not in seen)]
         if causes:
             raise errors.invalid(rt, name or obj["metadata"].get("generateName", ""), list(causes))
         _prune(obj, self.schemas.root(rt), top=True)
@@ -646,12 +651,16 @@ class Store:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         new = self._merge_system_fields(rt, old, new, subresource)
-        defaults_mod.apply_defaults(rt, new, self._defaults_ctx)
+        main = subresource is None
+        if main:
+            updates_mod.prepare_for_update(rt, old, new)
+        defaults_mod.apply_defaults(rt, new, self._defaults_ctx, update=True)
         # Compared after defaulting, as the apiserver does: a field the server fills in again
         # (fieldRef.apiVersion, protocol ...) is no spec change.
         if subresource != "status" and self._has_generation(rt) and _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-        self._validate(rt, new, old["metadata"]["name"], field_validation, warnings, operation)
+        self._validate(rt, new, old["metadata"]["name"], field_validation, warnings, operation,
+                       update_causes=(lambda: updates_mod.validate_update(rt, old, new)) if main else None)
         if rt.kind == "CustomResourceDefinition" and rt.group == CRD_GROUP and subresource is None:
             self._crd_prepare(new)
         if not managed:
