@@ -38,7 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from local.kubesim import errors
+from local.kubesim import configdata, errors
 from local.kubesim.types import Cause, ResourceType
 
 SCHEMA_VERSION = "v1.37.0"
@@ -743,6 +743,9 @@ class Schemas:
             msg = (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
                    f"{struct}.{gopath} of type {_go_type(node)}")
             return errors.bad_request(self._cannot_handle(rt, operation) + msg)
+        bad_bytes = configdata.byte_field_error(rt, obj)
+        if bad_bytes is not None:
+            return errors.bad_request(self._cannot_handle(rt, operation) + bad_bytes)
         if strict and w.unknown:
             listed = ", ".join(f'unknown field "{p}"' for p in w.unknown)
             return errors.bad_request(self._cannot_handle(rt, operation) + "strict decoding error: " + listed)
@@ -779,6 +782,7 @@ class Schemas:
             ))
         causes.extend(c for c in w.causes if c.field != "metadata")
         causes.extend(self._validate_kind(rt, obj))
+        causes.extend(configdata.validate(rt, obj))
         # Deduplicate while keeping order (required may come from schema and from kind checks).
         seen: set[tuple[str, str, str]] = set()
         out: list[Cause] = []
