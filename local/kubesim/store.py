@@ -665,7 +665,8 @@ class Store:
                        update_causes=(lambda: updates_mod.validate_update(rt, old, new)) if main else None)
         if rt.kind == "CustomResourceDefinition" and rt.group == CRD_GROUP and subresource is None:
             self._crd_prepare(new)
-        if not managed:
+        if not managed and subresource != "binding":
+            # pods/binding writes nodeName without a field manager (no managedFields entry).
             ssa.record_update(old, new, manager=manager, node=self.schemas.root(rt), api_version=rt.api_version,
                               now=self._now(), subresource=subresource)
         return self._commit_update(rt, old, new, dry_run=dry_run)

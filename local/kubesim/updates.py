@@ -259,14 +259,14 @@ def _job(old: JSON, new: JSON) -> list[Cause]:
     ospec, nspec = _spec(old), _spec(new)
     causes: list[Cause] = []
     nsel = nspec.get("selector")
+    labels = ((nspec.get("template") or {}).get("metadata") or {}).get("labels")
     if nsel is None:
         causes.append(required("spec.selector"))
-    else:
-        labels = ((nspec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        match = (nsel.get("matchLabels") or {}) if isinstance(nsel, dict) else {}
-        if not all(labels.get(k) == v for k, v in match.items()):
-            causes.append(invalid("spec.template.metadata.labels", go_string_map(labels),
-                                  "`selector` does not match template `labels`"))
+    match = (nsel.get("matchLabels") or {}) if isinstance(nsel, dict) else {}
+    # A nil selector is labels.Nothing(): it matches no labels at all.
+    if nsel is None or not all((labels or {}).get(k) == v for k, v in match.items()):
+        causes.append(invalid("spec.template.metadata.labels", go_string_map(labels),
+                              "`selector` does not match template `labels`"))
     if nspec.get("completionMode", "NonIndexed") != "Indexed" and ospec.get("completions") != nspec.get("completions"):
         causes.append(invalid("spec.completions", _go_scalar(nspec.get("completions")), IMMUTABLE))
     if not same(ospec.get("selector"), nsel):

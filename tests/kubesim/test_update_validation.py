@@ -217,7 +217,10 @@ def test_job_replace_with_the_plain_manifest_is_refused(dyn: dynamic.DynamicClie
         res.replace(body=body, namespace=namespace)
     assert err.value.status == 422
     causes = [(c["field"], c["message"]) for c in json.loads(err.value.body)["details"]["causes"]]
-    assert ("spec.selector", "Required value") in causes
+    assert causes[:2] == [
+        ("spec.selector", "Required value"),
+        ("spec.template.metadata.labels", "Invalid value: map[string]string(nil): `selector` does not match template "
+                                          "`labels`")]
     assert ("spec.selector", 'Invalid value: "null": field is immutable') in causes
     assert any(f == "spec.template" and m.endswith("field is immutable") for f, m in causes)
 
