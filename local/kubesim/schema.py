@@ -20,7 +20,10 @@ apiserver sources and real-cluster outputs):
   (keyed list items are written ``[name="nginx"]``).
 * wrong JSON types in built-in objects are decode errors (400, ``json: cannot unmarshal
   string into Go struct field DeploymentSpec.spec.replicas of type int32``); in custom
-  resources they are 422 Invalid with cause ``FieldValueTypeInvalid``.
+  resources they are 422 Invalid with cause ``FieldValueTypeInvalid``. So are ``[]byte``
+  values that are not base64 (``illegal base64 data at input byte 4``). After a JSON / merge /
+  strategic merge patch these come as :class:`errors.DecodeError`, which the store answers
+  like the patch handler: 422 `` "" is invalid: patch: Invalid value: ...``.
 
 :meth:`Schemas.decode_error` builds those errors; :meth:`Schemas.validate` returns the
 value errors (422 causes) and raises the decode error first, like the real server
@@ -742,10 +745,10 @@ class Schemas:
             path, gopath, node, value, struct = w.type_errors[0]
             msg = (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
                    f"{struct}.{gopath} of type {_go_type(node)}")
-            return errors.bad_request(self._cannot_handle(rt, operation) + msg)
+            return errors.DecodeError(self._cannot_handle(rt, operation) + msg, msg)
         bad_bytes = configdata.byte_field_error(rt, obj)
         if bad_bytes is not None:
-            return errors.bad_request(self._cannot_handle(rt, operation) + bad_bytes)
+            return errors.DecodeError(self._cannot_handle(rt, operation) + bad_bytes, bad_bytes)
         if strict and w.unknown:
             listed = ", ".join(f'unknown field "{p}"' for p in w.unknown)
             return errors.bad_request(self._cannot_handle(rt, operation) + "strict decoding error: " + listed)

@@ -733,8 +733,16 @@ class Store:
                 raise errors.conflict(rt, name)
             if new_meta.get("name", name) != name:
                 raise errors.bad_request("metadata.name: Invalid value: the name of the object does not match")
-            return self._finish_write(rt, old, new, manager=manager, subresource=subresource, dry_run=dry_run,
-                                      field_validation=field_validation, warnings=warnings, operation="patch")
+            # What the apiserver shows when the patched object does not decode: the patched JSON
+            # (json-patch / merge patch, keys sorted as Go marshals maps) or the patch map (SMP).
+            shown = updates_mod.go_string(
+                json.dumps(new, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                if patch_type in (MERGE_PATCH, JSON_PATCH) else updates_mod.go_v(body))
+            try:
+                return self._finish_write(rt, old, new, manager=manager, subresource=subresource, dry_run=dry_run,
+                                          field_validation=field_validation, warnings=warnings, operation="patch")
+            except errors.DecodeError as exc:
+                raise errors.patch_invalid(shown, exc.detail) from None
 
     def _apply(
         self,

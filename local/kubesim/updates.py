@@ -91,6 +91,24 @@ def go_label_selector(sel: Any) -> str:
     return f"v1.LabelSelector{{MatchLabels:{go_string_map(labels if labels else None)}, MatchExpressions:{go_exprs}}}"
 
 
+def go_v(value: Any) -> str:
+    """Go's ``%+v`` of a decoded JSON value (``map[string]interface{}``: sorted keys, no quotes)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_v(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_v(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        f = float(value)
+        if f.is_integer() and abs(f) < 1e21:
+            return str(int(f))
+        return repr(f)  # shortest round-trip form, like Go's %v of a float64 (1e+21, 1.5e-07)
+    return str(value)
+
+
 def _go_scalar(value: Any) -> str:
     if value is None:
         return '"null"'

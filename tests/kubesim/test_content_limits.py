@@ -75,6 +75,32 @@ def test_secret_data_must_be_base64(api: client.ApiClient, namespace: str) -> No
         'ConfigMap in version "v1" cannot be handled as a ConfigMap: illegal base64 data at input byte 3'
 
 
+def test_patch_to_a_value_that_does_not_decode_is_422(api: client.ApiClient, dyn: dynamic.DynamicClient,
+                                                       namespace: str) -> None:
+    """The patch handler answers NewInvalid(GroupKind{}, "", patch: Invalid value: ...)."""
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "p"}, "data": {"a": "YQ=="}})
+    secrets = dyn.resources.get(api_version="v1", kind="Secret")
+    with pytest.raises(ApiException) as err:
+        secrets.patch(body={"data": {"a": "admin"}}, name="p", namespace=namespace,
+                      content_type="application/strategic-merge-patch+json")
+    assert err.value.status == 422
+    status = _status(err)
+    assert status["reason"] == "Invalid"
+    assert status["message"] == ' "" is invalid: patch: Invalid value: "map[data:map[a:admin]]": ' \
+                                "illegal base64 data at input byte 4"
+    assert status["details"] == {"causes": [{
+        "reason": "FieldValueInvalid", "field": "patch",
+        "message": 'Invalid value: "map[data:map[a:admin]]": illegal base64 data at input byte 4'}]}
+    with pytest.raises(ApiException) as err:
+        secrets.patch(body={"data": {"a": "admin"}}, name="p", namespace=namespace,
+                      content_type="application/merge-patch+json", dry_run="All")
+    status = _status(err)
+    assert err.value.status == 422 and status["details"]["causes"][0]["field"] == "patch"
+    shown = json.loads(status["details"]["causes"][0]["message"].removeprefix("Invalid value: ").rsplit(": ", 1)[0])
+    assert json.loads(shown)["data"] == {"a": "admin"}  # the patched object, as JSON
+    assert status["message"].endswith(": illegal base64 data at input byte 4")
+
+
 def test_kubectl_apply_plain_text_secret(kubectl, namespace: str, tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(f"apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: {namespace}}}\n"
