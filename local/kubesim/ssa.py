@@ -494,7 +494,10 @@ def apply(
         managers = _update_others(live_body, merged, node, managers, me.ident, True, subresource, rt, config)
     if manager == LAST_APPLIED_MANAGER and subresource is None and _last_applied(merged) is not None:
         # lastAppliedUpdater: keep the annotation in step with what kubectl applies server-side.
-        merged["metadata"]["annotations"][LAST_APPLIED] = _build_last_applied(config)
+        annotations = merged["metadata"]["annotations"]
+        annotations[LAST_APPLIED] = _build_last_applied(config)
+        if sum(len(k) + len(v) for k, v in annotations.items() if isinstance(v, str)) > 256 * 1024:
+            del annotations[LAST_APPLIED]  # setLastApplied: dropped when annotations would be too large
     return _finish(live_body, merged, old_managers, managers, live)
 
 
