@@ -47,6 +47,7 @@ from local.kubesim.types import Cause, ResourceType
 SCHEMA_VERSION = "v1.37.0"
 _REF_PREFIX = "#/$defs/"
 INT_OR_STRING_DEF = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+TOTAL_ANNOTATION_SIZE = 256 * 1024  # apimachinery TotalAnnotationSizeLimitB
 QUANTITY_DEF = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 OBJECT_META_DEF = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
@@ -828,6 +829,12 @@ class Schemas:
                 for k in m:
                     for msg in _qualified_name_errors(k):
                         causes.append(invalid_cause(f"metadata.{key}", k, msg))
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            size = sum(len(str(k).encode()) + len(v.encode()) for k, v in annotations.items() if isinstance(v, str))
+            if size > TOTAL_ANNOTATION_SIZE:  # ValidateAnnotationsSize
+                causes.append(Cause("FieldValueTooLong", f"Too long: must have at most {TOTAL_ANNOTATION_SIZE} bytes",
+                                    "metadata.annotations"))
         labels = meta.get("labels")
         if isinstance(labels, dict):
             for v in labels.values():

@@ -152,6 +152,20 @@ def test_configmap_contents_at_most_one_mib(api: client.ApiClient, namespace: st
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "big"}, "data": {"a": "x" * (1024 * 1024)}})
 
 
+def test_client_side_apply_of_a_big_object_hits_the_annotation_limit(kubectl, namespace: str,
+                                                                     tmp_path: Path) -> None:
+    """The classic: kubectl's last-applied annotation makes annotations exceed 256 KiB; SSA has none."""
+    path = tmp_path / "big.yaml"
+    path.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big, namespace: {namespace}}}\n"
+                    f"data: {{blob: {'x' * (300 * 1024)}}}\n")
+    out = kubectl("apply", "-f", str(path))
+    assert out.returncode == 1
+    assert ('The ConfigMap "big" is invalid: metadata.annotations: Too long: must have at most 262144 bytes'
+            in out.stderr), out.stderr
+    ssa = kubectl("apply", "--server-side", "-f", str(path))
+    assert ssa.returncode == 0, ssa.stderr
+
+
 def test_request_body_over_3_mib_is_413(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     padding = 3 * 1024 * 1024
