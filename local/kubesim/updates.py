@@ -380,9 +380,10 @@ def _pvc(old: JSON, new: JSON) -> list[Cause]:
     causes: list[Cause] = []
     if not same(ospec, nspec):
         causes.append(forbidden("spec", PVC_FORBIDDEN + _short_diff("core.PersistentVolumeClaimSpec", ospec, nspec)))
-    if bound and old_size is not None and new_size is not None and new_size < old_size:
-        capacity = quantity(((old.get("status") or {}).get("capacity") or {}).get("storage"))
-        if capacity is None or new_size <= capacity:
+    if old_size is not None and new_size is not None and new_size < old_size:
+        # RecoverVolumeExpansionFailure (GA): down to just above status.capacity is allowed.
+        capacity = quantity(((old.get("status") or {}).get("capacity") or {}).get("storage")) or 0.0
+        if new_size <= capacity:
             causes.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
     return causes
 
