@@ -103,7 +103,7 @@ def _deep_copy(value: Any) -> Any:
 
 @dataclass
 class Write:
-    """One write a planner wants: ``create``, ``update`` (spec/metadata), ``status`` or ``delete``."""
+    """One write a planner wants: ``create``, ``update`` (spec/metadata), ``status``, ``bind`` or ``delete``."""
 
     op: str
     kind: Kind
@@ -470,7 +470,7 @@ def pod_status(pod: Obj, now: float, born: float, failure: Callable[[str], str |
                     finished = "Succeeded"
         elif mode == "CrashLoopBackOff" and elapsed >= READY_AFTER:
             crashes = _crash_times(elapsed)
-            last = crashes[-1]
+            last = born + crashes[-1]  # _crash_times counts seconds after creation
             backoff = min(10.0 * 2 ** (len(crashes) - 1), 300.0)
             cs["imageID"] = _image_ref(image)
             cs["containerID"] = _container_id(pod, cname, len(crashes) - 1)
@@ -548,7 +548,8 @@ def plan_pods(pods: list[Obj], ctx: PlanContext) -> list[Write]:
         if not (pod.get("spec") or {}).get("nodeName"):
             bound = _deep_copy(pod)
             bound["spec"]["nodeName"] = NODE_NAME
-            writes.append(Write("update", POD, meta.get("namespace"), meta["name"], bound))
+            # The scheduler binds through pods/binding: a plain update may not set spec.nodeName.
+            writes.append(Write("bind", POD, meta.get("namespace"), meta["name"], bound))
             continue
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue  # terminal pods never change again
@@ -1389,10 +1390,10 @@ class Controllers:
                     if w.kind == POD:
                         self._born[out["metadata"]["uid"]] = w.born if w.born is not None else now
                     done += 1
-                elif w.op in ("update", "status") and w.obj is not None:
+                elif w.op in ("update", "status", "bind") and w.obj is not None:
                     before = w.obj["metadata"].get("resourceVersion")
                     out = self.store.update(rt, w.namespace, w.name, w.obj, manager=MANAGER,
-                                            subresource="status" if w.op == "status" else None)
+                                            subresource={"status": "status", "bind": "binding"}.get(w.op))
                     if out["metadata"].get("resourceVersion") != before:
                         done += 1
                 elif w.op == "delete":

@@ -36,11 +36,18 @@ class DefaultsContext(Protocol):
         ...
 
 
-def apply_defaults(rt: ResourceType, obj: Obj, ctx: DefaultsContext) -> None:
-    """Fill the defaults of ``obj`` (a whole object of type ``rt``) in place."""
+def apply_defaults(rt: ResourceType, obj: Obj, ctx: DefaultsContext, *, update: bool = False) -> None:
+    """Fill the defaults of ``obj`` (a whole object of type ``rt``) in place.
+
+    ``update``: the object replaces an existing one; create-only strategy steps (the Job's
+    generated selector, PrepareForCreate) are skipped, as on the real server.
+    """
     if rt.is_custom:
         if rt.crd_schema:
             apply_schema_defaults(rt.crd_schema, obj)
+        return
+    if update and (rt.group, rt.kind) == ("batch", "Job"):
+        _job(obj, ctx, generate_selector=False)
         return
     fn = _BY_KIND.get((rt.group, rt.kind))
     if fn is not None:
@@ -267,7 +274,7 @@ def _daemonset(obj: Obj, ctx: DefaultsContext) -> None:
     _default_template(spec)
 
 
-def _job(obj: Obj, ctx: DefaultsContext) -> None:
+def _job(obj: Obj, ctx: DefaultsContext, *, generate_selector: bool = True) -> None:
     spec = _d(obj, "spec")
     if spec.get("completions") is None and spec.get("parallelism") is None:
         spec["completions"] = 1
@@ -282,7 +289,8 @@ def _job(obj: Obj, ctx: DefaultsContext) -> None:
     # Job strategy (PrepareForCreate): generated selector and pod labels keyed by the job's uid.
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     uid = meta.get("uid")
-    if uid and not spec.get("manualSelector") and spec.get("selector") is None and isinstance(tpl, dict):
+    if generate_selector and uid and not spec.get("manualSelector") and spec.get("selector") is None \
+            and isinstance(tpl, dict):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         labels = _d(_d(tpl, "metadata"), "labels")
         _set(labels, "batch.kubernetes.io/controller-uid", uid)

@@ -34,6 +34,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]  # StatusReasonUnknown is "" and omitted (omitempty)
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -93,6 +95,25 @@ def invalid(rt: ResourceType, name: str, causes: list[Cause]) -> ApiError:
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
+
+
+class DecodeError(ApiError):
+    """A body that does not decode into the kind (400); ``detail`` is the decoder's own text.
+
+    A JSON / merge / strategic merge patch whose result does not decode is answered as
+    :func:`patch_invalid` instead (the store converts it)."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(400, "BadRequest", message)
+        self.detail = detail
+
+
+def patch_invalid(shown: str, detail: str) -> ApiError:
+    """The patch handler's 422 for a patched object that does not decode: NewInvalid with an
+    empty GroupKind and name (hence the message's leading space) and the cause ``patch``."""
+    cause = Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail}", "patch")
+    return ApiError(422, "Invalid", f' "" is invalid: patch: {cause.message}',
+                    details={"causes": [cause.to_dict()]})
 
 
 def forbidden(message: str, rt: ResourceType | None = None, name: str = "") -> ApiError:

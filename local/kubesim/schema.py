@@ -20,7 +20,10 @@ apiserver sources and real-cluster outputs):
   (keyed list items are written ``[name="nginx"]``).
 * wrong JSON types in built-in objects are decode errors (400, ``json: cannot unmarshal
   string into Go struct field DeploymentSpec.spec.replicas of type int32``); in custom
-  resources they are 422 Invalid with cause ``FieldValueTypeInvalid``.
+  resources they are 422 Invalid with cause ``FieldValueTypeInvalid``. So are ``[]byte``
+  values that are not base64 (``illegal base64 data at input byte 4``). After a JSON / merge /
+  strategic merge patch these come as :class:`errors.DecodeError`, which the store answers
+  like the patch handler: 422 `` "" is invalid: patch: Invalid value: ...``.
 
 :meth:`Schemas.decode_error` builds those errors; :meth:`Schemas.validate` returns the
 value errors (422 causes) and raises the decode error first, like the real server
@@ -38,12 +41,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from local.kubesim import errors
+from local.kubesim import configdata, errors
 from local.kubesim.types import Cause, ResourceType
 
 SCHEMA_VERSION = "v1.37.0"
 _REF_PREFIX = "#/$defs/"
 INT_OR_STRING_DEF = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+TOTAL_ANNOTATION_SIZE = 256 * 1024  # apimachinery TotalAnnotationSizeLimitB
 QUANTITY_DEF = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 OBJECT_META_DEF = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
@@ -742,7 +746,10 @@ class Schemas:
             path, gopath, node, value, struct = w.type_errors[0]
             msg = (f"json: cannot unmarshal {_json_type(value)} into Go struct field "
                    f"{struct}.{gopath} of type {_go_type(node)}")
-            return errors.bad_request(self._cannot_handle(rt, operation) + msg)
+            return errors.DecodeError(self._cannot_handle(rt, operation) + msg, msg)
+        bad_bytes = configdata.byte_field_error(rt, obj)
+        if bad_bytes is not None:
+            return errors.DecodeError(self._cannot_handle(rt, operation) + bad_bytes, bad_bytes)
         if strict and w.unknown:
             listed = ", ".join(f'unknown field "{p}"' for p in w.unknown)
             return errors.bad_request(self._cannot_handle(rt, operation) + "strict decoding error: " + listed)
@@ -779,6 +786,7 @@ class Schemas:
             ))
         causes.extend(c for c in w.causes if c.field != "metadata")
         causes.extend(self._validate_kind(rt, obj))
+        causes.extend(configdata.validate(rt, obj))
         # Deduplicate while keeping order (required may come from schema and from kind checks).
         seen: set[tuple[str, str, str]] = set()
         out: list[Cause] = []
@@ -821,6 +829,12 @@ class Schemas:
                 for k in m:
                     for msg in _qualified_name_errors(k):
                         causes.append(invalid_cause(f"metadata.{key}", k, msg))
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            size = sum(len(str(k).encode()) + len(v.encode()) for k, v in annotations.items() if isinstance(v, str))
+            if size > TOTAL_ANNOTATION_SIZE:  # ValidateAnnotationsSize
+                causes.append(Cause("FieldValueTooLong", f"Too long: must have at most {TOTAL_ANNOTATION_SIZE} bytes",
+                                    "metadata.annotations"))
         labels = meta.get("labels")
         if isinstance(labels, dict):
             for v in labels.values():

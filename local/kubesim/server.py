@@ -120,17 +120,42 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(exc.code, exc.status())
 
     def _read_body(self) -> bytes:
+        """The request body, at most MAX_REQUEST_BODY bytes (the apiserver's limitedReadBody).
+
+        A larger body is answered 413 ``Request entity too large: limit is 3145728``; the rest
+        is read and dropped (bounded by MAX_DISCARD) so the client still gets the answer.
+        """
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
+            total = 0
             while True:
                 size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
                 if size == 0:
                     self.rfile.readline()
                     break
-                chunks.append(self.rfile.read(size))
+                total += size
+                if total > MAX_DISCARD:
+                    self.close_connection = True
+                    raise _too_large()
+                chunk = self.rfile.read(size)
+                if total <= MAX_REQUEST_BODY:
+                    chunks.append(chunk)
                 self.rfile.readline()
+            if total > MAX_REQUEST_BODY:
+                raise _too_large()
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BODY:
+            if length > MAX_DISCARD:
+                self.close_connection = True
+            else:
+                left = length
+                while left > 0:
+                    got = self.rfile.read(min(left, 1 << 16))
+                    if not got:
+                        break
+                    left -= len(got)
+            raise _too_large()
         return self.rfile.read(length) if length else b""
 
     def do_GET(self) -> None:
@@ -174,6 +199,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
         finally:
             sim._log(method, self.path, self._status, self.headers.get("User-Agent", ""))
+
+
+MAX_REQUEST_BODY = 3 * 1024 * 1024  # genericapiserver MaxRequestBodyBytes
+MAX_DISCARD = 64 * 1024 * 1024  # beyond this an oversized body is not even drained
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BODY}")
 
 
 class Request:

@@ -477,7 +477,27 @@ def apply(
     if last is not None and last.paths:
         merged = _prune(merged, managers, me.ident, last.paths, node)
 
-    managers = _update_others(live_body, merged, node, managers, me.ident, force, subresource, rt, config)
+    try:
+        managers = _update_others(live_body, merged, node, managers, me.ident, force, subresource, rt, config)
+    except errors.ApiError as exc:
+        # lastAppliedManager: kubectl's first server-side apply over a client-side applied
+        # object may take the fields its last-applied annotation still describes.
+        allowed = _allowed_from_last_applied(live_body, node) if exc.code == 409 and \
+            manager == LAST_APPLIED_MANAGER and subresource is None else None
+        if allowed is None:
+            raise
+        cmp = _compare(live_body, merged, node)
+        conflicts = _find_conflicts(managers, me.ident, _reset_filter(_strip(cmp.modified | cmp.added), subresource))
+        rest = [(e, p) for e, p in conflicts if p not in allowed]
+        if rest:
+            raise _conflict_error(rt, _name_of(config, live_body), rest) from None
+        managers = _update_others(live_body, merged, node, managers, me.ident, True, subresource, rt, config)
+    if manager == LAST_APPLIED_MANAGER and subresource is None and _last_applied(merged) is not None:
+        # lastAppliedUpdater: keep the annotation in step with what kubectl applies server-side.
+        annotations = merged["metadata"]["annotations"]
+        annotations[LAST_APPLIED] = _build_last_applied(config)
+        if sum(len(k) + len(v) for k, v in annotations.items() if isinstance(v, str)) > 256 * 1024:
+            del annotations[LAST_APPLIED]  # setLastApplied: dropped when annotations would be too large
     return _finish(live_body, merged, old_managers, managers, live)
 
 
@@ -567,12 +587,7 @@ def _update_others(
     cmp = _compare(old, new, node)
     changed = _reset_filter(_strip(cmp.modified | cmp.added), subresource)
     removed = _reset_filter(_strip(cmp.removed), subresource)
-    conflicts: list[tuple[_Entry, Path]] = []
-    for ident, e in managers.items():
-        if ident == me:
-            continue
-        for p in sorted(e.paths & changed, key=_path_sort_key):
-            conflicts.append((e, p))
+    conflicts = _find_conflicts(managers, me, changed)
     if conflicts and not force:
         raise _conflict_error(rt, _name_of(config, old), conflicts)
     for ident, e in managers.items():
@@ -580,6 +595,57 @@ def _update_others(
             continue
         e.paths = e.paths - changed - removed
     return {k: e for k, e in managers.items() if e.paths}
+
+
+def _find_conflicts(managers: dict[tuple[str, str, str, str], _Entry], me: tuple[str, str, str, str],
+                    changed: set[Path]) -> list[tuple[_Entry, Path]]:
+    conflicts: list[tuple[_Entry, Path]] = []
+    for ident, e in managers.items():
+        if ident == me:
+            continue
+        for p in sorted(e.paths & changed, key=_path_sort_key):
+            conflicts.append((e, p))
+    return conflicts
+
+
+# ==================================================================== client-side apply upgrade
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# Only kubectl's own server-side apply upgrades from (and keeps in step with) client-side apply.
+LAST_APPLIED_MANAGER = "kubectl"
+
+
+def _last_applied(obj: dict[str, Any]) -> str | None:
+    ann = (obj.get("metadata") or {}).get("annotations")
+    value = ann.get(LAST_APPLIED) if isinstance(ann, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _allowed_from_last_applied(live: dict[str, Any], node: SchemaLike) -> set[Path] | None:
+    """lastAppliedManager.allowedConflictsFromLastApplied: the fields of the annotation that still
+    hold the value it records (fields changed since by someone else stay conflicts)."""
+    text = _last_applied(live)
+    if text is None:
+        return None
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(last, dict):
+        return None
+    fields = _strip(_object_paths(last, node))
+    cmp = _compare(last, live, node)
+    return fields - cmp.modified - cmp.added - cmp.removed
+
+
+def _build_last_applied(config: dict[str, Any]) -> str:
+    """lastAppliedUpdater.buildLastApplied: the applied config without the annotation, as
+    ``json.Encoder`` writes it (sorted keys, trailing newline)."""
+    cfg = copy.deepcopy(config)
+    meta = cfg.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
+        meta["annotations"].pop(LAST_APPLIED, None)
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def _path_sort_key(p: Path) -> tuple[tuple[int, str], ...]:

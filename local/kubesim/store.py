@@ -23,6 +23,7 @@ from typing import Any
 from local.kubesim import defaults as defaults_mod
 from local.kubesim import errors, ssa
 from local.kubesim import patch as patch_mod
+from local.kubesim import updates as updates_mod
 from local.kubesim.clock import Clock
 from local.kubesim.errors import ApiError
 from local.kubesim.schema import Schemas
@@ -346,7 +347,7 @@ class Store:
         return rt.is_custom or rt.kind in _GENERATION_KINDS
 
     def _validate(self, rt: ResourceType, obj: JSON, name: str, field_validation: str, warnings: list[str] | None,
-                  operation: str = "create") -> None:
+                  operation: str = "create", update_causes: Callable[[], list[Cause]] | None = None) -> None:
         """Schema validation with the fieldValidation modes, then pruning of unknown fields.
 
         Strict unknown fields and undecodable values raise the 400 ``schema.validate`` builds
@@ -356,6 +357,10 @@ class Store:
             warnings.extend(f'unknown field "{p}"' for p in self.schemas.unknown_fields(rt, obj))
         causes = self.schemas.validate(rt, obj, strict=field_validation == "Strict",
                                        operation=operation)  # type: ignore[arg-type]
+        if update_causes is not None:
+            # ValidateXUpdate: the object's own checks, then what the update may not change.
+            seen = {(c.reason, c.field, c.message) for c in causes}
+            causes = [*causes, *(c for c in update_causes() if (c.reason, c.field, c.message) not in seen)]
         if causes:
             raise errors.invalid(rt, name or obj["metadata"].get("generateName", ""), list(causes))
         _prune(obj, self.schemas.root(rt), top=True)
@@ -521,6 +526,7 @@ class Store:
             if dry_run:
                 meta.pop("resourceVersion", None)
                 return self._out(rt, obj)
+            _check_etcd_size(rt, obj)
             self._rv += 1
             meta["resourceVersion"] = str(self._rv)
             bucket[(ns_key, name)] = obj
@@ -550,6 +556,7 @@ class Store:
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._ns_blocks(rt, new):
             self._remove(rt, old)
             return self._out(rt, old)
+        _check_etcd_size(rt, new)
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         self._bucket(rt)[(ns_key, name)] = new
@@ -646,15 +653,20 @@ class Store:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         new = self._merge_system_fields(rt, old, new, subresource)
-        defaults_mod.apply_defaults(rt, new, self._defaults_ctx)
+        main = subresource is None
+        if main:
+            updates_mod.prepare_for_update(rt, old, new)
+        defaults_mod.apply_defaults(rt, new, self._defaults_ctx, update=True)
         # Compared after defaulting, as the apiserver does: a field the server fills in again
         # (fieldRef.apiVersion, protocol ...) is no spec change.
         if subresource != "status" and self._has_generation(rt) and _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-        self._validate(rt, new, old["metadata"]["name"], field_validation, warnings, operation)
+        self._validate(rt, new, old["metadata"]["name"], field_validation, warnings, operation,
+                       update_causes=(lambda: updates_mod.validate_update(rt, old, new)) if main else None)
         if rt.kind == "CustomResourceDefinition" and rt.group == CRD_GROUP and subresource is None:
             self._crd_prepare(new)
-        if not managed:
+        if not managed and subresource != "binding":
+            # pods/binding writes nodeName without a field manager (no managedFields entry).
             ssa.record_update(old, new, manager=manager, node=self.schemas.root(rt), api_version=rt.api_version,
                               now=self._now(), subresource=subresource)
         return self._commit_update(rt, old, new, dry_run=dry_run)
@@ -721,8 +733,16 @@ class Store:
                 raise errors.conflict(rt, name)
             if new_meta.get("name", name) != name:
                 raise errors.bad_request("metadata.name: Invalid value: the name of the object does not match")
-            return self._finish_write(rt, old, new, manager=manager, subresource=subresource, dry_run=dry_run,
-                                      field_validation=field_validation, warnings=warnings, operation="patch")
+            # What the apiserver shows when the patched object does not decode: the patched JSON
+            # (json-patch / merge patch, keys sorted as Go marshals maps) or the patch map (SMP).
+            shown = updates_mod.go_string(
+                json.dumps(new, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                if patch_type in (MERGE_PATCH, JSON_PATCH) else updates_mod.go_v(body))
+            try:
+                return self._finish_write(rt, old, new, manager=manager, subresource=subresource, dry_run=dry_run,
+                                          field_validation=field_validation, warnings=warnings, operation="patch")
+            except errors.DecodeError as exc:
+                raise errors.patch_invalid(shown, exc.detail) from None
 
     def _apply(
         self,
@@ -1140,6 +1160,40 @@ class Store:
 
 
 # ---------------------------------------------------------------------- module helpers
+
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024  # etcd --max-request-bytes default (1.5 MiB)
+
+
+def _check_etcd_size(rt: ResourceType, obj: JSON) -> None:
+    """What etcd refuses to store, as the apiserver passes it on (a Status 500 without reason).
+
+    Custom resources are stored as JSON (measured exactly, compact); built-ins as protobuf,
+    estimated from their strings' raw bytes (``[]byte`` fields decoded). Dry runs never reach
+    etcd and are not refused.
+    """
+    if rt.is_custom:
+        size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    else:
+        byte_map = {"Secret": "data", "ConfigMap": "binaryData"}.get(rt.kind) if not rt.group else None
+        rest = {k: v for k, v in obj.items() if k != byte_map}
+        size = _proto_size(rest)
+        values = obj.get(byte_map) if byte_map else None
+        if isinstance(values, dict):
+            size += sum(len(k) + len(v) * 3 // 4 + 6 for k, v in values.items() if isinstance(v, str))
+    if size > ETCD_MAX_REQUEST_BYTES:
+        raise ApiError(500, "", "etcdserver: request is too large")
+
+
+def _proto_size(value: Any) -> int:
+    """Rough protobuf size: a few bytes of tag and length per field, strings at their UTF-8 length."""
+    if isinstance(value, dict):
+        return sum(len(k) + _proto_size(v) + 4 for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_proto_size(v) + 2 for v in value)
+    if isinstance(value, str):
+        return len(value.encode("utf-8")) + 2
+    return 8
+
 
 def _prune(obj: Any, node: Any, *, top: bool = False) -> None:
     """Drop fields the schema does not declare (what decoding into Go structs / CRD pruning does)."""

@@ -83,7 +83,8 @@ def test_diff_exit_codes_and_removed_env_var(kubectl, kubesim: KubeSim, namespac
     live = kubesim.store.get(kubesim.store.types.lookup("apps", "v1", "deployments"), namespace, "web")
     envs = [e["name"] for e in live["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert envs == ["KEEP_ME", "REMOVED_VAR"]
-    assert not any(m == "PATCH" and "dryRun=All" in p and s >= 400 for m, p, s, _ in kubesim.request_log)
+    assert not any(m == "PATCH" and "dryRun=All" in p and f"/namespaces/{namespace}/" in p and s >= 400
+                   for m, p, s, _ in kubesim.request_log)
     assert kubesim.store.get(kubesim.store.types.lookup("apps", "v1", "deployments"), namespace, "web")[
         "metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
     assert rv_before <= kubesim.store.resource_version
