@@ -689,6 +689,8 @@ def _preflight(cluster: ClusterClient, app_name: str, steps: list[Step], opts: S
         except KubeError as exc:
             if _unserved(exc) and _option(step.obj, "SkipDryRunOnMissingResource", False):
                 return ""
+            if exc.code == 422 and "immutable" in exc.message and _option(step.obj, "Force", False):
+                return ""  # Force=true: the write deletes and re-creates it, which the dry run cannot show
             return _diff.scrub(str(exc), step.obj)
         except Exception as exc:
             return _diff.scrub(f"{type(exc).__name__}: {exc}", step.obj)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from gitferry import diff, kube, sync, tracking
 
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
@@ -81,9 +80,7 @@ def test_force_gets_an_apply_through_an_immutable_field(cluster: kube.ClusterCli
     assert run(cluster, app_name, namespace, [deploy("one")]).phase == "Succeeded"
     uid = cluster.get("apps/v1", "Deployment", "web", namespace)["metadata"]["uid"]
     plain = run(cluster, app_name, namespace, [deploy("two")])
-    if plain.phase == "Succeeded":
-        pytest.skip("kubesim on this branch does not refuse a changed Deployment selector (422 field is immutable)")
-    assert "immutable" in plain.message
+    assert plain.phase == "Failed" and "field is immutable" in plain.message, plain.message
     forced = run(cluster, app_name, namespace, [deploy("two", **{SYNC_OPTIONS: "Force=true"})])
     assert forced.phase == "Succeeded", forced.message
     live = cluster.get("apps/v1", "Deployment", "web", namespace)
