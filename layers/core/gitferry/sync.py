@@ -310,6 +310,8 @@ def run_sync(
         before = live_by_key.get(step.key)
         if before is None:
             message = "created"
+        elif dry_run and _would_change(before, out):  # a dry run never bumps the resourceVersion
+            message = "configured"
         elif (before.get("metadata") or {}).get("resourceVersion") == (out.get("metadata") or {}).get("resourceVersion"):
             message = "unchanged"
         else:
@@ -511,6 +513,17 @@ def _apply(cluster: ClusterClient, step: Step, crd_kinds: set[tuple[str, str]], 
                 raise
             time.sleep(0.5)
             cluster.invalidate_discovery()
+
+
+def _would_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a dry-run apply's answer differs from the live object (status and the metadata
+    the server keeps itself left out)."""
+    def essence(obj: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
+        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
+                           if k not in ("resourceVersion", "managedFields", "generation")}
+        return out
+    return essence(before) != essence(after)
 
 
 def _ident(step: Step) -> str:
