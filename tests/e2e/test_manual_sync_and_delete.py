@@ -390,18 +390,23 @@ def test_cascade_delete_with_the_finalizer_deletes_in_reverse_wave_order_then_th
         raise AssertionError("the destination namespace was deleted") from exc
 
 
-def test_post_delete_hook_runs_after_the_objects_are_gone(world: LocalWorld) -> None:
+def hook_job(name: str, hook: str, image: str = "busybox:1", policy: str = "HookFailed") -> str:
+    return yaml.safe_dump({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "annotations": {"argocd.argoproj.io/hook": hook,
+                                                   "argocd.argoproj.io/hook-delete-policy": policy}},
+        "spec": {"backoffLimit": 0,
+                 "template": {"spec": {"restartPolicy": "Never",
+                                       "containers": [{"name": "c", "image": image, "command": ["true"]}]}}},
+    })
+
+
+def test_pre_and_post_delete_hooks_run_around_the_deletion(world: LocalWorld) -> None:
     from kubernetes import client
 
     app = "posthook"
-    job = yaml.safe_dump({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "cleanup", "annotations": {"argocd.argoproj.io/hook": "PostDelete",
-                                                        "argocd.argoproj.io/hook-delete-policy": "HookFailed"}},
-        "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                       "containers": [{"name": "c", "image": "busybox:1", "command": ["true"]}]}}},
-    })
-    _app(world, app, {"app/cm.yaml": config("c"), "app/cleanup.yaml": job})
+    _app(world, app, {"app/cm.yaml": config("c"), "app/cleanup.yaml": hook_job("cleanup", "PostDelete"),
+                      "app/backup.yaml": hook_job("backup", "PreDelete")})
     assert _sync(world, app)[0] == 202
     world.settle()
     world.until("synced", synced_healthy(world, app))
@@ -411,9 +416,29 @@ def test_post_delete_hook_runs_after_the_objects_are_gone(world: LocalWorld) -> 
     assert world.call("DELETE", f"/api/v1/applications/{app}?cascade=true")[0] == 202
     world.until("app deleted", lambda: _gone(world, app))
     assert _config_map(world, app, "c") is None
-    jobs = batch.list_namespaced_job(app).items
-    assert [j.metadata.name for j in jobs] == ["cleanup"]
-    assert jobs[0].status.succeeded == 1  # completed before the app was removed (kept: policy HookFailed)
+    jobs = {j.metadata.name: j for j in batch.list_namespaced_job(app).items}
+    assert set(jobs) == {"backup", "cleanup"}  # kept once done: their policy is HookFailed
+    assert jobs["backup"].status.succeeded == 1 and jobs["cleanup"].status.succeeded == 1
+    # PreDelete finished before the app's objects went, PostDelete started after.
+    assert jobs["backup"].status.completion_time <= jobs["cleanup"].metadata.creation_timestamp
+
+
+def test_a_failed_pre_delete_hook_stops_the_deletion_and_says_why(world: LocalWorld) -> None:
+    app = "prefail"
+    _app(world, app, {"app/cm.yaml": config("c"), "app/backup.yaml": hook_job("backup", "PreDelete", "example/fail:1")})
+    assert _sync(world, app)[0] == 202
+    world.settle()
+    world.until("synced", synced_healthy(world, app))
+    assert world.call("DELETE", f"/api/v1/applications/{app}")[0] == 202
+    world.until("DeletionError", lambda: any(c["type"] == "DeletionError" for c in world.status(app).get("conditions", [])))
+    condition = next(c for c in world.status(app)["conditions"] if c["type"] == "DeletionError")
+    assert "PreDelete hook Job prefail/backup failed" in condition["message"], condition
+    assert _config_map(world, app, "c") is not None  # nothing of the app was deleted
+    assert world.api_ok("GET", f"/api/v1/applications/{app}")["metadata"]["deletionTimestamp"]
+    # The way out, as in Argo CD (remove the finalizer): forget the app, leave its objects.
+    status, answer = world.call("DELETE", f"/api/v1/applications/{app}?cascade=false")
+    assert status == 200, answer
+    assert _gone(world, app) and _config_map(world, app, "c") is not None
 
 
 def test_delete_without_cascade_leaves_the_objects(world: LocalWorld) -> None:

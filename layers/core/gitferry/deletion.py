@@ -108,7 +108,7 @@ def due_resumes(stored_apps: Iterable[StoredApp], now: datetime) -> list[tuple[A
 def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECONDS) -> str:
     """One invocation of a deletion: as far as it gets without waiting long. Returns the stage it
     stopped in, or ``"Deleted"``."""
-    from gitferry.errors import LeaseHeldError, NotFoundError
+    from gitferry.errors import NotFoundError
 
     try:
         stored = engine.state.get_app(request.app)
@@ -120,8 +120,12 @@ def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECOND
     app = stored.app
     op_id = uuid.uuid4().hex
     if not engine.state.acquire_operation(app.name, op_id, engine.settings.operation_timeout_seconds):
-        lease = engine.state.get_operation(app.name)
-        raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
+        # A sync is applying right now: look again soon (the poll re-sends) rather than have SQS
+        # hold this message for a whole visibility timeout.
+        doc.update(message="waiting for the running operation to finish",
+                   nextCheckAt=_iso(engine.clock() + timedelta(seconds=engine.settings.rollout_check_seconds)))
+        engine.state.mark_deleting(app.name, doc, first=False)
+        return str(doc.get("stage"))
     released = False
     try:
         cluster = engine.cluster_for(app)
