@@ -10,6 +10,7 @@ from gitferry.dashboard import DASHBOARD_HTML
 from gitferry.errors import (
     ConflictError,
     GitError,
+    HelmRepoError,
     InvalidSpecError,
     LeaseHeldError,
     NotFoundError,
@@ -82,8 +83,8 @@ def unprocessable(exc: Exception) -> Response:
     return _error(422, str(exc))
 
 
-@app.exception_handler(GitError)
-def git_error(exc: GitError) -> Response:
+@app.exception_handler([GitError, HelmRepoError])
+def git_error(exc: Exception) -> Response:
     return _error(502, str(exc))
 
 

@@ -175,15 +175,17 @@ class Service:
 
     def _resolve(self, app: Application, revision: str | None) -> str:
         """The commit (or chart version) to sync. A revision the repository does not have is the
-        request's fault (422); a repository that cannot be read stays a 502 (GitError)."""
+        request's fault (422); a repository that cannot be read stays a 502 (GitError) or a
+        HelmRepoError. The repository is read first (the engine's one ls-remote / index fetch),
+        then the revision looked up in what was read, so the two failures never mix."""
+        from gitferry.pipeline import _repo_key
+
+        source = app.spec.source
+        revision_of = self.engine._resolver(*_repo_key(source))
         try:
-            return self.engine.resolve_revision(app, revision)
-        except RevisionNotFoundError as exc:
+            return revision_of(source, revision or source.target_revision)
+        except (RevisionNotFoundError, HelmRepoError) as exc:
             raise UnprocessableError(f"revision: {exc}") from None
-        except HelmRepoError as exc:
-            if revision and exc.revision and "cannot reach" not in str(exc):
-                raise UnprocessableError(f"revision: {exc}") from None
-            raise
 
     def _check_resources(self, name: str, resources: list[SyncResource]) -> list[SyncResource]:
         """Selective sync names objects of the app as its last comparison saw them; a resource
