@@ -162,9 +162,12 @@ def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECOND
         _forget(engine, app.name, request.initiated_by)
         released = True  # the lease item went with the app
         return "Deleted"
-    except NotFoundError:
-        released = True
-        return "Deleted"
+    except NotFoundError as exc:
+        if not _exists(engine, app.name):
+            released = True  # forgotten meanwhile (DELETE ?cascade=false): nothing left to do
+            return "Deleted"
+        _record_error(engine, app.name, doc, str(doc.get("stage")), str(exc))  # e.g. its cluster is gone
+        return str(doc.get("stage"))
     except Exception as exc:  # noqa: BLE001 - shown on the app and retried; never lost
         _record_error(engine, app.name, doc, str(doc.get("stage")), f"{type(exc).__name__}: {exc}")
         return str(doc.get("stage"))
@@ -284,6 +287,16 @@ def _ident(obj: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- state
+
+
+def _exists(engine: Engine, app: str) -> bool:
+    from gitferry.errors import NotFoundError
+
+    try:
+        engine.state.get_app(app)
+    except NotFoundError:
+        return False
+    return True
 
 
 def _forget(engine: Engine, app: str, initiated_by: str) -> None:
