@@ -146,7 +146,7 @@ def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECOND
                 return stage
             if waiting:
                 if time.monotonic() < deadline:
-                    time.sleep(0.3)
+                    time.sleep(1.0)  # each look LISTs every kind the app may own
                     continue
                 doc.update(stage=stage, message=f"waiting for {', '.join(waiting[:5])}"
                                                 f"{' ...' if len(waiting) > 5 else ''}")
