@@ -142,6 +142,22 @@ def test_dry_run_sync_leaves_the_cluster_untouched_and_reports_what_would_change
     assert any(e["action"] == "app.sync" and e["target"] == app and e["details"].get("dryRun") for e in audit), audit
 
 
+def test_dry_run_of_an_app_never_synced_into_a_namespace_it_would_create(world: LocalWorld) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    app = "dryfresh"
+    _app(world, app, {"app/cm.yaml": config("c")})
+    assert _sync(world, app, {"dryRun": True})[0] == 202
+    world.settle()
+    op = _operation(world, app)
+    assert op["phase"] == "Succeeded", op
+    assert _results(op)["ConfigMap/c"] == "created (dry run): its namespace is created by this sync"
+    assert _results(op)[f"Namespace/{app}"] == "namespace created (dry run)"
+    with pytest.raises(ApiException) as err:
+        _core(world).read_namespace(app)
+    assert err.value.status == 404  # CreateNamespace was a dry run too
+
+
 def test_a_dry_run_does_not_count_as_synced_for_automation(world: LocalWorld) -> None:
     """Automated (no selfHeal) syncs a commit once; a dry run at that commit must not stand in
     for the real sync."""

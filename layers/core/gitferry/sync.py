@@ -256,6 +256,7 @@ def run_sync(
 
     started = _now()
     results: list[ResourceResult] = []
+    new_namespace = ""  # CreateNamespace in a dry run: the namespace objects "would be created" in
 
     def namespaced(api_version: str, kind: str) -> bool | None:
         try:
@@ -266,10 +267,12 @@ def run_sync(
     if create_namespace and namespace and resume_from is None:
         try:
             existed = cluster.get("v1", "Namespace", namespace) is not None
+            new_namespace = namespace if dry_run and not existed else ""
             if not existed:  # ensure_namespace would only read it again
                 cluster.ensure_namespace(namespace, dry_run=dry_run)
             results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNCED,
-                                          "namespace exists" if existed else "namespace created"))
+                                          "namespace exists" if existed else
+                                          f"namespace created{' (dry run)' if dry_run else ''}"))
         except KubeError as exc:
             results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNC_FAILED, str(exc)))
             return SyncResult("Failed", f"cannot create namespace {namespace}: {exc}", results, started, _now(),
@@ -302,6 +305,11 @@ def run_sync(
         except _CrdPending:
             return step, _result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"), "", False
         except KubeError as exc:
+            if (new_namespace and exc.code == 404 and (step.obj.get("metadata") or {}).get("namespace") == new_namespace
+                    and f'namespaces "{new_namespace}" not found' in exc.message):
+                # The server cannot dry-run into a namespace that only this sync would create.
+                return step, _result_for(step, SYNCED, "created (dry run): its namespace is created by this sync"), \
+                    "", False
             message = _diff.scrub(str(exc), step.obj)
             return step, _result_for(step, SYNC_FAILED, message), message, False
         except Exception as exc:  # a bug or transport error must still be reported per resource
