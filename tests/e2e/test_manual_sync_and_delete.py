@@ -493,3 +493,38 @@ def test_unknown_finalizers_are_refused(world: LocalWorld) -> None:
     status, answer = world.call("POST", "/api/v1/applications", yaml.safe_dump(manifest))
     assert status == 400, answer
     assert "metadata.finalizers" in answer["problems"][0] and "not supported by gitferry" in answer["problems"][0]
+
+
+def test_an_operation_whose_apply_died_does_not_block_syncs_forever(world: LocalWorld) -> None:
+    """The apply Lambda timed out after recording Running: nothing will finish that operation.
+    While its lease lasts a sync is refused; once the lease has expired a sync takes over."""
+    import json
+    import time as _time
+
+    app = "orphan"
+    _app(world, app, {"app/cm.yaml": config("c", "one")})
+    assert _sync(world, app)[0] == 202
+    world.settle()
+    world.until("synced", synced_healthy(world, app))
+    ddb = world.stack.resources.client("dynamodb")
+    table = world.stack.resources.tables["StateTable"]
+    key = {"pk": {"S": f"APP#{app}"}, "sk": {"S": "STATUS"}}
+    doc = json.loads(ddb.get_item(TableName=table, Key=key)["Item"]["statusDoc"]["S"])
+    doc["operationState"].update(phase="Running", message="sync started")
+    doc["operationState"].pop("finishedAt", None)
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET statusDoc = :d, opPhase = :p",
+                    ExpressionAttributeValues={":d": {"S": json.dumps(doc)}, ":p": {"S": "Running"}})
+    lease = {"pk": {"S": f"APP#{app}"}, "sk": {"S": "OPERATION"}, "opId": {"S": "dead"},
+             "expiresAt": {"N": str(int(_time.time()) + 600)}, "acquiredAt": {"N": str(int(_time.time()))}}
+    ddb.put_item(TableName=table, Item=lease)
+    world.git.commit(app, {"app/cm.yaml": config("c", "two")}, "two")
+
+    status, answer = _sync(world, app)
+    assert status == 409, answer  # its lease still says someone runs it
+
+    ddb.put_item(TableName=table, Item={**lease, "expiresAt": {"N": str(int(_time.time()) - 1)}})
+    status, answer = _sync(world, app)
+    assert status == 202, answer
+    world.settle()
+    assert _operation(world, app)["phase"] == "Succeeded"
+    assert _config_map(world, app, "c").data["key"] == "two"

@@ -207,12 +207,32 @@ class Service:
             raise InvalidSpecError(problems, "invalid sync request")
         return out
 
+    def _orphaned(self, name: str) -> bool:
+        """A Running operation that nothing runs or will resume: no live lease, and neither a
+        wave boundary (``resumeFrom``) nor a retry (``retryAt``) for the poll to pick up."""
+        status = self.state.get_status(name)
+        op = status.operation_state if status else None
+        if op is None or op.phase != "Running":
+            return False
+        doc = (op.operation or {}).get("sync") or {}
+        if doc.get("resumeFrom") or doc.get("retryAt"):
+            return False
+        lease = self.state.get_operation(name)
+        return lease is None or lease.expires_at <= int(self.engine.clock().timestamp())
+
     def _queue_operation(self, app: Application, reason: str, caller: str, commit: str,
                          manual: ManualSync) -> Any:
         """Mark the operation requested (409 if one is already), then queue its render; the mark
         is given back if queueing fails, else by the pipeline (Engine.end_request)."""
-        self.state.request_operation(app.name, manual.operation_id,
-                                     stale_after=self.engine.settings.operation_timeout_seconds)
+        stale_after = self.engine.settings.operation_timeout_seconds
+        try:
+            self.state.request_operation(app.name, manual.operation_id, stale_after=stale_after)
+        except ConflictError:
+            if not self._orphaned(app.name):
+                raise
+            # Its apply died after recording Running (Lambda timeout): nothing would ever finish
+            # it, so a new operation may take over once its lease has expired.
+            self.state.request_operation(app.name, manual.operation_id, stale_after=stale_after, over_orphan=True)
         try:
             return self.engine.request_render(app, reason=reason, initiated_by=caller, sync=True, commit=commit,
                                               manual=manual)

@@ -301,21 +301,27 @@ class StateStore:
                 UpdateExpression="REMOVE " + ", ".join(attrs),
             )
 
-    def request_operation(self, name: str, token: str, stale_after: int, now: float | None = None) -> None:
+    def request_operation(self, name: str, token: str, stale_after: int, now: float | None = None,
+                          *, over_orphan: bool = False) -> None:
         """Mark that a person asked for an operation (``token``), in one conditional write:
         refused with :class:`ConflictError` while another request is pending (younger than
         ``stale_after`` seconds) or an operation is Running, as Argo CD refuses a sync while
-        ``app.operation`` is set. The mark is given back by :meth:`clear_operation_request`."""
+        ``app.operation`` is set. The mark is given back by :meth:`clear_operation_request`.
+        ``over_orphan``: the Running operation was found orphaned (its apply died, nothing will
+        resume it): only a pending request refuses."""
         now_s = int(time.time() if now is None else now)
+        condition = "(attribute_not_exists(opRequested) OR opRequestedAt < :stale)"
+        values = {":tok": _s(token), ":now": _n(now_s), ":stale": _n(now_s - stale_after)}
+        if not over_orphan:
+            condition += " AND (attribute_not_exists(opPhase) OR opPhase <> :running)"
+            values[":running"] = _s("Running")
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(app_pk(name), "STATUS"),
                 UpdateExpression="SET opRequested = :tok, opRequestedAt = :now",
-                ConditionExpression="(attribute_not_exists(opRequested) OR opRequestedAt < :stale)"
-                                    " AND (attribute_not_exists(opPhase) OR opPhase <> :running)",
-                ExpressionAttributeValues={":tok": _s(token), ":now": _n(now_s), ":stale": _n(now_s - stale_after),
-                                           ":running": _s("Running")},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
