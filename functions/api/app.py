@@ -10,10 +10,13 @@ from gitferry.dashboard import DASHBOARD_HTML
 from gitferry.errors import (
     ConflictError,
     GitError,
+    HelmRepoError,
     InvalidSpecError,
     LeaseHeldError,
     NotFoundError,
+    RevisionNotFoundError,
     UnauthorizedError,
+    UnprocessableError,
 )
 from gitferry.pipeline import Engine
 from gitferry.service import Service
@@ -75,8 +78,13 @@ def busy(exc: LeaseHeldError) -> Response:
     return _error(409, str(exc))
 
 
-@app.exception_handler(GitError)
-def git_error(exc: GitError) -> Response:
+@app.exception_handler([UnprocessableError, RevisionNotFoundError])
+def unprocessable(exc: Exception) -> Response:
+    return _error(422, str(exc))
+
+
+@app.exception_handler([GitError, HelmRepoError])
+def git_error(exc: Exception) -> Response:
     return _error(502, str(exc))
 
 
@@ -103,8 +111,9 @@ def get_app(name: str) -> dict:
 
 
 @app.delete("/api/v1/applications/<name>")
-def delete_app(name: str) -> dict:
-    return service().delete_app(name, caller())
+def delete_app(name: str) -> Response:
+    status, body = service().delete_app(name, app.current_event.query_string_parameters or {}, caller())
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 @app.post("/api/v1/applications/<name>/sync")

@@ -121,3 +121,15 @@ def test_unknown_version_is_a_comparison_error_listing_versions(world: LocalWorl
     assert "'9.9.9'" in message and "available: 0.2.0, 0.1.0" in message and charts.url in message
     assert status["sync"]["status"] == "Unknown"
     assert world.object_count("missing") == 0  # nothing applied
+
+
+def test_sync_of_a_chart_version_the_repository_does_not_have_is_422(world: LocalWorld,
+                                                                     charts: HelmRepoServer) -> None:
+    server = world.register_cluster("local")
+    world.api_ok("POST", "/api/v1/applications", chart_app("pinned", charts.url, server, "api", "0.1.0", "pinned"))
+    world.settle()
+    status, answer = world.call("POST", "/api/v1/applications/pinned/sync", {"revision": "9.9.9"})
+    assert status == 422, answer
+    assert "9.9.9" in answer["message"] and "0.2.0" in answer["message"]  # the versions there are named
+    status, answer = world.call("POST", "/api/v1/applications/pinned/sync", {"revision": "0.2.0"})
+    assert status == 202 and answer["revision"] == "0.2.0", answer

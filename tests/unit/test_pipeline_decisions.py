@@ -128,3 +128,19 @@ def test_retry_backoff_follows_argo_cd() -> None:
     assert retry_delay(RetryStrategy.model_validate({"limit": 0}), 0) is None
     unlimited = RetryStrategy.model_validate({"limit": -1})
     assert retry_delay(unlimited, 50) == 180  # default maxDuration 3m
+
+
+def test_a_dry_run_is_invisible_to_automation() -> None:
+    """A dry run at commit A after a real sync at B: automation still sees B (and syncs A)."""
+    from gitferry.pipeline import _last_real_operation, _operation_summary
+
+    real = OperationState(phase="Succeeded", sync_result=SyncOperationResult(revision=B))
+    dry = OperationState(phase="Succeeded", sync_result=SyncOperationResult(revision=A),
+                         operation={"sync": {"revision": A, "dryRun": True, "before": _operation_summary(real)}})
+    previous = status(operation_state=dry)
+    assert _last_real_operation(previous).sync_result.revision == B
+    assert sync_decision(app({"prune": False}), previous, OUT, DiffRequest(
+        app="guestbook", commit=A, manifests="k", reason="poll")) == "poll"
+    assert sync_decision(app({"prune": False}), status(operation_state=OperationState(
+        phase="Succeeded", sync_result=SyncOperationResult(revision=A))), OUT, DiffRequest(
+        app="guestbook", commit=A, manifests="k", reason="poll")) is None

@@ -67,6 +67,11 @@ class ConflictError(GitferryError):
     """An optimistic-lock write lost: someone else changed the item first."""
 
 
+class UnprocessableError(GitferryError):
+    """A well-formed request naming something that does not exist where it must (a sync
+    ``revision`` the repository does not have): HTTP 422."""
+
+
 class LeaseHeldError(GitferryError):
     """Another operation holds the application's operation lease."""
 

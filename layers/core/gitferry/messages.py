@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Why a stage was asked to look at an application; shown in history and audit.
-Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "rollback"]
+Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "rollback", "delete"]
 
 
 class _Message(BaseModel):
@@ -28,12 +28,41 @@ class _Message(BaseModel):
     started_at: float = Field(default=0.0, alias="startedAt")
 
 
+class SyncResource(BaseModel):
+    """One object of a selective sync (Argo CD's SyncOperationResource)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    group: str = ""
+    kind: str = Field(min_length=1)
+    namespace: str = ""
+    name: str = Field(min_length=1)
+
+
+class ManualSync(BaseModel):
+    """What a person's sync request asked for (``POST .../sync`` body), carried render -> diff ->
+    apply. ``operation_id`` is the token of the app's "operation requested" mark (state.py), given
+    back when the operation starts or the chain ends without one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    operation_id: str = Field(alias="operationId", min_length=1)
+    # None: the app's policy decides (automated.prune); True/False: the request decides.
+    prune: bool | None = None
+    dry_run: bool = Field(default=False, alias="dryRun")
+    # Selective sync: only these objects are applied / pruned; None means all.
+    resources: list[SyncResource] | None = None
+    # Replaces spec.syncPolicy.syncOptions for this operation when set.
+    sync_options: list[str] | None = Field(default=None, alias="syncOptions")
+
+
 class RenderRequest(_Message):
     """poll / webhook / api -> render: render ``app`` at ``commit``."""
 
     commit: str = Field(min_length=1)
     # True when a person asked for a sync (API) or a rollback: apply even without automation.
     sync: bool = False
+    manual: ManualSync | None = None
 
 
 class DiffRequest(_Message):
@@ -42,14 +71,18 @@ class DiffRequest(_Message):
     commit: str = Field(min_length=1)
     manifests: str  # S3 key of the rendered manifest list
     sync: bool = False
+    manual: ManualSync | None = None
 
 
 class ApplyRequest(_Message):
-    """diff -> apply: run a sync operation of ``manifests`` at ``commit``."""
+    """diff -> apply: run a sync operation of ``manifests`` at ``commit``; api / poll -> apply:
+    ``operation="delete"`` deletes the app's objects (cascade) and then the app (deletion.py)."""
 
     commit: str = Field(min_length=1)
     manifests: str
     prune: bool = False
+    operation: Literal["sync", "delete"] = "sync"
+    manual: ManualSync | None = None
     # Set when continuing an operation that paused at a wave boundary (sync.run_sync's resume_from).
     resume_from: list[int] | None = Field(default=None, alias="resumeFrom")
     # Set when re-running a failed operation under spec.syncPolicy.retry (the attempt number).

@@ -489,6 +489,17 @@ class AppMetadata(_Spec):
     annotations: dict[str, str] = Field(default_factory=dict)
     finalizers: list[str] = Field(default_factory=list)
 
+    @field_validator("finalizers")
+    @classmethod
+    def _known_finalizers(cls, v: list[str]) -> list[str]:
+        # The resources finalizer (cascading delete, deletion.py), foreground or background.
+        known = ("resources-finalizer.argocd.argoproj.io", "resources-finalizer.argocd.argoproj.io/foreground",
+                 "resources-finalizer.argocd.argoproj.io/background")
+        bad = [f for f in v if f not in known]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: not supported by gitferry (supported: {', '.join(known)})")
+        return v
+
     @field_validator("name")
     @classmethod
     def _dns_label(cls, v: str) -> str:

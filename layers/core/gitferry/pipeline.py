@@ -148,7 +148,8 @@ class Engine:
         version) changed, whose refresh/sync was asked for, whose rollout is being followed or
         whose drift check is due. Ends with the fleet summary for the drift alarm."""
         now = self.clock()
-        apps = [stored.app for stored in self.state.list_apps()]
+        stored_apps = self.state.list_apps()
+        apps = [stored.app for stored in stored_apps if not stored.deletion]  # deleting: deletion.py's
         statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
         by_repo: dict[tuple[str, str], list[Application]] = defaultdict(list)
         for app in apps:
@@ -194,6 +195,9 @@ class Engine:
                 if status and (status.refresh_requested or status.sync_requested):
                     to_clear.append(app.name)
                 scheduled.append(request)
+        from gitferry import deletion
+
+        outgoing += deletion.due_resumes(stored_apps, now)
         out_of_sync = sum(1 for s in statuses.values() if s.sync.status == "OutOfSync")
         degraded = sum(1 for s in statuses.values() if s.health.status == "Degraded")
         outgoing.append((
@@ -207,7 +211,7 @@ class Engine:
         return PollResult(scheduled, errors, len(apps), out_of_sync, degraded)
 
     def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
-                       commit: str | None = None) -> RenderRequest:
+                       commit: str | None = None, manual: Any = None) -> RenderRequest:
         """Resolve the app's revision now (one ls-remote, or one index.yaml fetch for a chart) and
         queue a render: what the API's sync / refresh / rollback and the webhook do instead of
         waiting for the next tick."""
@@ -215,7 +219,7 @@ class Engine:
             commit = self.resolve_revision(app)
         now = self.clock()
         request = RenderRequest(app=app.name, commit=commit, reason=reason, initiatedBy=initiated_by,
-                                startedAt=now.timestamp(), sync=sync)
+                                startedAt=now.timestamp(), sync=sync, manual=manual)
         self.queues.send(request, dedup=f"{commit}:{reason}:{initiated_by}:{now.timestamp()}")
         return request
 
@@ -273,12 +277,14 @@ class Engine:
                                              kube_version=self._kube_version(app))
         except (GitError, RenderError, HelmRepoError) as exc:
             status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
+            self.end_request(app.name, request.manual)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
             return None
         key = self.manifests.put_manifests(manifests)
         diff_request = DiffRequest(
             app=app.name, commit=request.commit, manifests=key, reason=request.reason,
             initiatedBy=request.initiated_by, startedAt=request.started_at, sync=request.sync,
+            manual=request.manual,
         )
         self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
         return diff_request
@@ -321,9 +327,11 @@ class Engine:
                                          ignore_differences=app.spec.ignore_differences)
         except GitferryError as exc:
             self.record_comparison_error(app, previous, request.commit, exc)
+            self.end_request(app.name, request.manual)
             return None
         except Exception as exc:  # a cluster we cannot reach: Unknown, recorded, retried next tick
             self.record_comparison_error(app, previous, request.commit, exc)
+            self.end_request(app.name, request.manual)
             return None
         self._store_tree(app, cluster, live)
         now = self.clock()
@@ -362,7 +370,7 @@ class Engine:
             apply_request = ApplyRequest(
                 app=app.name, commit=request.commit, manifests=request.manifests, reason=decision,
                 initiatedBy=request.initiated_by if request.sync else "automated",
-                startedAt=request.started_at, prune=_prune_for(app, request),
+                startedAt=request.started_at, prune=_prune_for(app, request), manual=request.manual,
             )
             # Automated decisions taken from the same last operation are one sync: two diffs of
             # the same commit in flight (a create and a poll, a webhook and a poll) apply once.
@@ -383,9 +391,16 @@ class Engine:
         poll sends the same operation again once its next check is due (no Lambda sleeps)."""
         from gitferry import sync as syncing
 
+        if request.operation == "delete":
+            from gitferry import deletion
+
+            deletion.run(self, request)
+            return None
         app = self._app_or_none(request.app)
         if app is None:
+            self.end_request(request.app, request.manual)
             return None
+        app = manual_app(app, request.manual)  # syncOptions of the request, for this operation only
         op_id = uuid.uuid4().hex
         if not self.state.acquire_operation(app.name, op_id, self.settings.operation_timeout_seconds):
             from gitferry.errors import LeaseHeldError
@@ -403,12 +418,17 @@ class Engine:
             if resuming and request.resume_from and previous and previous.sync_result else [])
         try:
             if not resuming:
+                doc = _operation_doc(request, None)
+                real = _last_real_operation(status) if request.manual and request.manual.dry_run else None
+                if real is not None:  # what automation keeps looking at while this dry run shows
+                    doc["sync"]["before"] = _operation_summary(real)
                 status.operation_state = OperationState(
-                    operation=_operation_doc(request, None),
+                    operation=doc,
                     phase="Running", message="sync started", started_at=started, initiated_by=initiator,
                     sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source),
                 )
                 self.state.put_status(app.name, status)
+                self.end_request(app.name, request.manual)  # the Running operation now says "busy"
             desired = self.manifests.get_manifests(request.manifests)
             automated = app.automated
             resume_from: list[int] | None = None
@@ -417,8 +437,16 @@ class Engine:
             else:
                 cluster = self.cluster_for(app)
                 live = cluster.list_by_label(tracking.label_selector(app.name))
-                result = syncing.run_sync(
+                selected = request.manual.resources if request.manual else None
+                missing: list[str] = []
+                if selected is not None:  # selective sync: the named objects only, no hooks
+                    from gitferry import selection
+
+                    desired, live, missing = selection.select(desired, live, selected,
+                                                              app.spec.destination.namespace, cluster.is_namespaced)
+                result = selection.not_found(app.name, missing) if missing else syncing.run_sync(
                     cluster, app.name, desired, live, prune=request.prune,
+                    dry_run=bool(request.manual and request.manual.dry_run),
                     create_namespace=app.has_sync_option("CreateNamespace"),
                     namespace=app.spec.destination.namespace,
                     prune_last=app.has_sync_option("PruneLast"),
@@ -464,7 +492,8 @@ class Engine:
         if operation.phase != "Running" or not doc.get("manifests"):
             return None
         common = {"app": app, "commit": str(doc.get("revision")), "manifests": str(doc["manifests"]),
-                  "prune": bool(doc.get("prune")), "initiatedBy": str(doc.get("initiatedBy") or "automated")}
+                  "prune": bool(doc.get("prune")), "initiatedBy": str(doc.get("initiatedBy") or "automated"),
+                  "manual": doc.get("manual")}
         if doc.get("retryAt"):
             return ApplyRequest(**common, reason="sync", retry=operation.retry_count)
         if doc.get("resumeFrom"):
@@ -484,6 +513,9 @@ class Engine:
                 status=r.status, message=r.message or None, sync_phase=r.phase,
                 hook_phase=getattr(r, "hook_phase", "") or None, hook_type=getattr(r, "hook_type", "") or None)
         doc = _operation_doc(request, resume_from)
+        running = status.operation_state
+        if running is not None and ((running.operation or {}).get("sync") or {}).get("before"):
+            doc["sync"]["before"] = running.operation["sync"]["before"]  # type: ignore[index]
         if retry_at is not None:
             doc["sync"]["retryAt"] = retry_at.isoformat()
         operation = OperationState(
@@ -506,7 +538,7 @@ class Engine:
 
             AuditLog(self.state).record(request.initiated_by, f"operation.{phase.lower()}", app.name, now=finished,
                                         revision=request.commit, reason=request.reason, message=message[:500])
-        if phase == "Succeeded":
+        if phase == "Succeeded" and not (request.manual and request.manual.dry_run):  # a dry run deployed nothing
             self.state.append_history(app.name, HistoryEntry(
                 id=0, revision=request.commit, deployed_at=finished, deploy_started_at=started,
                 initiated_by=initiator, source=app.spec.source,
@@ -581,9 +613,16 @@ class Engine:
 
     def _app_or_none(self, name: str) -> Application | None:
         try:
-            return self.state.get_app(name).app
+            stored = self.state.get_app(name)
         except NotFoundError:
             return None  # deleted while its message was in flight: nothing to do
+        return None if stored.deletion else stored.app  # being deleted: never synced again
+
+    def end_request(self, app: str, manual: Any) -> None:
+        """Give back a person's "operation requested" mark (service.sync) once its chain started
+        the operation or ended without one."""
+        if manual is not None:
+            self.state.clear_operation_request(app, manual.operation_id)
 
     def record_comparison_error(self, app: Application, status: AppStatus | None, commit: str | None,
                                  exc: BaseException) -> AppStatus:
@@ -671,7 +710,7 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     fixable = [r for r in comparison.resources if r.status == "OutOfSync" and (automated.prune or not r.requires_pruning)]
     if not fixable:
         return None
-    last = previous.operation_state
+    last = _last_real_operation(previous)
     synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
     if not synced_this_commit:
         return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
@@ -698,11 +737,49 @@ def _operation_doc(request: ApplyRequest, resume_from: list[int] | None) -> dict
                            "initiatedBy": request.initiated_by}
     if resume_from:
         doc["resumeFrom"] = resume_from
+    if request.manual is not None:  # Argo CD's operation.sync fields, and the request to resume it with
+        manual = request.manual.model_dump(mode="json", by_alias=True, exclude_none=True)
+        doc["manual"] = manual
+        doc["dryRun"] = request.manual.dry_run
+        for key in ("resources", "syncOptions"):
+            if key in manual:
+                doc[key] = manual[key]
     return {"sync": doc}
+
+
+def manual_app(app: Application, manual: Any) -> Application:
+    """The app as one operation sees it: a sync request's ``syncOptions`` replace the app's."""
+    if manual is None or manual.sync_options is None:
+        return app
+    from gitferry.model import SyncPolicy
+
+    policy = (app.spec.sync_policy or SyncPolicy()).model_copy(update={"sync_options": list(manual.sync_options)})
+    return app.model_copy(update={"spec": app.spec.model_copy(update={"sync_policy": policy})})
+
+
+def _last_real_operation(status: AppStatus) -> OperationState | None:
+    """The last operation that was not a dry run: a dry run changes nothing, so automation must
+    not take its commit as synced (nor its failure as a failed attempt)."""
+    op = status.operation_state
+    if op is None or not ((op.operation or {}).get("sync") or {}).get("dryRun"):
+        return op
+    before = ((op.operation or {}).get("sync") or {}).get("before")
+    return OperationState.model_validate(before) if before else None
+
+
+def _operation_summary(op: OperationState) -> dict[str, Any]:
+    """An operation without its per-resource results (kept small inside another one)."""
+    doc = op.to_json_dict()
+    doc.pop("operation", None)
+    if "syncResult" in doc:
+        doc["syncResult"].pop("resources", None)
+    return doc
 
 
 def _prune_for(app: Application, request: DiffRequest) -> bool:
     automated = app.automated
+    if request.manual is not None and request.manual.prune is not None:
+        return request.manual.prune  # the sync request's ``prune`` decides, whatever the policy
     if request.sync:
         # A person's sync prunes like an automated one when the policy prunes; otherwise not
         # (Argo CD's sync button leaves prune unchecked unless asked).

@@ -7,14 +7,26 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import hmac
+import uuid
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from gitferry import webhooks
+from gitferry import deletion, webhooks
 from gitferry.audit import AuditLog
-from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError, UnauthorizedError
-from gitferry.model import Application, Cluster, Repository
+from gitferry.errors import (
+    ConflictError,
+    GitferryError,
+    HelmRepoError,
+    InvalidSpecError,
+    NotFoundError,
+    RevisionNotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from gitferry.messages import ManualSync, SyncResource
+from gitferry.model import Application, Cluster, Repository, SyncPolicy, format_validation_error
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
 
@@ -74,9 +86,12 @@ class Service:
         expected = None
         if upsert:
             try:
-                expected = self.state.get_app(app.name).version
+                stored = self.state.get_app(app.name)
             except NotFoundError:
-                expected = None
+                stored = None
+            if stored is not None and stored.deletion:
+                raise ConflictError(f"application {app.name!r} is being deleted")
+            expected = stored.version if stored is not None else None
         self.state.put_app(app, expected_version=expected)
         self.audit.record(caller, "app.update" if expected is not None else "app.create", app.name,
                           repoURL=app.spec.source.repo_url,
@@ -96,7 +111,7 @@ class Service:
         for s in stored:
             status = statuses.get(s.app.name)
             items.append({
-                "metadata": {"name": s.app.name},
+                "metadata": {"name": s.app.name, **_deletion_metadata(s.app, s.deletion)},
                 "spec": s.app.to_manifest()["spec"],
                 "status": _summary(status.to_json_dict()) if status else {},
             })
@@ -106,29 +121,124 @@ class Service:
         stored = self.state.get_app(name)
         status = self.state.get_status(name, include_history=True)
         manifest = stored.app.to_manifest()
+        manifest["metadata"].update(_deletion_metadata(stored.app, stored.deletion))
         manifest["status"] = status.to_json_dict() if status else {}
         return manifest
 
-    def delete_app(self, name: str, caller: str = "api") -> dict[str, Any]:
-        """Forget the app. Like Argo CD without the resources finalizer, live objects stay."""
+    def delete_app(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> tuple[int, dict[str, Any]]:
+        """Argo CD's app deletion. ``cascade`` (default true, as ``argocd app delete``): the app's
+        objects are deleted first, asynchronously by the apply stage (deletion.py), and the app
+        shows ``metadata.deletionTimestamp`` until they are gone: 202. ``cascade=false``: the app
+        is forgotten now and its objects stay: 200. ``propagationPolicy``: foreground (default,
+        or the ``/background`` finalizer's) | background."""
         from gitferry.pipeline import tree_key
 
-        self.state.delete_app(name)
-        self.engine.manifests.delete(tree_key(name))
-        self.audit.record(caller, "app.delete", name)
-        return {"deleted": name}
+        cascade, propagation = _delete_options(query or {})
+        stored = self.state.get_app(name)  # 404 for an app that does not exist
+        if not cascade:
+            self.state.delete_app(name)
+            self.engine.manifests.delete(tree_key(name))
+            self.audit.record(caller, "app.delete", name, cascade=False)
+            return 200, {"deleted": name, "cascade": False}
+        record = deletion.start(self.engine, stored, propagation=deletion.propagation_for(
+            stored.app.metadata.finalizers, propagation), initiated_by=caller)
+        self.audit.record(caller, "app.delete", name, cascade=True, propagation=record.get("propagation"))
+        return 202, {"app": name, "cascade": True, "deletionTimestamp": record["deletionTimestamp"],
+                     "propagationPolicy": str(record.get("propagation", "")).lower(), "queued": True}
 
     def sync(self, name: str, body: str | bytes | None, caller: str) -> dict[str, Any]:
-        """Sync now at the tracked revision (or ``revision`` from the body)."""
-        app = self.state.get_app(name).app
+        """Argo CD's sync request: ``{revision, prune, dryRun, resources, syncOptions}``, every
+        field optional. Refused with 409 while another operation is requested or Running."""
+        stored = self.state.get_app(name)
+        app = stored.app
         options = parse_document(body, "sync request") if body else {}
-        revision = options.get("revision")
-        commit = None
-        if revision:  # a Git ref or, for a chart from a Helm repository, a version / constraint
-            commit = self.engine.resolve_revision(app, str(revision))
-        request = self.engine.request_render(app, reason="sync", initiated_by=caller, sync=True, commit=commit)
-        self.audit.record(caller, "app.sync", name, revision=request.commit)
-        return {"app": name, "revision": request.commit, "queued": True}
+        request_fields = _sync_request(name, options)
+        if stored.deletion:
+            raise ConflictError(f"application {name!r} is being deleted")
+        resources = request_fields.get("resources")
+        if resources is not None:
+            resources = self._check_resources(name, resources)
+        revision = request_fields.get("revision")
+        commit = self._resolve(app, revision) if revision else self._resolve(app, None)
+        manual = ManualSync(operationId=uuid.uuid4().hex, prune=request_fields.get("prune"),
+                            dryRun=bool(request_fields.get("dryRun")), resources=resources,
+                            syncOptions=request_fields.get("syncOptions"))
+        request = self._queue_operation(app, "sync", caller, commit, manual)
+        self.audit.record(caller, "app.sync", name, revision=request.commit,
+                          **{k: v for k, v in options.items() if k in ("prune", "dryRun") and v},
+                          **({"resources": len(resources)} if resources is not None else {}))
+        answer: dict[str, Any] = {"app": name, "revision": request.commit, "queued": True}
+        answer.update({k: options[k] for k in ("prune", "dryRun", "syncOptions") if k in options})
+        if resources is not None:
+            answer["resources"] = [r.model_dump() for r in resources]
+        return answer
+
+    def _resolve(self, app: Application, revision: str | None) -> str:
+        """The commit (or chart version) to sync. A revision the repository does not have is the
+        request's fault (422); a repository that cannot be read stays a 502 (GitError) or a
+        HelmRepoError. The repository is read first (the engine's one ls-remote / index fetch),
+        then the revision looked up in what was read, so the two failures never mix."""
+        from gitferry.pipeline import _repo_key
+
+        source = app.spec.source
+        revision_of = self.engine._resolver(*_repo_key(source))
+        try:
+            return revision_of(source, revision or source.target_revision)
+        except (RevisionNotFoundError, HelmRepoError) as exc:
+            raise UnprocessableError(f"revision: {exc}") from None
+
+    def _check_resources(self, name: str, resources: list[SyncResource]) -> list[SyncResource]:
+        """Selective sync names objects of the app as its last comparison saw them; a resource
+        given without a namespace matches the app's only object of that group, kind and name."""
+        status = self.state.get_status(name)
+        known = [(r.group, r.kind, r.namespace, r.name) for r in (status.resources if status else [])]
+        out: list[SyncResource] = []
+        problems: list[str] = []
+        for i, r in enumerate(resources):
+            matches = [k for k in known if k[:2] == (r.group, r.kind) and k[3] == r.name
+                       and (k[2] == r.namespace or not r.namespace)]
+            if len(matches) == 1:
+                out.append(SyncResource(group=r.group, kind=r.kind, namespace=matches[0][2], name=r.name))
+                continue
+            what = f"{r.kind}{'.' + r.group if r.group else ''} {r.namespace + '/' if r.namespace else ''}{r.name}"
+            problems.append(f"resources[{i}]: {what} is "
+                            + ("ambiguous: give its namespace" if matches else f"not a resource of application {name!r}"))
+        if problems:
+            raise InvalidSpecError(problems, "invalid sync request")
+        return out
+
+    def _orphaned(self, name: str) -> bool:
+        """A Running operation that nothing runs or will resume: no live lease, and neither a
+        wave boundary (``resumeFrom``) nor a retry (``retryAt``) for the poll to pick up."""
+        status = self.state.get_status(name)
+        op = status.operation_state if status else None
+        if op is None or op.phase != "Running":
+            return False
+        doc = (op.operation or {}).get("sync") or {}
+        if doc.get("resumeFrom") or doc.get("retryAt"):
+            return False
+        lease = self.state.get_operation(name)
+        return lease is None or lease.expires_at <= int(self.engine.clock().timestamp())
+
+    def _queue_operation(self, app: Application, reason: str, caller: str, commit: str,
+                         manual: ManualSync) -> Any:
+        """Mark the operation requested (409 if one is already), then queue its render; the mark
+        is given back if queueing fails, else by the pipeline (Engine.end_request)."""
+        stale_after = self.engine.settings.operation_timeout_seconds
+        try:
+            self.state.request_operation(app.name, manual.operation_id, stale_after=stale_after)
+        except ConflictError:
+            if not self._orphaned(app.name):
+                raise
+            # Its apply died after recording Running (Lambda timeout): nothing would ever finish
+            # it, so a new operation may take over once its lease has expired.
+            self.state.request_operation(app.name, manual.operation_id, stale_after=stale_after, over_orphan=True)
+        try:
+            return self.engine.request_render(app, reason=reason, initiated_by=caller, sync=True, commit=commit,
+                                              manual=manual)
+        except BaseException:
+            self.state.clear_operation_request(app.name, manual.operation_id)
+            raise
 
     def refresh(self, name: str, caller: str) -> dict[str, Any]:
         app = self.state.get_app(name).app
@@ -143,8 +253,8 @@ class Service:
         if app.automated is not None:
             raise InvalidSpecError(["spec.syncPolicy.automated: rollback cannot be initiated when auto-sync is enabled"])
         entry = self.state.get_history(name, history_id)
-        request = self.engine.request_render(app, reason="rollback", initiated_by=caller, sync=True,
-                                             commit=entry.revision)
+        request = self._queue_operation(app, "rollback", caller, entry.revision,
+                                        ManualSync(operationId=uuid.uuid4().hex))
         self.audit.record(caller, "app.rollback", name, revision=request.commit, history=history_id)
         return {"app": name, "revision": request.commit, "queued": True, "history": history_id}
 
@@ -259,6 +369,94 @@ class Service:
             queued.append({"app": app.name, "revision": request.commit})
             self.audit.record(request.initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
         return 202, {"queued": queued}
+
+
+#: Argo CD SyncRequest fields gitferry does not implement (refused rather than ignored).
+_SYNC_UNSUPPORTED = frozenset({"strategy", "manifests", "infos", "retryStrategy", "revisions", "sourcePositions",
+                               "appNamespace", "project"})
+_SYNC_FIELDS = frozenset({"name", "revision", "prune", "dryRun", "resources", "syncOptions"})
+
+
+def _sync_request(app: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Validate a sync request body; every problem named by its field."""
+    problems: list[str] = []
+    for key in sorted(set(doc) - _SYNC_FIELDS, key=str):
+        problems.append(f"{key}: {'not supported by gitferry' if key in _SYNC_UNSUPPORTED else 'unknown field'}")
+    out: dict[str, Any] = {}
+    if "name" in doc and doc["name"] != app:
+        problems.append(f"name: {doc['name']!r} is not the application of the path ({app!r})")
+    revision = doc.get("revision")
+    if revision is not None:
+        if not isinstance(revision, str | int | float) or isinstance(revision, bool) or not str(revision).strip():
+            problems.append("revision: must be a non-empty string")
+        else:
+            out["revision"] = str(revision).strip()
+    for key in ("prune", "dryRun"):
+        if key in doc and doc[key] is not None:
+            if not isinstance(doc[key], bool):
+                problems.append(f"{key}: must be true or false")
+            else:
+                out[key] = doc[key]
+    options = doc.get("syncOptions")
+    if isinstance(options, dict) and set(options) <= {"items"}:  # Argo CD's REST shape {items: [...]}
+        options = options.get("items") or []
+    if options is not None:
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            problems.append("syncOptions: must be a list of strings like CreateNamespace=true")
+        else:
+            try:
+                SyncPolicy.model_validate({"syncOptions": options})
+            except ValidationError as exc:
+                problems += format_validation_error(exc)
+            else:
+                out["syncOptions"] = options
+    resources = doc.get("resources")
+    if resources is not None:
+        if not isinstance(resources, list):
+            problems.append("resources: must be a list of {group, kind, namespace, name}")
+        else:
+            parsed: list[SyncResource] = []
+            for i, item in enumerate(resources):
+                if not isinstance(item, dict):
+                    problems.append(f"resources[{i}]: must be a mapping of group, kind, namespace, name")
+                    continue
+                bad = sorted(set(item) - {"group", "kind", "namespace", "name"}, key=str)
+                problems += [f"resources[{i}].{k}: unknown field" for k in bad]
+                missing = [k for k in ("kind", "name") if not item.get(k)]
+                problems += [f"resources[{i}].{k}: field required" for k in missing]
+                wrong = [k for k in ("group", "kind", "namespace", "name") if k in item and not isinstance(item[k], str)]
+                problems += [f"resources[{i}].{k}: must be a string" for k in wrong]
+                if not bad and not missing and not wrong:
+                    parsed.append(SyncResource(**{k: item.get(k) or "" for k in ("group", "kind", "namespace", "name")}))
+            out["resources"] = parsed
+    if problems:
+        raise InvalidSpecError(problems, "invalid sync request")
+    return out
+
+
+def _delete_options(query: dict[str, str]) -> tuple[bool, str | None]:
+    """``cascade`` (default true) and ``propagationPolicy`` of a DELETE; anything else is refused."""
+    problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"cascade", "propagationPolicy"})]
+    cascade_text = query.get("cascade", "true").lower()
+    if cascade_text not in ("true", "false"):
+        problems.append(f"cascade: {query.get('cascade')!r} is not true or false")
+    propagation = query.get("propagationPolicy")
+    if propagation is not None and propagation.lower() not in ("foreground", "background"):
+        problems.append(f"propagationPolicy: {propagation!r} is not foreground or background")
+    if problems:
+        raise InvalidSpecError(problems, "invalid delete request")
+    return cascade_text == "true", propagation.lower() if propagation else None
+
+
+def _deletion_metadata(app: Application, record: dict[str, Any] | None) -> dict[str, Any]:
+    """What Argo CD shows on an Application being deleted: its deletionTimestamp, and the resources
+    finalizer that holds it until its objects are gone."""
+    if not record:
+        return {}
+    finalizers = list(app.metadata.finalizers)
+    if not any(f in deletion.FINALIZERS for f in finalizers):
+        finalizers.append(deletion.FINALIZER)
+    return {"deletionTimestamp": record.get("deletionTimestamp"), "finalizers": finalizers}
 
 
 def _tracks(target_revision: str, event: webhooks.PushEvent) -> bool:

@@ -46,6 +46,9 @@ class StoredApp:
 
     app: Application
     version: int
+    # Set once a cascading delete was asked for (DELETE ?cascade=true): ``deletionTimestamp``,
+    # ``propagation`` and the progress of deletion.py. The app is then only being deleted.
+    deletion: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,25 @@ class StateStore:
             raise StateError(
                 f"stored spec of {item.get('name', {}).get('S')!r} is unreadable: {exc}"
             ) from None
-        return StoredApp(app=app, version=int(item["version"]["N"]))
+        deletion = json.loads(item["deletion"]["S"]) if "deletion" in item else None
+        return StoredApp(app=app, version=int(item["version"]["N"]), deletion=deletion)
+
+    def mark_deleting(self, name: str, deletion: dict[str, Any], *, first: bool) -> None:
+        """Record the app's deletion (``first``: only if the app exists and is not being deleted
+        yet, else :class:`ConflictError`; otherwise: only while the app exists, to store
+        progress). Refuses with :class:`NotFoundError` when the app is gone."""
+        cond = "attribute_exists(pk)" + (" AND attribute_not_exists(deletion)" if first else "")
+        try:
+            self.client.update_item(
+                TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                UpdateExpression="SET deletion = :d", ConditionExpression=cond,
+                ExpressionAttributeValues={":d": _s(json.dumps(deletion, separators=(",", ":")))},
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            self.get_app(name)  # NotFoundError when it is gone
+            raise ConflictError(f"application {name!r} is already being deleted") from None
 
     # ------------------------------------------------------------------ status
 
@@ -212,7 +233,9 @@ class StateStore:
         resources = doc.pop("resources", [])
         body = json.dumps(doc, separators=(",", ":"))
         res_body = json.dumps(resources, separators=(",", ":"))
-        values: dict[str, Any] = {":st": _s(body), ":at": _n(int(time.time()))}
+        values: dict[str, Any] = {":st": _s(body), ":at": _n(int(time.time())),
+                                  # native, so a conditional write can refuse a second operation
+                                  ":ph": _s(status.operation_state.phase if status.operation_state else "")}
         if len(body.encode()) + len(res_body.encode()) > SPILL_THRESHOLD:
             if self.blobs is None:
                 raise StateError(
@@ -221,10 +244,10 @@ class StateStore:
             if len(body.encode()) > SPILL_THRESHOLD:
                 raise StateError(f"status of {name!r} is too large even without its resources")
             key = self.blobs.put_json_addressed(f"status/{name}/", resources)
-            update = "SET statusDoc = :st, updatedAt = :at, resourcesRef = :ref REMOVE resources"
+            update = "SET statusDoc = :st, updatedAt = :at, opPhase = :ph, resourcesRef = :ref REMOVE resources"
             values[":ref"] = _s(key)
         else:
-            update = "SET statusDoc = :st, updatedAt = :at, resources = :res REMOVE resourcesRef"
+            update = "SET statusDoc = :st, updatedAt = :at, opPhase = :ph, resources = :res REMOVE resourcesRef"
             values[":res"] = _s(res_body)
         self.client.update_item(
             TableName=self.table_name,
@@ -277,6 +300,49 @@ class StateStore:
                 Key=self._key(app_pk(name), "STATUS"),
                 UpdateExpression="REMOVE " + ", ".join(attrs),
             )
+
+    def request_operation(self, name: str, token: str, stale_after: int, now: float | None = None,
+                          *, over_orphan: bool = False) -> None:
+        """Mark that a person asked for an operation (``token``), in one conditional write:
+        refused with :class:`ConflictError` while another request is pending (younger than
+        ``stale_after`` seconds) or an operation is Running, as Argo CD refuses a sync while
+        ``app.operation`` is set. The mark is given back by :meth:`clear_operation_request`.
+        ``over_orphan``: the Running operation was found orphaned (its apply died, nothing will
+        resume it): only a pending request refuses."""
+        now_s = int(time.time() if now is None else now)
+        condition = "(attribute_not_exists(opRequested) OR opRequestedAt < :stale)"
+        values = {":tok": _s(token), ":now": _n(now_s), ":stale": _n(now_s - stale_after)}
+        if not over_orphan:
+            condition += " AND (attribute_not_exists(opPhase) OR opPhase <> :running)"
+            values[":running"] = _s("Running")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(app_pk(name), "STATUS"),
+                UpdateExpression="SET opRequested = :tok, opRequestedAt = :now",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ConflictError("another operation is already in progress") from None
+            raise
+
+    def clear_operation_request(self, name: str, token: str) -> bool:
+        """Give back the mark set by :meth:`request_operation` (only ``token``'s own)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(app_pk(name), "STATUS"),
+                UpdateExpression="REMOVE opRequested, opRequestedAt",
+                ConditionExpression="opRequested = :tok",
+                ExpressionAttributeValues={":tok": _s(token)},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _status_from_item(self, name: str, item: dict[str, Any], load_resources: bool) -> AppStatus:
         doc = json.loads(item["statusDoc"]["S"]) if "statusDoc" in item else {}

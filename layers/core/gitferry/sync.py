@@ -538,6 +538,7 @@ def run_sync(
     opts = options or SyncOptions()
     started = _now()
     results: list[ResourceResult] = []
+    new_namespace: list[str] = []  # CreateNamespace in a dry run: the namespace objects "would be created" in
 
     def namespaced(api_version: str, kind: str) -> bool | None:
         try:
@@ -581,6 +582,11 @@ def run_sync(
         except _CrdPending:
             return step, _result_for(step, SYNCED, "dry run: its CustomResourceDefinition is not created yet"), "", None
         except KubeError as exc:
+            ns = (step.obj.get("metadata") or {}).get("namespace")
+            if (exc.code == 404 and ns in new_namespace and f'namespaces "{ns}" not found' in exc.message):
+                # The server cannot dry-run into a namespace that only this sync would create.
+                return step, _result_for(step, SYNCED, "created (dry run): its namespace is created by this sync"), \
+                    "", None
             message = _diff.scrub(str(exc), step.obj)
             return step, _result_for(step, SYNC_FAILED, message), message, None
         except Exception as exc:  # a bug or transport error must still be reported per resource
@@ -590,6 +596,8 @@ def run_sync(
         before = None if step.hook else live_by_key.get(step.key)
         if before is None:
             message = "created"
+        elif dry_run and _would_change(before, out):  # a dry run never bumps the resourceVersion
+            message = "configured"
         elif (before.get("metadata") or {}).get("resourceVersion") == (out.get("metadata") or {}).get("resourceVersion"):
             message = "unchanged"
         else:
@@ -615,10 +623,13 @@ def run_sync(
         if create_namespace and namespace and resume_from is None:
             try:
                 existed = cluster.get("v1", "Namespace", namespace) is not None
+                if dry_run and not existed:
+                    new_namespace.append(namespace)
                 if not existed:  # ensure_namespace would only read it again
                     cluster.ensure_namespace(namespace, dry_run=dry_run)
                 results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNCED,
-                                              "namespace exists" if existed else "namespace created"))
+                                              "namespace exists" if existed else
+                                              f"namespace created{' (dry run)' if dry_run else ''}"))
             except KubeError as exc:
                 results.append(ResourceResult("", "v1", "Namespace", "", namespace, SYNC_FAILED, str(exc)))
                 return run.failed(f"cannot create namespace {namespace}: {exc}", sync_fail)
@@ -1007,6 +1018,17 @@ def _replace_result(results: list[ResourceResult], new: ResourceResult) -> None:
             results[index] = new
             return
     results.append(new)
+
+
+def _would_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a dry-run apply's answer differs from the live object (status and the metadata
+    the server keeps itself left out)."""
+    def essence(obj: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
+        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
+                           if k not in ("resourceVersion", "managedFields", "generation")}
+        return out
+    return essence(before) != essence(after)
 
 
 def _ident(step: Step, name: str | None = None) -> str:
