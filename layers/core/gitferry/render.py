@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import yaml
 
+from gitferry import loader
 from gitferry.errors import RenderError, redact_url
 from gitferry.model import ApplicationSource, DirectoryOptions
 
@@ -62,19 +63,6 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _K8sLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader without the timestamp resolver (``2024-01-01`` stays a string)."""
-
-
-_K8sLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
-
 
 # --------------------------------------------------------------------------- globs
 
@@ -135,6 +123,41 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+#: what a reference naming something outside the checked-out tree looks like: a URL, an scp-like
+#: ``git@host:path``, go-getter's ``git::``, kustomize's ``repo//subdir`` and ``?ref=`` forms
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9+.-]*::|[\w.-]+@[\w.-]+:|(?:github\.com|gitlab\.com|bitbucket\.org)/)"
+    r"|\?(?:ref|version|submodules|timeout)=|[^/]//",
+    re.I,
+)
+
+
+def resolve_in_repo(root: Path, base: Path, ref: str, *, file: str | None, field: str,
+                    absolute: Literal["repo", "refuse"] = "refuse") -> Path:
+    """THE check every source type uses for every path a tool will read: ``ref`` (relative
+    to ``base``) resolved with symlinks, or a RenderError naming ``file`` and ``field``.
+
+    Refused: remote references (URLs, git bases; gitferry fetches nothing but the app's own
+    repository), absolute paths unless ``absolute="repo"`` (Argo CD's repo-absolute value
+    files; kustomize and helm would read them from the Lambda's filesystem), and anything
+    that resolves outside ``root``."""
+    text = ref.strip()
+    if _REMOTE.search(text):
+        raise RenderError(f"{field}: {ref!r}: remote resources are not supported by gitferry "
+                          "(only files in this repository)", file)
+    if os.path.isabs(text):
+        if absolute == "refuse":
+            raise RenderError(f"{field}: {ref!r}: absolute paths are not allowed; use a path relative to "
+                              f"{_repo_rel(base, root) or '.'!r}", file)
+        target = root / text.lstrip("/")
+    else:
+        target = base / text
+    real = Path(os.path.realpath(target))
+    if not _inside(real, root):
+        raise RenderError(f"{field} {ref!r} resolves outside the repository", file)
+    return real
+
+
 def _options(directory_options: DirectoryOptions | dict[str, Any] | None) -> DirectoryOptions:
     if directory_options is None:
         return DirectoryOptions()
@@ -156,11 +179,7 @@ def _candidate_files(root: Path, base: Path, opts: DirectoryOptions) -> Iterator
             if not fname.endswith(MANIFEST_SUFFIXES):
                 continue
             if full.is_symlink():
-                real = Path(os.path.realpath(full))
-                if not _inside(real, root):
-                    raise RenderError(
-                        "illegal symlink: it points outside the repository", _repo_rel(full, root)
-                    )
+                real = _symlink_target(full, root)
                 if not real.is_file():
                     continue  # dangling, or to a directory / device: Argo CD skips it with a warning
             if opts.exclude and glob_match(opts.exclude, rel):
@@ -178,27 +197,13 @@ def _repo_rel(path: Path, root: Path) -> str:
         return path.name
 
 
-def _stringify_keys(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, str) else k: _stringify_keys(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_stringify_keys(v) for v in obj]
-    return obj
-
-
-def _parse(text: str, rel: str, *, as_json: bool | None = None) -> list[Any]:
-    if rel.endswith(".json") if as_json is None else as_json:
-        try:
-            return [json.loads(text)] if text.strip() else []
-        except json.JSONDecodeError as exc:
-            raise RenderError(f"invalid JSON: {exc.msg}", rel, exc.lineno) from None
+def _parse(text: str | bytes, rel: str, *, as_json: bool | None = None) -> list[Any]:
+    """Documents of one file through the bounded parser (:mod:`gitferry.loader`); every
+    failure, including a bound exceeded, is a RenderError naming ``rel`` (and the line)."""
     try:
-        return [_stringify_keys(d) for d in yaml.load_all(text, Loader=_K8sLoader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line = mark.line + 1 if mark is not None else None
-        raise RenderError(f"invalid YAML: {problem}", rel, line) from None
+        return loader.load_all(text, as_json=rel.endswith(".json") if as_json is None else as_json)
+    except loader.LoadError as exc:
+        raise RenderError(exc.message, rel, exc.line) from None
 
 
 def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
@@ -233,16 +238,8 @@ def render_directory(
     parse errors, the line; or the document index for objects that are not
     Kubernetes objects.
     """
-    root = Path(os.path.realpath(root))
+    root, base, rel_path = _source_base(Path(root), path)
     opts = _options(directory_options)
-    rel_path = (path or ".").strip()
-    if os.path.isabs(rel_path):
-        raise RenderError(f"path {rel_path!r} must be relative to the repository root")
-    base = Path(os.path.realpath(root / rel_path))
-    if not _inside(base, root):
-        raise RenderError(f"path {rel_path!r} resolves outside the repository")
-    if not base.is_dir():
-        raise RenderError(f"path {rel_path!r} does not exist in the repository (or is not a directory)")
 
     manifests: list[dict[str, Any]] = []
     total = 0
@@ -287,11 +284,7 @@ def _source_base(root: Path, path: str) -> tuple[Path, Path, str]:
     as :func:`render_directory`: absolute paths and anything resolving outside the repo."""
     real_root = Path(os.path.realpath(root))
     rel_path = (path or ".").strip()
-    if os.path.isabs(rel_path):
-        raise RenderError(f"path {rel_path!r} must be relative to the repository root")
-    base = Path(os.path.realpath(real_root / rel_path))
-    if not _inside(base, real_root):
-        raise RenderError(f"path {rel_path!r} resolves outside the repository")
+    base = resolve_in_repo(real_root, real_root, rel_path, file=None, field="path")
     if not base.is_dir():
         raise RenderError(f"path {rel_path!r} does not exist in the repository (or is not a directory)")
     return real_root, base, rel_path
@@ -465,58 +458,99 @@ def _check_symlinks(tree: Path, root: Path) -> None:
                 full = Path(dirpath) / name
                 if not full.is_symlink():
                     continue
-                real = Path(os.path.realpath(full))
-                if not _inside(real, root):
-                    raise RenderError("illegal symlink: it points outside the repository", _repo_rel(full, root))
+                real = _symlink_target(full, root)
                 if real.is_dir():
                     pending.append(real)
 
 
+def _symlink_target(link: Path, root: Path) -> Path:
+    """Where symlink ``link`` (inside ``root``) lands, or a RenderError naming it."""
+    try:
+        return resolve_in_repo(root, link.parent, link.name, file=_repo_rel(link, root), field="symlink")
+    except RenderError:
+        raise RenderError("illegal symlink: it points outside the repository", _repo_rel(link, root)) from None
+
+
 def _inside_repo(root: Path, base: Path, ref: str, rel_file: str | None, what: str) -> Path:
-    """``ref`` (relative to ``base``, or repo-absolute when it starts with ``/``) resolved,
-    or a RenderError naming ``rel_file`` when it leaves the repository."""
-    target = root / ref.lstrip("/") if ref.startswith("/") else base / ref
-    real = Path(os.path.realpath(target))
-    if not _inside(real, root):
-        raise RenderError(f"{what} {ref!r} resolves outside the repository", rel_file)
-    return real
+    """A Helm value file / Application patch path: repo-absolute ``/x`` allowed (Argo CD)."""
+    return resolve_in_repo(root, base, ref, file=rel_file, field=what, absolute="repo")
 
 
 # --------------------------------------------------------------------------- kustomize
 
-_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|(?:github\.com|gitlab\.com|bitbucket\.org)/)|\?ref=", re.I)
+#: kustomization fields naming files or directories, lower-cased: kustomize unmarshals through
+#: Go's encoding/json, which matches keys case-insensitively (``RESOURCES:`` is ``resources``)
+_LIST_FIELDS = ("resources", "bases", "components", "crds", "configurations", "generators",
+                "transformers", "validators", "patchesstrategicmerge")
+_PATH_ITEM_FIELDS = ("patches", "patchesjson6902", "replacements")
+_GENERATOR_FIELDS = ("configmapgenerator", "secretgenerator")
+_HELM_FIELDS = ("helmcharts", "helmchartinflationgenerator", "helmglobals")
+#: keys that name a file in inline generator / transformer configs
+_INLINE_PATH_KEYS = ("path", "files", "envs", "env", "valuesfile", "charthome")
 
 
-def _kustomization_refs(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(field, path) for every file or directory a kustomization refers to."""
-    for key in ("resources", "bases", "components", "crds", "configurations",
-                "generators", "transformers", "validators"):
-        for item in doc.get(key) or []:
-            if isinstance(item, str):
-                yield key, item
-    for item in doc.get("patchesStrategicMerge") or []:
-        if isinstance(item, str) and "\n" not in item.strip():
-            yield "patchesStrategicMerge", item
-    for key in ("patches", "patchesJson6902", "replacements"):
-        for item in doc.get(key) or []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                yield key, item["path"]
-    for key in ("configMapGenerator", "secretGenerator"):
-        for gen in doc.get(key) or []:
-            if not isinstance(gen, dict):
+def _ci(mapping: Any, key: str) -> list[Any]:
+    """Every value of ``key`` in ``mapping`` under any spelling of its case."""
+    if not isinstance(mapping, dict):
+        return []
+    return [v for k, v in mapping.items() if isinstance(k, str) and k.lower() == key]
+
+
+def _ci_items(mapping: Any, key: str) -> list[Any]:
+    out: list[Any] = []
+    for v in _ci(mapping, key):
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def _inline_refs(field: str, doc: Any) -> Iterator[tuple[str, str]]:
+    """File references anywhere in an inline config (any key spelled like a file key)."""
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if isinstance(k, str) and k.lower() in _INLINE_PATH_KEYS:
+                    for item in v if isinstance(v, list) else [v]:
+                        if isinstance(item, str):
+                            yield field, item.split("=", 1)[-1]
+                stack.append(v)
+        elif isinstance(obj, list):
+            stack.extend(obj)
+
+
+def _kustomization_refs(doc: dict[str, Any], rel: str) -> Iterator[tuple[str, str]]:
+    """(field, path) for every file or directory a kustomization refers to, keys compared
+    case-insensitively as kustomize does."""
+    for key in _HELM_FIELDS:
+        if _ci(doc, key):
+            raise RenderError(f"{key}: helm charts inside kustomize are not supported by gitferry "
+                              "(use a Helm source: spec.source.helm or spec.source.chart)", rel)
+    for key in _LIST_FIELDS:
+        for item in _ci_items(doc, key):
+            if not isinstance(item, str):
                 continue
-            for f in gen.get("files") or []:
+            if "\n" in item.strip():  # an inline patch / generator config
+                yield from _inline_refs(key, _parse(item, rel, as_json=False))
+            else:
+                yield key, item
+    for key in _PATH_ITEM_FIELDS:
+        for item in _ci_items(doc, key):
+            for path in _ci(item, "path"):
+                if isinstance(path, str):
+                    yield key, path
+    for key in _GENERATOR_FIELDS:
+        for gen in _ci_items(doc, key):
+            for f in _ci_items(gen, "files"):
                 if isinstance(f, str):
                     yield key, f.split("=", 1)[-1]
-            envs = list(gen.get("envs") or []) + ([gen["env"]] if isinstance(gen.get("env"), str) else [])
-            for f in envs:
+            for f in [*_ci_items(gen, "envs"), *_ci_items(gen, "env")]:
                 if isinstance(f, str):
                     yield key, f
-    openapi = doc.get("openapi")
-    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
-        yield "openapi", openapi["path"]
-    if doc.get("helmCharts") or doc.get("helmChartInflationGenerator"):
-        yield "helmCharts", "://helm-charts"
+    for openapi in _ci(doc, "openapi"):
+        for path in _ci(openapi, "path"):
+            if isinstance(path, str):
+                yield "openapi", path
 
 
 def _check_kustomization_tree(root: Path, start: Path) -> None:
@@ -525,7 +559,7 @@ def _check_kustomization_tree(root: Path, start: Path) -> None:
     kustomize's ``LoadRestrictionsRootOnly`` keeps *files* inside each kustomization's
     directory but lets ``resources`` name any directory (``../../..``) and fetches remote
     bases over the network; both would escape the checked-out repository, so every
-    reference is resolved (symlinks too) and checked here before kustomize runs."""
+    reference is resolved (symlinks too) by :func:`resolve_in_repo` before kustomize runs."""
     seen: set[Path] = set()
     pending = [start]
     while pending:
@@ -538,18 +572,14 @@ def _check_kustomization_tree(root: Path, start: Path) -> None:
             continue
         rel = _repo_rel(kfile, root)
         try:
-            docs = _parse(kfile.read_text(encoding="utf-8-sig"), rel, as_json=False)
-        except (OSError, UnicodeDecodeError):
+            docs = _parse(kfile.read_bytes(), rel, as_json=False)
+        except OSError:
             raise RenderError("cannot read the kustomization", rel) from None
         doc = docs[0] if docs else {}
         if not isinstance(doc, dict):
             raise RenderError("a kustomization must be a mapping", rel)
-        for field, ref in _kustomization_refs(doc):
-            if _REMOTE.search(ref):
-                raise RenderError(
-                    f"{field}: {'helm charts inside kustomize' if field == 'helmCharts' else repr(ref)}: "
-                    "remote resources are not supported by gitferry (only files in this repository)", rel)
-            real = _inside_repo(root, directory, ref, rel, field)
+        for field, ref in _kustomization_refs(doc, rel):
+            real = resolve_in_repo(root, directory, ref, file=rel, field=field)
             if not real.exists():
                 raise RenderError(f"{field}: {ref!r} does not exist in the repository", rel)
             if real.is_dir():
@@ -699,7 +729,8 @@ def _check_dependencies(chart: Path, meta: dict[str, Any], root: Path) -> None:
     deps = list(meta.get("dependencies") or [])
     req_file = chart / "requirements.yaml"  # apiVersion v1 charts
     if not deps and req_file.is_file():
-        req = yaml.safe_load(req_file.read_text()) or {}
+        req_docs = _parse(req_file.read_bytes(), _repo_rel(req_file, root), as_json=False)
+        req = req_docs[0] if req_docs else {}
         deps = list(req.get("dependencies") or []) if isinstance(req, dict) else []
     charts_dir = chart / "charts"
     present = set(os.listdir(charts_dir)) if charts_dir.is_dir() else set()
