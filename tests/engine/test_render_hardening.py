@@ -164,3 +164,95 @@ def test_loader_limits_are_per_call() -> None:
         loader.load_all(b"a: \xff\n")
     assert loader.load_all(json.dumps({"a": [1, {"b": None}]}), as_json=True) == [{"a": [1, {"b": None}]}]
     assert loader.load_all("d: 2024-01-01\n1: x\n") == [{"d": "2024-01-01", "1": "x"}]
+
+
+# --------------------------------------------------------------------------- values.schema.json
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    "values.yaml": "name: x\n",
+    "templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name }}\n",
+}
+
+
+def _schema(ref: str) -> str:
+    return json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+                       "properties": {"name": {"$ref": ref}}, "$defs": {"n": {"type": "string"}}})
+
+
+class _Counting:
+    """A loopback HTTP server that counts requests: the render must make none."""
+
+    def __enter__(self) -> _Counting:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                hits.append(self.path)
+                body = b'{"type": "string"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/s.json"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_schema_with_file_ref_is_refused_before_helm_runs(tmp_path: Path) -> None:
+    secret = write(tmp_path / "lambda", {"secret.json": '{"type": "string"}'}) / "secret.json"
+    write(tmp_path / "repo/chart", {**CHART, "values.schema.json": _schema(f"file://{secret}")})
+    with pytest.raises(RenderError, match=r"^chart/values.schema.json: \$ref 'file://.*external schema references "
+                                          r"are not supported by gitferry"):
+        render_source(tmp_path / "repo", source("chart", helm={}), app_name="a", namespace=None)
+
+
+def test_schema_with_http_ref_makes_no_request(tmp_path: Path) -> None:
+    with _Counting() as server:
+        write(tmp_path / "chart", {**CHART, "values.schema.json": _schema(server.url)})
+        with pytest.raises(RenderError, match=r"chart/values.schema.json: \$ref 'http://127.0.0.1"):
+            render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)
+        # in a subchart directory too
+        write(tmp_path / "chart", {"values.schema.json": _schema("#/$defs/n"),
+                                   **{f"charts/sub/{k}": v for k, v in CHART.items()},
+                                   "charts/sub/values.schema.json": _schema(server.url)})
+        with pytest.raises(RenderError, match=r"^chart/charts/sub/values.schema.json: \$ref"):
+            render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)
+        assert server.hits == []
+
+
+def test_schema_in_a_vendored_subchart_archive_is_checked(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    write(tmp_path / "chart", CHART)
+    (tmp_path / "chart/charts").mkdir()
+    with tarfile.open(tmp_path / "chart/charts/sub-0.1.0.tgz", "w:gz") as tar:
+        for name, text in {**CHART, "values.schema.json": _schema("file:///etc/passwd")}.items():
+            data = text.replace("name: c", "name: sub").encode()
+            info = tarfile.TarInfo(f"sub/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(RenderError, match=r"^chart/charts/sub-0.1.0.tgz:sub/values.schema.json: \$ref 'file:///etc"):
+        render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)
+
+
+def test_local_schema_refs_still_validate(tmp_path: Path) -> None:
+    write(tmp_path / "chart", {**CHART, "values.schema.json": _schema("#/$defs/n")})
+    [cm] = render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)
+    assert cm["metadata"]["name"] == "x"
+    write(tmp_path / "chart", {"values.yaml": "name: 5\n"})
+    with pytest.raises(RenderError, match="schema"):  # helm still validates against the schema
+        render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)

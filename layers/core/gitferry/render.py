@@ -752,6 +752,81 @@ def _check_dependencies(chart: Path, meta: dict[str, Any], root: Path) -> None:
         )
 
 
+#: the meta-schemas helm's validator has compiled in; any other ``$schema`` would be fetched
+_KNOWN_META_SCHEMAS = re.compile(r"^https?://json-schema\.org/(?:draft-0[3467]/|draft/20(?:19-09|20-12)/)?schema#?$")
+_MAX_SCHEMA_BYTES = 4 * 1024 * 1024
+
+
+def _schema_refs(doc: Any) -> Iterator[tuple[str, str]]:
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(v, str):
+                    yield k, v
+                elif k == "$schema" and isinstance(v, str):
+                    yield k, v
+                stack.append(v)
+        elif isinstance(obj, list):
+            stack.extend(obj)
+
+
+def _refuse_external_refs(text: str | bytes, file: str) -> None:
+    doc = _parse(text, file, as_json=True)
+    for key, ref in _schema_refs(doc[0] if doc else None):
+        if key == "$schema":
+            if not _KNOWN_META_SCHEMAS.match(ref):
+                raise RenderError(f"$schema {ref!r}: only the json-schema.org drafts are supported by gitferry "
+                                  "(helm would fetch any other meta-schema)", file)
+        elif not ref.startswith("#"):
+            raise RenderError(f"{key} {ref!r}: external schema references are not supported by gitferry "
+                              "(helm would read that file or URL); only '#/...' references inside the file", file)
+
+
+def _check_schemas(chart: Path, root: Path) -> None:
+    """``values.schema.json`` of the chart and every subchart (directories and vendored
+    ``.tgz`` files under ``charts/``) may only refer inside itself: helm resolves a ``$ref``
+    to ``file:///...`` or ``http://...`` while validating, which would read the Lambda's
+    files or make the render function fetch a URL."""
+    pending = [chart]
+    while pending:
+        here = pending.pop()
+        schema = here / "values.schema.json"
+        if schema.is_file():
+            if schema.stat().st_size > _MAX_SCHEMA_BYTES:
+                raise RenderError(f"larger than {_MAX_SCHEMA_BYTES // (1024 * 1024)} MiB", _repo_rel(schema, root))
+            _refuse_external_refs(schema.read_bytes(), _repo_rel(schema, root))
+        charts = here / "charts"
+        if not charts.is_dir():
+            continue
+        for entry in sorted(charts.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                pending.append(entry)
+            elif entry.suffix == ".tgz" and entry.is_file():
+                _check_archived_schemas(entry, root)
+
+
+def _check_archived_schemas(archive: Path, root: Path) -> None:
+    import tarfile
+
+    rel = _repo_rel(archive, root)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for count, member in enumerate(tar):
+                if count > 10_000:
+                    raise RenderError("subchart archive has more than 10000 files", rel)
+                if not (member.isfile() and member.name.rsplit("/", 1)[-1] == "values.schema.json"):
+                    continue
+                if member.size > _MAX_SCHEMA_BYTES:
+                    raise RenderError(f"{member.name} is larger than {_MAX_SCHEMA_BYTES // (1024 * 1024)} MiB", rel)
+                f = tar.extractfile(member)
+                if f is not None:
+                    _refuse_external_refs(f.read(), f"{rel}:{member.name}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise RenderError(f"cannot read subchart archive: {exc}", rel) from None
+
+
 def _helm_set_value(value: str) -> str:
     """Argo CD's escaping of a ``--set`` value: commas are literal unless it is a ``{a,b}`` list."""
     if value.startswith("{") and value.endswith("}"):
@@ -793,6 +868,8 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
     chart_file = _repo_rel(chart / "Chart.yaml", real_root)
     _check_symlinks(chart, real_root)
     _check_dependencies(chart, meta, real_root)
+    if not (opts is not None and opts.skip_schema_validation):
+        _check_schemas(chart, real_root)
     helm = find_tool("helm")
 
     release = (opts.release_name if opts else None) or app_name
