@@ -256,3 +256,20 @@ def test_local_schema_refs_still_validate(tmp_path: Path) -> None:
     write(tmp_path / "chart", {"values.yaml": "name: 5\n"})
     with pytest.raises(RenderError, match="schema"):  # helm still validates against the schema
         render_source(tmp_path, source("chart", helm={}), app_name="a", namespace=None)
+
+
+# --------------------------------------------------------------------------- tool limits
+
+HUNGRY = ('{{- $s := "x" }}{{- range until 40 }}{{- $s = print $s $s }}{{- end }}\n'
+          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  a: {{ len $s | quote }}\n")
+
+
+def test_helm_out_of_memory_is_one_readable_render_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template doubling a string 40 times wants 1 TiB: helm stops at its memory bound and
+    the Go runtime's dump becomes one sentence."""
+    monkeypatch.setenv("TOOL_MEMORY_MB", "1024")
+    write(tmp_path / "charts/hungry", {**CHART, "templates/cm.yaml": HUNGRY})
+    with pytest.raises(RenderError) as err:
+        render_source(tmp_path, source("charts/hungry", helm={}), app_name="a", namespace=None)
+    assert str(err.value) == "helm ran out of memory rendering charts/hungry/Chart.yaml (limit 1024 MiB)"
+    assert "goroutine" not in str(err.value)

@@ -39,7 +39,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -411,23 +411,61 @@ def _clean_stderr(text: str, root: Path, work: Path) -> str:
     return text or "failed without a message"
 
 
-def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str) -> tuple[int, str, str]:
-    """Run ``argv`` with a timeout; stdout goes to a file so its size is checked before it is
-    read (a chart looping over a huge range must not exhaust the Lambda's memory)."""
+#: address space one helm / kustomize run may map (RLIMIT_AS); Go reserves several hundred MiB
+#: of it up front, so this is about 1 GiB of heap. ``TOOL_MEMORY_MB`` overrides it.
+TOOL_MEMORY_MB = 1536
+_GO_OOM = re.compile(r"fatal error: (?:runtime: )?out of memory|runtime: out of memory|"
+                     r"failed to reserve page summary memory|cannot allocate memory|runtime: mmap")
+_GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|\t|\S+\.go:\d+|created by )", re.M)
+
+
+def _tool_memory_mb() -> int:
+    return int(os.environ.get("TOOL_MEMORY_MB") or TOOL_MEMORY_MB)
+
+
+def _limits(memory_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, between fork and exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str = "") -> tuple[int, str, str]:
+    """Run ``argv`` with a timeout and a memory bound (RLIMIT_AS, and GOMEMLIMIT so Go's
+    collector works hard before the bound is reached); stdout goes to a file so its size is
+    checked before it is read (a chart looping over a huge range must not exhaust the Lambda's
+    memory). A Go out-of-memory dump or a kill by signal becomes one readable RenderError."""
     out_path = work / "stdout"
+    memory_mb = _tool_memory_mb()
+    env = _tool_env(work)
+    env["GOMEMLIMIT"] = f"{max(64, memory_mb // 3)}MiB"
+    env["GOTRACEBACK"] = "none"  # a panic prints its message, not every goroutine's stack
     try:
         with out_path.open("wb") as out:
-            proc = subprocess.run(argv, cwd=cwd, env=_tool_env(work), stdin=subprocess.DEVNULL,
+            proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                   stdout=out, stderr=subprocess.PIPE, timeout=TOOL_TIMEOUT_SECONDS,
-                                  check=False)
+                                  check=False, preexec_fn=_limits(memory_mb * 1024 * 1024))
     except subprocess.TimeoutExpired:
-        raise RenderError(f"{what} did not finish within {TOOL_TIMEOUT_SECONDS}s") from None
+        raise RenderError(f"{what} did not finish within {TOOL_TIMEOUT_SECONDS}s"
+                          + (f" rendering {subject}" if subject else "")) from None
     except OSError as exc:
         raise RenderError(f"cannot run {what}: {exc.strerror}") from None
+    stderr = proc.stderr[-256 * 1024:].decode("utf-8", errors="replace")
+    tool = what.split()[0]
+    if proc.returncode != 0 and _GO_OOM.search(stderr):
+        raise RenderError(f"{tool} ran out of memory rendering {subject or 'the source'} "
+                          f"(limit {memory_mb} MiB)")
+    if proc.returncode < 0:
+        raise RenderError(f"{tool} was killed by signal {-proc.returncode} rendering {subject or 'the source'}")
     if out_path.stat().st_size > MAX_TOTAL_BYTES:
         raise RenderError(f"{what} produced more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB of manifests")
     stdout = out_path.read_bytes().decode("utf-8", errors="replace")
-    return proc.returncode, stdout, proc.stderr.decode("utf-8", errors="replace")
+    if proc.returncode != 0 and _GO_DUMP.search(stderr):  # a Go panic: its message, not its stacks
+        stderr = "\n".join(ln for ln in stderr.splitlines()[:20] if ln.strip() and not _GO_DUMP.match(ln))
+    return proc.returncode, stdout, stderr
 
 
 def _collect(docs: list[Any], rel: str, out: list[dict[str, Any]]) -> None:
@@ -680,7 +718,7 @@ def _render_kustomize(root: Path, source: ApplicationSource) -> list[dict[str, A
             _overlay(real_root, base, source, target)
         code, stdout, stderr = _run_tool(
             [kubectl, "kustomize", str(target), "--load-restrictor", "LoadRestrictionsRootOnly"],
-            work=work, cwd=work, what="kustomize")
+            work=work, cwd=work, what="kustomize", subject=rel)
         if code != 0:
             raise _kustomize_error(_clean_stderr(stderr, real_root, work), real_root, rel)
     manifests: list[dict[str, Any]] = []
@@ -908,7 +946,7 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
         version = (opts.kube_version if opts else None) or kube_version
         if version:
             argv += ["--kube-version", version]
-        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template")
+        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file)
         if code != 0:
             raise _helm_error(_clean_stderr(stderr, real_root, work), chart_rel, chart_file)
 
