@@ -7,29 +7,45 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import hmac
+import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from gitferry import webhooks
+from gitferry import loader, webhooks
 from gitferry.audit import AuditLog
-from gitferry.errors import GitferryError, InvalidSpecError, NotFoundError, UnauthorizedError
-from gitferry.model import Application, Cluster, Repository
+from gitferry.errors import (
+    GitferryError,
+    InvalidSpecError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+)
+from gitferry.model import Application, Cluster, Repository, check_cluster_name, check_repo_url
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
 
+#: the largest request body the API reads (an Application, a cluster with its kubeconfig)
+MAX_BODY_BYTES = 1024 * 1024
+#: what a request body may cost to parse (a YAML alias bomb is refused, not expanded)
+BODY_LIMITS = loader.Limits(max_bytes=MAX_BODY_BYTES, max_documents=1, max_nodes=100_000,
+                            max_aliases=100, max_depth=64)
+
 
 def parse_document(body: str | bytes | None, what: str) -> dict[str, Any]:
-    """A JSON or YAML mapping from a request body, or InvalidSpecError naming the line."""
+    """A JSON or YAML mapping from a request body, or InvalidSpecError naming the line;
+    PayloadTooLargeError above :data:`MAX_BODY_BYTES`."""
     if not body:
         raise InvalidSpecError(["body: a document is required"], f"invalid {what}")
-    text = body.decode() if isinstance(body, bytes) else body
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"request body of {size} bytes is larger than the {MAX_BODY_BYTES} byte limit")
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InvalidSpecError([f"body: {where}{getattr(exc, 'problem', None) or exc}"], f"invalid {what}") from None
+        doc = loader.load_one(body, limits=BODY_LIMITS)
+    except loader.LoadError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise InvalidSpecError([f"body: {where}{exc.message}"], f"invalid {what}") from None
     if not isinstance(doc, dict):
         raise InvalidSpecError(["body: must be a mapping"], f"invalid {what}")
     return doc
@@ -188,6 +204,9 @@ class Service:
         problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
         unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
         problems += [f"{k}: unknown field" for k in unknown]
+        problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
+        if not isinstance(doc.get("kubeconfig"), (str, dict)):
+            problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
         kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
@@ -208,6 +227,9 @@ class Service:
         doc = parse_document(body, "repository")
         problems = [] if doc.get("url") else ["url: field required"]
         problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
+        problems += _field_problems(doc, {"url": check_repo_url})
+        problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
+                     if doc.get(k) is not None and not isinstance(doc[k], str)]
         if problems:
             raise InvalidSpecError(problems, "invalid repository")
         creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
@@ -259,6 +281,29 @@ class Service:
             queued.append({"app": app.name, "revision": request.commit})
             self.audit.record(request.initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
         return 202, {"queued": queued}
+
+
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+        raise ValueError("must be a DNS-1123 label (a Kubernetes namespace name)")
+    return value
+
+
+def _field_problems(doc: dict[str, Any], checks: dict[str, Callable[[str], str]]) -> list[str]:
+    """``field: reason`` for every present field its check refuses (strings only)."""
+    problems = []
+    for key, check in checks.items():
+        value = doc.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{key}: must be a string")
+            continue
+        try:
+            check(value)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+    return problems
 
 
 def _tracks(target_revision: str, event: webhooks.PushEvent) -> bool:
