@@ -175,7 +175,8 @@ def resource_tree(name: str) -> dict:
 
 @app.get("/api/v1/audit")
 def audit() -> dict:
-    return service().audit_day((app.current_event.query_string_parameters or {}).get("date"))
+    query = app.current_event.query_string_parameters or {}
+    return service().audit_day(query.get("date"), query.get("limit"), query.get("cursor"))
 
 
 @app.get("/api/v1/clusters")
