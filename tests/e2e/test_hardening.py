@@ -73,7 +73,7 @@ def _dead_letters(world: LocalWorld) -> dict[str, int]:
 def test_a_replayed_old_push_does_not_roll_the_branch_back(world: LocalWorld) -> None:
     repo = world.git.make_repo("replay", {"app/cm.yaml": configmap("one")})
     first = world.git.rev_parse("replay", "HEAD")
-    _app(world, "replay", repo)
+    _app(world, "replay", repo, revision="main")  # tracks the branch by name
     world.tick()
     world.until("first commit synced", synced_healthy(world, "replay", first))
     second = world.git.commit("replay", {"app/cm.yaml": configmap("two")}, "two")
