@@ -190,8 +190,8 @@ def _measure(root: yaml.Node, limits: Limits) -> None:
         if key in size:
             aliases += 1  # a node met again is an alias reference
             if aliases > limits.max_aliases:
-                raise LoadError(f"more than {limits.max_aliases} YAML alias references; refused",
-                                node.start_mark.line + 1)
+                raise LoadError(f"more than {limits.max_aliases} YAML alias references "
+                                "(the line is the anchor's); refused", node.start_mark.line + 1)
             continue
         if key in on_path:
             raise LoadError("recursive YAML alias (an anchor used inside itself)", node.start_mark.line + 1)
