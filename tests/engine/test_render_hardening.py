@@ -273,3 +273,10 @@ def test_helm_out_of_memory_is_one_readable_render_error(tmp_path: Path, monkeyp
         render_source(tmp_path, source("charts/hungry", helm={}), app_name="a", namespace=None)
     assert str(err.value) == "helm ran out of memory rendering charts/hungry/Chart.yaml (limit 1024 MiB)"
     assert "goroutine" not in str(err.value)
+
+
+def test_an_object_larger_than_the_api_server_stores_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, {"app/big.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  a: "
+                     + "x" * (1600 * 1024) + "\n"})
+    with pytest.raises(RenderError, match=r"^app/big.yaml: document 0: ConfigMap big is \d+ bytes; the API server"):
+        render_source(tmp_path, source("app"), app_name="a", namespace=None)

@@ -62,6 +62,10 @@ __all__ = [
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
+#: one object as the API server would store it (etcd's default request limit is 1.5 MiB)
+MAX_OBJECT_BYTES = 1536 * 1024
+#: objects one application may render
+MAX_OBJECTS = 50_000
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
 
 # --------------------------------------------------------------------------- globs
@@ -219,6 +223,10 @@ def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
             missing.append("metadata.name")
     if missing:
         raise RenderError(f"{where}: missing {', '.join(missing)}", rel)
+    size = len(json.dumps(obj, separators=(",", ":")))
+    if size > MAX_OBJECT_BYTES:
+        raise RenderError(f"{where}: {obj['kind']} {name or ''} is {size} bytes; the API server stores at most "
+                          f"{MAX_OBJECT_BYTES} (etcd's request limit)", rel)
     return obj
 
 
@@ -345,11 +353,16 @@ def render_source(
     Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
-        return _render_kustomize(Path(root), source)
-    if kind == "helm":
-        return _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                            kube_version=kube_version)
-    return render_directory(root, source.path, source.directory)
+        manifests = _render_kustomize(Path(root), source)
+    elif kind == "helm":
+        manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
+                                 kube_version=kube_version)
+    else:
+        manifests = render_directory(root, source.path, source.directory)
+    if len(manifests) > MAX_OBJECTS:
+        raise RenderError(f"path {source.path!r} renders {len(manifests)} objects; gitferry manages at most "
+                          f"{MAX_OBJECTS} per application")
+    return manifests
 
 
 # --------------------------------------------------------------------------- running the tools
