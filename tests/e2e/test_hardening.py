@@ -83,12 +83,23 @@ def test_a_replayed_old_push_does_not_roll_the_branch_back(world: LocalWorld) ->
     world.until("second commit synced", synced_healthy(world, "replay", second))
 
     # The attacker re-sends the first push's signed body under a new delivery id.
+    _app(world, "replay-head", repo)  # a second app on the same repository, tracking HEAD
+    world.settle()
+    seen = len(world.git.requests_for("replay"))
     status, answer = _push(world, repo, "refs/heads/main", first)
     assert status == 202, answer
-    assert answer["queued"] == [{"app": "replay", "revision": second}]  # resolved from the repo
+    assert sorted(answer["queued"], key=lambda q: q["app"]) == [  # resolved from the repository
+        {"app": "replay", "revision": second}, {"app": "replay-head", "revision": second}]
+    ls_remotes = [r for r in world.git.requests_for("replay")[seen:] if r[1].endswith("/info/refs")]
+    assert len(ls_remotes) == 1, ls_remotes  # one read of the repository for both apps
     world.settle()
     assert world.status("replay")["sync"]["revision"] == second
     assert _live_value(world, "replay") == "two"
+
+    # A push to another branch moves neither the main app nor the HEAD app.
+    feature = world.git.commit("replay", {"app/cm.yaml": configmap("feature")}, "wip", branch="feature")
+    status, answer = _push(world, repo, "refs/heads/feature", feature)
+    assert (status, answer["queued"]) == (202, [])
 
 
 def test_a_branch_named_like_a_tracked_tag_does_not_deploy(world: LocalWorld) -> None:
