@@ -47,7 +47,7 @@ class Limits:
     """What one parsed text may cost (see the README's "Bounds")."""
 
     max_bytes: int = 64 * 1024 * 1024
-    max_documents: int = 10_000
+    max_documents: int = 50_000
     #: scalars + collections of one document counted as if every alias were expanded
     max_nodes: int = 2_000_000
     max_aliases: int = 10_000
