@@ -280,3 +280,15 @@ def test_an_object_larger_than_the_api_server_stores_is_refused(tmp_path: Path) 
                      + "x" * (1600 * 1024) + "\n"})
     with pytest.raises(RenderError, match=r"^app/big.yaml: document 0: ConfigMap big is \d+ bytes; the API server"):
         render_source(tmp_path, source("app"), app_name="a", namespace=None)
+
+
+def test_loader_gives_the_same_data_with_and_without_anchors() -> None:
+    plain = "a: {1: x, b: [1, 2]}\nurl: http://h/?a=1&b=2\n"  # '&b' looks like an anchor: full check
+    assert loader.load_all(plain) == [{"a": {"1": "x", "b": [1, 2]}, "url": "http://h/?a=1&b=2"}]
+    assert loader.load_all("a: {1: x, b: [1, 2]}\n") == [{"a": {"1": "x", "b": [1, 2]}}]
+    shared = loader.load_all("a: &s {k: [1]}\nb: *s\n")[0]
+    assert shared == {"a": {"k": [1]}, "b": {"k": [1]}} and shared["a"] is not shared["b"]
+    with pytest.raises(loader.LoadError, match="nested deeper than 3 levels"):
+        loader.load_all("a: {b: {c: {d: 1}}}\n", limits=loader.Limits(max_depth=3))
+    with pytest.raises(loader.LoadError, match="nested deeper than 3 levels"):
+        loader.load_all("x: &x 1\na: {b: {c: {d: 1}}}\n", limits=loader.Limits(max_depth=3))

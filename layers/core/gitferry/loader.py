@@ -22,6 +22,7 @@ keys become strings, so the result is plain JSON data.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,12 @@ def _line(exc: yaml.YAMLError) -> int | None:
     return mark.line + 1 if mark is not None else None
 
 
+#: an anchor (``&name``): without one in the text no alias can exist
+_ANCHOR = re.compile(r"&[^\s,\[\]{}]")
+
+
 def _load_yaml(text: str, limits: Limits) -> list[Any]:
+    aliases_possible = _ANCHOR.search(text) is not None
     loader = _K8sLoader(text)
     docs: list[Any] = []
     count = 0
@@ -149,13 +155,17 @@ def _load_yaml(text: str, limits: Limits) -> list[Any]:
             count += 1
             if count > limits.max_documents:
                 raise LoadError(f"more than {limits.max_documents} YAML documents", node.start_mark.line + 1)
-            _measure(node, limits)
+            line = node.start_mark.line + 1
+            if aliases_possible:
+                _measure(node, limits)
             try:
                 data = loader.construct_document(node)
             except RecursionError:
-                raise LoadError(f"nested deeper than {limits.max_depth} levels", node.start_mark.line + 1) from None
+                raise LoadError(f"nested deeper than {limits.max_depth} levels", line) from None
             if data is not None:
-                docs.append(_stringify_keys(data))
+                # Shared (aliased) objects are copied into a tree; without anchors none can be
+                # shared, so keys are fixed in place while depth and size are checked.
+                docs.append(_stringify_keys(data) if aliases_possible else _check_tree(data, limits, line))
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         if "maximum nesting depth" in str(problem):
@@ -208,6 +218,27 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
     return []
+
+
+def _check_tree(doc: Any, limits: Limits, line: int) -> Any:
+    """Depth and size of an unshared document checked, non-string keys made strings, in place."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    nodes = 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
+        if depth > limits.max_depth:
+            raise LoadError(f"nested deeper than {limits.max_depth} levels", line)
+        if isinstance(obj, dict):
+            if not all(isinstance(k, str) for k in obj):
+                for k in [k for k in obj if not isinstance(k, str)]:
+                    obj[str(k)] = obj.pop(k)
+            stack.extend((v, depth + 1) for v in obj.values() if isinstance(v, (dict, list)))
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj if isinstance(v, (dict, list)))
+    if nodes > limits.max_nodes:
+        raise LoadError(f"more than {limits.max_nodes} values in one document", line)
+    return doc
 
 
 def _stringify_keys(obj: Any) -> Any:
