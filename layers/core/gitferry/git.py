@@ -67,7 +67,8 @@ def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
     username = password = None
     if credentials is not None:
         username, password = credentials.basic_auth()
-    pool = default_urllib3_manager(None, timeout=HTTP_TIMEOUT_SECONDS) if url.startswith(("http://", "https://")) else None
+    pool = (default_urllib3_manager(None, base_url=url, timeout=HTTP_TIMEOUT_SECONDS)
+            if url.startswith(("http://", "https://")) else None)
     try:
         return get_transport_and_path(url, username=username, password=password, quiet=True, pool_manager=pool)
     except Exception as exc:  # malformed URL, unsupported scheme
