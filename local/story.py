@@ -103,7 +103,8 @@ class StoryError(AssertionError):
 class LocalWorld:
     """kubesim + git server + the local stack of gitferry's handlers, in one process."""
 
-    def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False) -> None:
+    def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gitferry-local-"))
         self.kube = KubeSim(kubeconfig_path=str(self.workdir / "kubeconfig")).start()
         self.git = GitServer(self.workdir / "git").start()
@@ -114,6 +115,7 @@ class LocalWorld:
                 "DISCOVERY_CACHE_DIR": str(self.workdir / "discovery"),
                 "ROLLOUT_CHECK_SECONDS": "1",
                 "DRIFT_CHECK_SECONDS": str(drift_check_seconds),
+                **(extra_env or {}),
             },
             echo=echo,
         )

@@ -1,5 +1,6 @@
 """api: the management API (applications, clusters, repositories) and the dashboard."""
 
+import base64
 from functools import cache
 
 from aws_lambda_powertools import Logger
@@ -14,12 +15,15 @@ from gitferry.errors import (
     InvalidSpecError,
     LeaseHeldError,
     NotFoundError,
+    PayloadTooLargeError,
     RevisionNotFoundError,
     UnauthorizedError,
     UnprocessableError,
 )
+from gitferry.model import format_validation_error
 from gitferry.pipeline import Engine
-from gitferry.service import Service
+from gitferry.service import MAX_BODY_BYTES, Service
+from pydantic import ValidationError
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -49,7 +53,24 @@ def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddlewar
     return next_middleware(router)
 
 
-app.use(middlewares=[require_token])
+def bounded_body(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """A caller's body mistake is a 4xx, never a 5xx: over MAX_BODY_BYTES is 413, a body that
+    is not UTF-8 text is 400 (routes then read ``decoded_body`` safely)."""
+    event = router.current_event
+    raw = event.body or ""
+    size = (len(raw) * 3) // 4 if event.is_base64_encoded else len(raw.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        return _error(413, f"request body larger than the {MAX_BODY_BYTES} byte limit")
+    if event.is_base64_encoded and raw:
+        try:
+            base64.b64decode(raw, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            where = f" (invalid byte at offset {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
+            return _error(400, "invalid request", problems=[f"body: not UTF-8 text{where}"])
+    return next_middleware(router)
+
+
+app.use(middlewares=[require_token, bounded_body])
 
 
 @app.exception_handler(UnauthorizedError)
@@ -61,6 +82,16 @@ def unauthorized(exc: UnauthorizedError) -> Response:
 @app.exception_handler(InvalidSpecError)
 def invalid(exc: InvalidSpecError) -> Response:
     return _error(400, exc.subject, problems=exc.problems)
+
+
+@app.exception_handler(PayloadTooLargeError)
+def too_large(exc: PayloadTooLargeError) -> Response:
+    return _error(413, str(exc))
+
+
+@app.exception_handler(ValidationError)
+def invalid_model(exc: ValidationError) -> Response:
+    return _error(400, "invalid request", problems=format_validation_error(exc))
 
 
 @app.exception_handler(NotFoundError)
@@ -153,7 +184,8 @@ def resource_tree(name: str) -> dict:
 
 @app.get("/api/v1/audit")
 def audit() -> dict:
-    return service().audit_day((app.current_event.query_string_parameters or {}).get("date"))
+    query = app.current_event.query_string_parameters or {}
+    return service().audit_day(query.get("date"), query.get("limit"), query.get("cursor"))
 
 
 @app.get("/api/v1/clusters")

@@ -206,3 +206,18 @@ def test_git_cli_clones_public_and_private(git_server: GitServer, tmp_path: Path
             ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
     )
+
+
+def test_a_fetch_larger_than_the_bound_is_refused_and_leaves_no_tree(
+        git_server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    name = f"huge-{uuid.uuid4().hex[:6]}"
+    url = git_server.make_repo(name, {"app/blob.txt": os.urandom(600_000).hex()})  # 1.2 MB, incompressible
+    sha = git_server.rev_parse(name, "HEAD")
+    monkeypatch.setattr(git, "MAX_FETCH_BYTES", 256 * 1024)
+    with pytest.raises(git.FetchBoundError, match=r"exceeds 256 KiB; refused"):
+        git.checkout(url, sha, cache_dir=tmp_path)
+    assert not git.GitCache(tmp_path).tree_dir(url, sha).exists()
+    monkeypatch.setattr(git, "MAX_FETCH_BYTES", 64 * 1024 * 1024)
+    assert (git.checkout(url, sha, cache_dir=tmp_path) / "app/blob.txt").stat().st_size == 1_200_000

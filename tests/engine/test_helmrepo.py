@@ -221,3 +221,18 @@ def test_absolute_chart_urls_are_followed(tmp_path: Path) -> None:
         assert (chart / "values.yaml").is_file()
         assert cdn.requests[-1] == "/web-1.0.0.tgz"
         assert cdn.requests_with_auth == []
+
+
+def test_aliased_index_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    """A hostile repository's index.yaml: one entry referenced 200,000 times by alias (what made
+    every poll tick take 11-13 s) is refused by the parse budget, naming the repository."""
+    entry = "{apiVersion: v2, name: web, version: 1.0.0, digest: " + "a" * 64 + ", urls: [web-1.0.0.tgz]}"
+    (tmp_path / "hostile").mkdir()
+    (tmp_path / "hostile/index.yaml").write_text(
+        "apiVersion: v1\nx: &e " + entry + "\nentries:\n  web: [" + ", ".join(["*e"] * 200_000) + "]\n")
+    with HelmRepoServer(tmp_path / "hostile") as hostile:
+        url = hostile.url
+        with pytest.raises(HelmRepoError) as exc:
+            helmrepo.fetch_index(url)
+    assert str(exc.value).startswith(f"index.yaml of Helm repository {url} (line 2): more than ")
+    assert "alias" in str(exc.value)

@@ -103,3 +103,11 @@ def test_ping_is_recognised() -> None:
 ])
 def test_repo_urls_normalise_to_one_identity(url: str) -> None:
     assert normalise_repo_url(url) == "github.com/org/guestbook"
+
+
+def test_a_deeply_nested_payload_is_400_not_a_crash() -> None:
+    body = b'{"ref": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    with pytest.raises(WebhookError) as err:
+        parse_push("github", {"X-GitHub-Event": "push"}, body)
+    assert err.value.status == 400
+    assert "nested deeper than" in err.value.message

@@ -7,6 +7,7 @@ never carry secrets: callers pass identities and names, not request bodies.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gitferry.state import StateStore
 
+DEFAULT_PAGE = 500
+MAX_PAGE = 1000
 RETENTION_DAYS = 400  # an audit year plus a margin; `ttl` is the state table TTL attribute
 
 
@@ -49,20 +52,42 @@ class AuditLog:
         )
         return event
 
-    def day(self, day: str, limit: int = 500) -> list[AuditEvent]:
-        """Events of one UTC day (``YYYY-MM-DD``), newest first."""
+    def day(self, day: str, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[AuditEvent], str | None]:
+        """One page of the events of a UTC day (``YYYY-MM-DD``), newest first, and the cursor
+        of the next page (None on the last). ValueError for a bad day, limit or cursor."""
         datetime.strptime(day, "%Y-%m-%d")  # ValueError for anything else
-        items: list[dict[str, Any]] = []
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
         kwargs: dict[str, Any] = {
             "TableName": self.state.table_name,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": f"AUDIT#{day}"}},
             "ScanIndexForward": False,
         }
-        while len(items) < limit:
-            page = self.state.client.query(**kwargs, Limit=min(limit - len(items), 1000))
+        if cursor:
+            kwargs["ExclusiveStartKey"] = {"pk": {"S": f"AUDIT#{day}"}, "sk": {"S": _decode_cursor(cursor, day)}}
+        items: list[dict[str, Any]] = []
+        # One more than asked: whether a next page exists is known without an empty last page.
+        while len(items) <= limit:
+            page = self.state.client.query(**kwargs, Limit=limit + 1 - len(items))
             items.extend(page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return [AuditEvent.model_validate(json.loads(it["event"]["S"])) for it in items]
+        next_cursor = _encode_cursor(items[limit - 1]["sk"]["S"]) if len(items) > limit else None
+        events = [AuditEvent.model_validate(json.loads(it["event"]["S"])) for it in items[:limit]]
+        return events, next_cursor
+
+
+def _encode_cursor(sk: str) -> str:
+    return base64.urlsafe_b64encode(sk.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, day: str) -> str:
+    try:
+        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one this API returned") from None
+    if not sk.startswith(day) or len(sk) > 100:
+        raise ValueError("cursor is not one this API returned for this date")
+    return sk

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidSpecError",
     "NotFoundError",
     "ConflictError",
+    "PayloadTooLargeError",
     "LeaseHeldError",
     "StateError",
     "SecretError",
@@ -61,6 +62,10 @@ class NotFoundError(GitferryError):
 
 class UnauthorizedError(GitferryError):
     """A management API call without the right bearer token."""
+
+
+class PayloadTooLargeError(GitferryError):
+    """A request body over the API's size bound (HTTP 413)."""
 
 
 class ConflictError(GitferryError):

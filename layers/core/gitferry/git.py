@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from dulwich.client import HTTPUnauthorized, get_transport_and_path
+from dulwich.client import HTTPUnauthorized, default_urllib3_manager, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.repo import Repo
@@ -42,6 +42,11 @@ from gitferry.errors import GitAuthError, GitError, RevisionNotFoundError, redac
 __all__ = ["Credentials", "ls_remote", "resolve", "checkout", "GitCache", "DEFAULT_CACHE_DIR"]
 
 DEFAULT_CACHE_DIR = "/tmp/gitferry-git"
+#: bound on one fetched pack (one commit, depth 1): a hostile repo must not fill /tmp
+MAX_FETCH_BYTES = 256 * 1024 * 1024
+#: a whole fetch must finish within this; every socket read within HTTP_TIMEOUT_SECONDS
+FETCH_TIMEOUT_SECONDS = 120
+HTTP_TIMEOUT_SECONDS = 30
 PEELED = "^{}"
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -62,8 +67,10 @@ def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
     username = password = None
     if credentials is not None:
         username, password = credentials.basic_auth()
+    pool = (default_urllib3_manager(None, base_url=url, timeout=HTTP_TIMEOUT_SECONDS)
+            if url.startswith(("http://", "https://")) else None)
     try:
-        return get_transport_and_path(url, username=username, password=password, quiet=True)
+        return get_transport_and_path(url, username=username, password=password, quiet=True, pool_manager=pool)
     except Exception as exc:  # malformed URL, unsupported scheme
         raise GitError(f"cannot use repository URL {redact_url(url)}: {type(exc).__name__}", url) from None
 
@@ -189,6 +196,40 @@ def _few(names: list[str], limit: int = 20) -> str:
 # --------------------------------------------------------------------------- checkout
 
 
+class FetchBoundError(GitError):
+    """A fetch over MAX_FETCH_BYTES or FETCH_TIMEOUT_SECONDS."""
+
+
+def _bounded_fetch(client: Any, path: Any, repo: Repo, determine_wants: Any, url: str, sha: str) -> None:
+    """What dulwich's ``fetch`` does (depth 1, thin pack resolved against the store), with the
+    pack counted as it arrives: refused past MAX_FETCH_BYTES or FETCH_TIMEOUT_SECONDS."""
+    from tempfile import SpooledTemporaryFile
+
+    deadline = time.monotonic() + FETCH_TIMEOUT_SECONDS
+    size = 0
+    with SpooledTemporaryFile(max_size=16 * 1024 * 1024, prefix="incoming-",
+                              dir=getattr(repo.object_store, "path", None)) as pack:
+
+        def write(chunk: bytes) -> int:
+            nonlocal size
+            size += len(chunk)
+            if size > MAX_FETCH_BYTES:
+                bound = (f"{MAX_FETCH_BYTES // (1024 * 1024)} MiB" if MAX_FETCH_BYTES % (1024 * 1024) == 0
+                         else f"{MAX_FETCH_BYTES // 1024} KiB")
+                raise FetchBoundError(f"fetching {sha[:12]} from {redact_url(url)} exceeds {bound}; refused",
+                                      url, sha)
+            if time.monotonic() > deadline:
+                raise FetchBoundError(f"fetching {sha[:12]} from {redact_url(url)} did not finish within "
+                                      f"{FETCH_TIMEOUT_SECONDS}s", url, sha)
+            return pack.write(chunk)
+
+        result = client.fetch_pack(path, determine_wants, repo.get_graph_walker(), write, depth=1)
+        if pack.tell():
+            pack.seek(0)
+            repo.object_store.add_thin_pack(pack.read, None)
+    repo.update_shallow(result.new_shallow, result.new_unshallow)
+
+
 class GitCache:
     """Bounded on-disk cache: ``repos/<key>.git`` (bare, objects of fetched
     commits) and ``trees/<key>/<sha>/`` (materialised trees). Least recently
@@ -271,8 +312,8 @@ class GitCache:
 
             try:
                 with _translate_errors(url, credentials, sha):
-                    client.fetch(path, repo, determine_wants=determine_wants, depth=1)
-            except GitAuthError:
+                    _bounded_fetch(client, path, repo, determine_wants, url, sha)
+            except (GitAuthError, FetchBoundError):
                 raise
             except GitError:
                 # git upload-pack answers an unknown want by hanging up ("not our

@@ -42,8 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import yaml
-
+from gitferry import loader
 from gitferry.errors import HelmRepoError, redact_url
 
 __all__ = [
@@ -62,8 +61,14 @@ __all__ = [
 ]
 
 DEFAULT_CACHE_DIR = "/tmp/gitferry-helm"
-#: big public indexes are tens of MiB; anything beyond this is refused rather than parsed
-MAX_INDEX_BYTES = 64 * 1024 * 1024
+#: big public indexes are a few to tens of MiB; anything beyond this is refused rather than parsed
+MAX_INDEX_BYTES = 32 * 1024 * 1024
+#: what parsing an index may cost: helm writes no YAML aliases, so a few are plenty, and the
+#: node budget stops an aliased index before it is expanded
+INDEX_LIMITS = loader.Limits(max_bytes=MAX_INDEX_BYTES, max_documents=1, max_nodes=8_000_000,
+                             max_aliases=1_000, max_depth=32)
+#: a whole download (index or chart) must finish within this, however slowly the server drips
+HTTP_TOTAL_SECONDS = 60
 #: bound on a chart archive and on what it may extract to (a zip bomb must not fill /tmp)
 MAX_CHART_BYTES = 32 * 1024 * 1024
 MAX_EXTRACTED_BYTES = 128 * 1024 * 1024
@@ -307,7 +312,7 @@ def _get(url: str, repo_url: str, credentials: Credentials | None, limit: int, w
             if length is not None and length.isdigit() and int(length) > limit:
                 raise HelmRepoError(f"{what} from Helm repository {safe_repo} is larger than "
                                     f"{limit // (1024 * 1024)} MiB", repo_url)
-            data: bytes = resp.read(limit + 1)
+            data = _read_bounded(resp, limit, time.monotonic() + HTTP_TOTAL_SECONDS, what, safe_repo, repo_url)
     except HelmRepoError:
         raise
     except urllib.error.HTTPError as exc:
@@ -333,6 +338,22 @@ def _get(url: str, repo_url: str, credentials: Credentials | None, limit: int, w
     return data
 
 
+def _read_bounded(resp: Any, limit: int, deadline: float, what: str, safe_repo: str, repo_url: str) -> bytes:
+    """At most ``limit + 1`` bytes, in chunks, refusing a server that drips past ``deadline``."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = resp.read(min(1024 * 1024, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if time.monotonic() > deadline:
+            raise HelmRepoError(f"{what} from Helm repository {safe_repo} did not arrive within "
+                                f"{HTTP_TOTAL_SECONDS}s", repo_url)
+    return b"".join(chunks)
+
+
 def _check_url(url: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https"):
@@ -344,12 +365,11 @@ def fetch_index(url: str, credentials: Credentials | None = None) -> dict[str, A
     _check_url(url)
     index_url = url.rstrip("/") + "/index.yaml"
     data = _get(index_url, url, credentials, MAX_INDEX_BYTES, "index.yaml")
-    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = yaml.load(data, Loader=loader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
-        raise HelmRepoError(f"index.yaml of Helm repository {redact_url(url)} is not valid YAML: "
-                            f"{str(exc).splitlines()[0]}", url) from None
+        doc = loader.load_one(data, limits=INDEX_LIMITS)
+    except loader.LoadError as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise HelmRepoError(f"index.yaml of Helm repository {redact_url(url)}{where}: {exc.message}", url) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), dict):
         raise HelmRepoError(f"index.yaml of Helm repository {redact_url(url)} has no entries "
                             "(is this a Helm chart repository?)", url)

@@ -19,7 +19,6 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -75,6 +74,8 @@ __all__ = [
     "HistoryEntry",
     "AppStatus",
     "format_validation_error",
+    "check_repo_url",
+    "check_cluster_name",
 ]
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -83,6 +84,10 @@ KIND = "Application"
 #: derived names may need; Argo CD users rarely go near it.
 APP_NAME_MAX = 53
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+#: a cluster name is a Secrets Manager name part and a file name: a DNS-1123 subdomain, shorter
+CLUSTER_NAME_MAX = 128
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 #: syncOptions keys gitferry understands, with the values each accepts.
 SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
@@ -198,10 +203,13 @@ class HelmOptions(_Spec):
         # Refuse at registration what helm would refuse at every render.
         if v is None or not v.strip():
             return v
+        from gitferry import loader
+
         try:
-            parsed = yaml.safe_load(v)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+            parsed = loader.load_one(v, limits=loader.Limits(max_bytes=512 * 1024, max_nodes=100_000,
+                                                             max_aliases=100, max_depth=64))
+        except loader.LoadError as exc:
+            raise ValueError(f"{'line ' + str(exc.line) + ': ' if exc.line else ''}{exc.message}") from None
         if parsed is not None and not isinstance(parsed, dict):
             raise ValueError(f"must be a YAML mapping, got {type(parsed).__name__}")
         return v
@@ -273,6 +281,40 @@ class KustomizeOptions(_Spec):
                 f"invalid image(s) {', '.join(map(repr, bad))}: use name=newName:tag, name:tag or name@digest"
             )
         return v
+
+
+#: the longest URL / name gitferry stores (a DynamoDB key part, a Secrets Manager name part)
+MAX_URL_LENGTH = 2048
+
+
+def check_repo_url(url: str) -> str:
+    """``url`` when it is an ``https://`` / ``http://`` repository URL; ValueError otherwise.
+
+    Local paths and ``file://`` would let an Application read the render function's own
+    filesystem (the Git cache holds other apps' checkouts); ``ssh://`` / ``git@`` need SSH keys
+    gitferry does not store, and ``git://`` is unauthenticated and unencrypted."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        kind = (f"{scheme}://" if scheme and "://" in text else "ssh (git@host:path)" if "@" in text
+                else "a local path")
+        raise ValueError(f"{kind} is not supported by gitferry: use an https:// (or http://) repository URL")
+    if not parts.hostname:
+        raise ValueError("must name a host (https://host/path)")
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise ValueError("must not contain credentials; register them with the repository instead")
+    if any(c.isspace() or ord(c) < 0x20 for c in text):
+        raise ValueError("must not contain spaces or control characters")
+    return text
 
 
 class ApplicationSource(_Spec):
@@ -348,8 +390,7 @@ class ApplicationSource(_Spec):
     @field_validator("repo_url")
     @classmethod
     def _no_credentials_in_url(cls, v: str) -> str:
-        if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
-            raise ValueError("must not contain credentials; register them with the repository instead")
+        check_repo_url(v)
         return v
 
     @field_validator("target_revision")
@@ -469,9 +510,18 @@ class IgnoreDifference(_Spec):
 
 
 class AppSpec(_Spec):
-    """``spec`` of an Application."""
+    """``spec`` of an Application. ``project`` must be ``default``: gitferry has no
+    AppProjects, so any other project's restrictions would be silently ignored."""
 
     project: str = "default"
+
+    @field_validator("project")
+    @classmethod
+    def _default_project(cls, v: str) -> str:
+        if v != "default":
+            shown = repr(v) if len(v) <= 64 else f"{v[:64]!r}... ({len(v)} characters)"
+            raise ValueError(f"project {shown} is not supported by gitferry (AppProjects): use 'default'")
+        return v
     source: ApplicationSource
     destination: ApplicationDestination
     sync_policy: SyncPolicy | None = None
@@ -498,6 +548,15 @@ class AppMetadata(_Spec):
         bad = [f for f in v if f not in known]
         if bad:
             raise ValueError(f"{', '.join(map(repr, bad))}: not supported by gitferry (supported: {', '.join(known)})")
+        return v
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_size(cls, v: dict[str, str]) -> dict[str, str]:
+        # The API server's own bound (apimachinery TotalAnnotationSizeLimitB).
+        total = sum(len(k) + len(val) for k, val in v.items())
+        if total > MAX_ANNOTATIONS_BYTES:
+            raise ValueError(f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes (has {total})")
         return v
 
     @field_validator("name")
@@ -637,13 +696,30 @@ class Repository(_Api):
 
 
 class Cluster(_Api):
-    """A registered destination cluster; its kubeconfig lives in Secrets Manager."""
+    """A registered destination cluster; its kubeconfig lives in Secrets Manager. The name
+    is part of a Secrets Manager name and of file names, hence a DNS-1123 subdomain
+    (no ``/``, ``..``, upper case or spaces)."""
 
     name: str
     server: str
     namespace: str = "default"
     # gitVersion from the cluster's /version when it was registered (Helm's .Capabilities.KubeVersion).
     server_version: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_subdomain(cls, v: str) -> str:
+        return check_cluster_name(v)
+
+
+def check_cluster_name(name: str) -> str:
+    """``name`` when it is a valid cluster name; ValueError saying why otherwise."""
+    if len(name) > CLUSTER_NAME_MAX:
+        raise ValueError(f"must be at most {CLUSTER_NAME_MAX} characters (it is {len(name)})")
+    if not _DNS_SUBDOMAIN.match(name):
+        raise ValueError("must be a DNS-1123 subdomain: lower case alphanumeric characters, '-' or '.', "
+                         "starting and ending with an alphanumeric character (no '/', '..' or spaces)")
+    return name
 
 
 # --------------------------------------------------------------------------- status

@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,8 @@ class Settings:
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
     rollout_check_seconds: int = 10
     operation_timeout_seconds: int = 900
+    # How long one poll tick waits for a repository's ls-remote / index.yaml (all run at once).
+    repo_timeout_seconds: int = 20
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +85,7 @@ class Settings:
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
+            repo_timeout_seconds=int(env.get("POLL_REPO_TIMEOUT_SECONDS", "20")),
         )
 
 
@@ -160,11 +164,17 @@ class Engine:
         errors: dict[str, str] = {}
         # One network call per repository, all repositories at once: hundreds of repos must fit
         # in one tick, and each call is mostly waiting on the Git / Helm server.
-        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="gitferry-poll") as pool:
-            futures = {key: pool.submit(self._resolver, *key) for key in by_repo}
+        # A repository that has not answered by the deadline is skipped this tick (a condition
+        # on its apps) so a slow or hostile one cannot hold back the others' renders.
+        pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gitferry-poll")
+        futures = {key: pool.submit(self._resolver, *key) for key in by_repo}
+        deadline = time.monotonic() + self.settings.repo_timeout_seconds
         for (kind, url), repo_apps in by_repo.items():
             try:
-                revision_of = futures[(kind, url)].result()
+                try:
+                    revision_of = futures[(kind, url)].result(timeout=max(0.0, deadline - time.monotonic()))
+                except FuturesTimeout:
+                    raise _slow_repository(kind, url, self.settings.repo_timeout_seconds) from None
             except GitferryError as exc:
                 for app in repo_apps:
                     errors[app.name] = str(exc)
@@ -198,6 +208,7 @@ class Engine:
         from gitferry import deletion
 
         outgoing += deletion.due_resumes(stored_apps, now)
+        pool.shutdown(wait=False, cancel_futures=True)
         out_of_sync = sum(1 for s in statuses.values() if s.sync.status == "OutOfSync")
         degraded = sum(1 for s in statuses.values() if s.health.status == "Degraded")
         outgoing.append((
@@ -664,6 +675,12 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- pure decisions
+
+
+def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
+    what = "Helm repository" if kind == "helm" else "Git repository"
+    message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
+    return HelmRepoError(message, url) if kind == "helm" else GitError(message, url)
 
 
 def _repo_key(source: ApplicationSource) -> tuple[str, str]:

@@ -39,12 +39,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from gitferry import loader
 from gitferry.errors import RenderError, redact_url
 from gitferry.model import ApplicationSource, DirectoryOptions
 
@@ -61,21 +62,12 @@ __all__ = [
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
+#: one object as the API server would store it (etcd's default request limit is 1.5 MiB)
+MAX_OBJECT_BYTES = 1536 * 1024
+#: objects one application may render
+MAX_OBJECTS = 50_000
 HOOK_ANNOTATION = "argocd.argoproj.io/hook"
 HELM_HOOK_ANNOTATION = "helm.sh/hook"
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _K8sLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader without the timestamp resolver (``2024-01-01`` stays a string)."""
-
-
-_K8sLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
-
 
 # --------------------------------------------------------------------------- globs
 
@@ -136,6 +128,41 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+#: what a reference naming something outside the checked-out tree looks like: a URL, an scp-like
+#: ``git@host:path``, go-getter's ``git::``, kustomize's ``repo//subdir`` and ``?ref=`` forms
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9+.-]*::|[\w.-]+@[\w.-]+:|(?:github\.com|gitlab\.com|bitbucket\.org)/)"
+    r"|\?(?:ref|version|submodules|timeout)=|[^/]//",
+    re.I,
+)
+
+
+def resolve_in_repo(root: Path, base: Path, ref: str, *, file: str | None, field: str,
+                    absolute: Literal["repo", "refuse"] = "refuse") -> Path:
+    """THE check every source type uses for every path a tool will read: ``ref`` (relative
+    to ``base``) resolved with symlinks, or a RenderError naming ``file`` and ``field``.
+
+    Refused: remote references (URLs, git bases; gitferry fetches nothing but the app's own
+    repository), absolute paths unless ``absolute="repo"`` (Argo CD's repo-absolute value
+    files; kustomize and helm would read them from the Lambda's filesystem), and anything
+    that resolves outside ``root``."""
+    text = ref.strip()
+    if _REMOTE.search(text):
+        raise RenderError(f"{field}: {ref!r}: remote resources are not supported by gitferry "
+                          "(only files in this repository)", file)
+    if os.path.isabs(text):
+        if absolute == "refuse":
+            raise RenderError(f"{field}: {ref!r}: absolute paths are not allowed; use a path relative to "
+                              f"{_repo_rel(base, root) or '.'!r}", file)
+        target = root / text.lstrip("/")
+    else:
+        target = base / text
+    real = Path(os.path.realpath(target))
+    if not _inside(real, root):
+        raise RenderError(f"{field} {ref!r} resolves outside the repository", file)
+    return real
+
+
 def _options(directory_options: DirectoryOptions | dict[str, Any] | None) -> DirectoryOptions:
     if directory_options is None:
         return DirectoryOptions()
@@ -157,11 +184,7 @@ def _candidate_files(root: Path, base: Path, opts: DirectoryOptions) -> Iterator
             if not fname.endswith(MANIFEST_SUFFIXES):
                 continue
             if full.is_symlink():
-                real = Path(os.path.realpath(full))
-                if not _inside(real, root):
-                    raise RenderError(
-                        "illegal symlink: it points outside the repository", _repo_rel(full, root)
-                    )
+                real = _symlink_target(full, root)
                 if not real.is_file():
                     continue  # dangling, or to a directory / device: Argo CD skips it with a warning
             if opts.exclude and glob_match(opts.exclude, rel):
@@ -179,27 +202,13 @@ def _repo_rel(path: Path, root: Path) -> str:
         return path.name
 
 
-def _stringify_keys(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, str) else k: _stringify_keys(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_stringify_keys(v) for v in obj]
-    return obj
-
-
-def _parse(text: str, rel: str, *, as_json: bool | None = None) -> list[Any]:
-    if rel.endswith(".json") if as_json is None else as_json:
-        try:
-            return [json.loads(text)] if text.strip() else []
-        except json.JSONDecodeError as exc:
-            raise RenderError(f"invalid JSON: {exc.msg}", rel, exc.lineno) from None
+def _parse(text: str | bytes, rel: str, *, as_json: bool | None = None) -> list[Any]:
+    """Documents of one file through the bounded parser (:mod:`gitferry.loader`); every
+    failure, including a bound exceeded, is a RenderError naming ``rel`` (and the line)."""
     try:
-        return [_stringify_keys(d) for d in yaml.load_all(text, Loader=_K8sLoader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line = mark.line + 1 if mark is not None else None
-        raise RenderError(f"invalid YAML: {problem}", rel, line) from None
+        return loader.load_all(text, as_json=rel.endswith(".json") if as_json is None else as_json)
+    except loader.LoadError as exc:
+        raise RenderError(exc.message, rel, exc.line) from None
 
 
 def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
@@ -217,6 +226,10 @@ def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
             missing.append("metadata.name")
     if missing:
         raise RenderError(f"{where}: missing {', '.join(missing)}", rel)
+    size = len(json.dumps(obj, separators=(",", ":")))
+    if size > MAX_OBJECT_BYTES:
+        raise RenderError(f"{where}: {obj['kind']} {name or ''} is {size} bytes; the API server stores at most "
+                          f"{MAX_OBJECT_BYTES} (etcd's request limit)", rel)
     return obj
 
 
@@ -236,16 +249,8 @@ def render_directory(
     parse errors, the line; or the document index for objects that are not
     Kubernetes objects.
     """
-    root = Path(os.path.realpath(root))
+    root, base, rel_path = _source_base(Path(root), path)
     opts = _options(directory_options)
-    rel_path = (path or ".").strip()
-    if os.path.isabs(rel_path):
-        raise RenderError(f"path {rel_path!r} must be relative to the repository root")
-    base = Path(os.path.realpath(root / rel_path))
-    if not _inside(base, root):
-        raise RenderError(f"path {rel_path!r} resolves outside the repository")
-    if not base.is_dir():
-        raise RenderError(f"path {rel_path!r} does not exist in the repository (or is not a directory)")
 
     manifests: list[dict[str, Any]] = []
     total = 0
@@ -290,11 +295,7 @@ def _source_base(root: Path, path: str) -> tuple[Path, Path, str]:
     as :func:`render_directory`: absolute paths and anything resolving outside the repo."""
     real_root = Path(os.path.realpath(root))
     rel_path = (path or ".").strip()
-    if os.path.isabs(rel_path):
-        raise RenderError(f"path {rel_path!r} must be relative to the repository root")
-    base = Path(os.path.realpath(real_root / rel_path))
-    if not _inside(base, real_root):
-        raise RenderError(f"path {rel_path!r} resolves outside the repository")
+    base = resolve_in_repo(real_root, real_root, rel_path, file=None, field="path")
     if not base.is_dir():
         raise RenderError(f"path {rel_path!r} does not exist in the repository (or is not a directory)")
     return real_root, base, rel_path
@@ -355,11 +356,16 @@ def render_source(
     Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
-        return _render_kustomize(Path(root), source)
-    if kind == "helm":
-        return _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                            kube_version=kube_version)
-    return render_directory(root, source.path, source.directory)
+        manifests = _render_kustomize(Path(root), source)
+    elif kind == "helm":
+        manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
+                                 kube_version=kube_version)
+    else:
+        manifests = render_directory(root, source.path, source.directory)
+    if len(manifests) > MAX_OBJECTS:
+        raise RenderError(f"path {source.path!r} renders {len(manifests)} objects; gitferry manages at most "
+                          f"{MAX_OBJECTS} per application")
+    return manifests
 
 
 # --------------------------------------------------------------------------- running the tools
@@ -421,23 +427,61 @@ def _clean_stderr(text: str, root: Path, work: Path) -> str:
     return text or "failed without a message"
 
 
-def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str) -> tuple[int, str, str]:
-    """Run ``argv`` with a timeout; stdout goes to a file so its size is checked before it is
-    read (a chart looping over a huge range must not exhaust the Lambda's memory)."""
+#: address space one helm / kustomize run may map (RLIMIT_AS); Go reserves several hundred MiB
+#: of it up front, so this is about 1 GiB of heap. ``TOOL_MEMORY_MB`` overrides it.
+TOOL_MEMORY_MB = 1536
+_GO_OOM = re.compile(r"fatal error: (?:runtime: )?out of memory|runtime: out of memory|"
+                     r"failed to reserve page summary memory|cannot allocate memory|runtime: mmap")
+_GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|\t|\S+\.go:\d+|created by )", re.M)
+
+
+def _tool_memory_mb() -> int:
+    return int(os.environ.get("TOOL_MEMORY_MB") or TOOL_MEMORY_MB)
+
+
+def _limits(memory_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, between fork and exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str = "") -> tuple[int, str, str]:
+    """Run ``argv`` with a timeout and a memory bound (RLIMIT_AS, and GOMEMLIMIT so Go's
+    collector works hard before the bound is reached); stdout goes to a file so its size is
+    checked before it is read (a chart looping over a huge range must not exhaust the Lambda's
+    memory). A Go out-of-memory dump or a kill by signal becomes one readable RenderError."""
     out_path = work / "stdout"
+    memory_mb = _tool_memory_mb()
+    env = _tool_env(work)
+    env["GOMEMLIMIT"] = f"{max(64, memory_mb // 3)}MiB"
+    env["GOTRACEBACK"] = "none"  # a panic prints its message, not every goroutine's stack
     try:
         with out_path.open("wb") as out:
-            proc = subprocess.run(argv, cwd=cwd, env=_tool_env(work), stdin=subprocess.DEVNULL,
+            proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                   stdout=out, stderr=subprocess.PIPE, timeout=TOOL_TIMEOUT_SECONDS,
-                                  check=False)
+                                  check=False, preexec_fn=_limits(memory_mb * 1024 * 1024))
     except subprocess.TimeoutExpired:
-        raise RenderError(f"{what} did not finish within {TOOL_TIMEOUT_SECONDS}s") from None
+        raise RenderError(f"{what} did not finish within {TOOL_TIMEOUT_SECONDS}s"
+                          + (f" rendering {subject}" if subject else "")) from None
     except OSError as exc:
         raise RenderError(f"cannot run {what}: {exc.strerror}") from None
+    stderr = proc.stderr[-256 * 1024:].decode("utf-8", errors="replace")
+    tool = what.split()[0]
+    if proc.returncode != 0 and _GO_OOM.search(stderr):
+        raise RenderError(f"{tool} ran out of memory rendering {subject or 'the source'} "
+                          f"(limit {memory_mb} MiB)")
+    if proc.returncode < 0:
+        raise RenderError(f"{tool} was killed by signal {-proc.returncode} rendering {subject or 'the source'}")
     if out_path.stat().st_size > MAX_TOTAL_BYTES:
         raise RenderError(f"{what} produced more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB of manifests")
     stdout = out_path.read_bytes().decode("utf-8", errors="replace")
-    return proc.returncode, stdout, proc.stderr.decode("utf-8", errors="replace")
+    if proc.returncode != 0 and _GO_DUMP.search(stderr):  # a Go panic: its message, not its stacks
+        stderr = "\n".join(ln for ln in stderr.splitlines()[:20] if ln.strip() and not _GO_DUMP.match(ln))
+    return proc.returncode, stdout, stderr
 
 
 def _collect(docs: list[Any], rel: str, out: list[dict[str, Any]]) -> None:
@@ -468,58 +512,99 @@ def _check_symlinks(tree: Path, root: Path) -> None:
                 full = Path(dirpath) / name
                 if not full.is_symlink():
                     continue
-                real = Path(os.path.realpath(full))
-                if not _inside(real, root):
-                    raise RenderError("illegal symlink: it points outside the repository", _repo_rel(full, root))
+                real = _symlink_target(full, root)
                 if real.is_dir():
                     pending.append(real)
 
 
+def _symlink_target(link: Path, root: Path) -> Path:
+    """Where symlink ``link`` (inside ``root``) lands, or a RenderError naming it."""
+    try:
+        return resolve_in_repo(root, link.parent, link.name, file=_repo_rel(link, root), field="symlink")
+    except RenderError:
+        raise RenderError("illegal symlink: it points outside the repository", _repo_rel(link, root)) from None
+
+
 def _inside_repo(root: Path, base: Path, ref: str, rel_file: str | None, what: str) -> Path:
-    """``ref`` (relative to ``base``, or repo-absolute when it starts with ``/``) resolved,
-    or a RenderError naming ``rel_file`` when it leaves the repository."""
-    target = root / ref.lstrip("/") if ref.startswith("/") else base / ref
-    real = Path(os.path.realpath(target))
-    if not _inside(real, root):
-        raise RenderError(f"{what} {ref!r} resolves outside the repository", rel_file)
-    return real
+    """A Helm value file / Application patch path: repo-absolute ``/x`` allowed (Argo CD)."""
+    return resolve_in_repo(root, base, ref, file=rel_file, field=what, absolute="repo")
 
 
 # --------------------------------------------------------------------------- kustomize
 
-_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|(?:github\.com|gitlab\.com|bitbucket\.org)/)|\?ref=", re.I)
+#: kustomization fields naming files or directories, lower-cased: kustomize unmarshals through
+#: Go's encoding/json, which matches keys case-insensitively (``RESOURCES:`` is ``resources``)
+_LIST_FIELDS = ("resources", "bases", "components", "crds", "configurations", "generators",
+                "transformers", "validators", "patchesstrategicmerge")
+_PATH_ITEM_FIELDS = ("patches", "patchesjson6902", "replacements")
+_GENERATOR_FIELDS = ("configmapgenerator", "secretgenerator")
+_HELM_FIELDS = ("helmcharts", "helmchartinflationgenerator", "helmglobals")
+#: keys that name a file in inline generator / transformer configs
+_INLINE_PATH_KEYS = ("path", "files", "envs", "env", "valuesfile", "charthome")
 
 
-def _kustomization_refs(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(field, path) for every file or directory a kustomization refers to."""
-    for key in ("resources", "bases", "components", "crds", "configurations",
-                "generators", "transformers", "validators"):
-        for item in doc.get(key) or []:
-            if isinstance(item, str):
-                yield key, item
-    for item in doc.get("patchesStrategicMerge") or []:
-        if isinstance(item, str) and "\n" not in item.strip():
-            yield "patchesStrategicMerge", item
-    for key in ("patches", "patchesJson6902", "replacements"):
-        for item in doc.get(key) or []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                yield key, item["path"]
-    for key in ("configMapGenerator", "secretGenerator"):
-        for gen in doc.get(key) or []:
-            if not isinstance(gen, dict):
+def _ci(mapping: Any, key: str) -> list[Any]:
+    """Every value of ``key`` in ``mapping`` under any spelling of its case."""
+    if not isinstance(mapping, dict):
+        return []
+    return [v for k, v in mapping.items() if isinstance(k, str) and k.lower() == key]
+
+
+def _ci_items(mapping: Any, key: str) -> list[Any]:
+    out: list[Any] = []
+    for v in _ci(mapping, key):
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def _inline_refs(field: str, doc: Any) -> Iterator[tuple[str, str]]:
+    """File references anywhere in an inline config (any key spelled like a file key)."""
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if isinstance(k, str) and k.lower() in _INLINE_PATH_KEYS:
+                    for item in v if isinstance(v, list) else [v]:
+                        if isinstance(item, str):
+                            yield field, item.split("=", 1)[-1]
+                stack.append(v)
+        elif isinstance(obj, list):
+            stack.extend(obj)
+
+
+def _kustomization_refs(doc: dict[str, Any], rel: str) -> Iterator[tuple[str, str]]:
+    """(field, path) for every file or directory a kustomization refers to, keys compared
+    case-insensitively as kustomize does."""
+    for key in _HELM_FIELDS:
+        if _ci(doc, key):
+            raise RenderError(f"{key}: helm charts inside kustomize are not supported by gitferry "
+                              "(use a Helm source: spec.source.helm or spec.source.chart)", rel)
+    for key in _LIST_FIELDS:
+        for item in _ci_items(doc, key):
+            if not isinstance(item, str):
                 continue
-            for f in gen.get("files") or []:
+            if "\n" in item.strip():  # an inline patch / generator config
+                yield from _inline_refs(key, _parse(item, rel, as_json=False))
+            else:
+                yield key, item
+    for key in _PATH_ITEM_FIELDS:
+        for item in _ci_items(doc, key):
+            for path in _ci(item, "path"):
+                if isinstance(path, str):
+                    yield key, path
+    for key in _GENERATOR_FIELDS:
+        for gen in _ci_items(doc, key):
+            for f in _ci_items(gen, "files"):
                 if isinstance(f, str):
                     yield key, f.split("=", 1)[-1]
-            envs = list(gen.get("envs") or []) + ([gen["env"]] if isinstance(gen.get("env"), str) else [])
-            for f in envs:
+            for f in [*_ci_items(gen, "envs"), *_ci_items(gen, "env")]:
                 if isinstance(f, str):
                     yield key, f
-    openapi = doc.get("openapi")
-    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
-        yield "openapi", openapi["path"]
-    if doc.get("helmCharts") or doc.get("helmChartInflationGenerator"):
-        yield "helmCharts", "://helm-charts"
+    for openapi in _ci(doc, "openapi"):
+        for path in _ci(openapi, "path"):
+            if isinstance(path, str):
+                yield "openapi", path
 
 
 def _check_kustomization_tree(root: Path, start: Path) -> None:
@@ -528,7 +613,7 @@ def _check_kustomization_tree(root: Path, start: Path) -> None:
     kustomize's ``LoadRestrictionsRootOnly`` keeps *files* inside each kustomization's
     directory but lets ``resources`` name any directory (``../../..``) and fetches remote
     bases over the network; both would escape the checked-out repository, so every
-    reference is resolved (symlinks too) and checked here before kustomize runs."""
+    reference is resolved (symlinks too) by :func:`resolve_in_repo` before kustomize runs."""
     seen: set[Path] = set()
     pending = [start]
     while pending:
@@ -541,18 +626,14 @@ def _check_kustomization_tree(root: Path, start: Path) -> None:
             continue
         rel = _repo_rel(kfile, root)
         try:
-            docs = _parse(kfile.read_text(encoding="utf-8-sig"), rel, as_json=False)
-        except (OSError, UnicodeDecodeError):
+            docs = _parse(kfile.read_bytes(), rel, as_json=False)
+        except OSError:
             raise RenderError("cannot read the kustomization", rel) from None
         doc = docs[0] if docs else {}
         if not isinstance(doc, dict):
             raise RenderError("a kustomization must be a mapping", rel)
-        for field, ref in _kustomization_refs(doc):
-            if _REMOTE.search(ref):
-                raise RenderError(
-                    f"{field}: {'helm charts inside kustomize' if field == 'helmCharts' else repr(ref)}: "
-                    "remote resources are not supported by gitferry (only files in this repository)", rel)
-            real = _inside_repo(root, directory, ref, rel, field)
+        for field, ref in _kustomization_refs(doc, rel):
+            real = resolve_in_repo(root, directory, ref, file=rel, field=field)
             if not real.exists():
                 raise RenderError(f"{field}: {ref!r} does not exist in the repository", rel)
             if real.is_dir():
@@ -653,7 +734,7 @@ def _render_kustomize(root: Path, source: ApplicationSource) -> list[dict[str, A
             _overlay(real_root, base, source, target)
         code, stdout, stderr = _run_tool(
             [kubectl, "kustomize", str(target), "--load-restrictor", "LoadRestrictionsRootOnly"],
-            work=work, cwd=work, what="kustomize")
+            work=work, cwd=work, what="kustomize", subject=rel)
         if code != 0:
             raise _kustomize_error(_clean_stderr(stderr, real_root, work), real_root, rel)
     manifests: list[dict[str, Any]] = []
@@ -702,7 +783,8 @@ def _check_dependencies(chart: Path, meta: dict[str, Any], root: Path) -> None:
     deps = list(meta.get("dependencies") or [])
     req_file = chart / "requirements.yaml"  # apiVersion v1 charts
     if not deps and req_file.is_file():
-        req = yaml.safe_load(req_file.read_text()) or {}
+        req_docs = _parse(req_file.read_bytes(), _repo_rel(req_file, root), as_json=False)
+        req = req_docs[0] if req_docs else {}
         deps = list(req.get("dependencies") or []) if isinstance(req, dict) else []
     charts_dir = chart / "charts"
     present = set(os.listdir(charts_dir)) if charts_dir.is_dir() else set()
@@ -722,6 +804,81 @@ def _check_dependencies(chart: Path, meta: dict[str, Any], root: Path) -> None:
             "`helm dependency build` (remote dependencies are not fetched): vendor them into charts/ and commit",
             _repo_rel(chart / "Chart.yaml", root),
         )
+
+
+#: the meta-schemas helm's validator has compiled in; any other ``$schema`` would be fetched
+_KNOWN_META_SCHEMAS = re.compile(r"^https?://json-schema\.org/(?:draft-0[3467]/|draft/20(?:19-09|20-12)/)?schema#?$")
+_MAX_SCHEMA_BYTES = 4 * 1024 * 1024
+
+
+def _schema_refs(doc: Any) -> Iterator[tuple[str, str]]:
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(v, str):
+                    yield k, v
+                elif k == "$schema" and isinstance(v, str):
+                    yield k, v
+                stack.append(v)
+        elif isinstance(obj, list):
+            stack.extend(obj)
+
+
+def _refuse_external_refs(text: str | bytes, file: str) -> None:
+    doc = _parse(text, file, as_json=True)
+    for key, ref in _schema_refs(doc[0] if doc else None):
+        if key == "$schema":
+            if not _KNOWN_META_SCHEMAS.match(ref):
+                raise RenderError(f"$schema {ref!r}: only the json-schema.org drafts are supported by gitferry "
+                                  "(helm would fetch any other meta-schema)", file)
+        elif not ref.startswith("#"):
+            raise RenderError(f"{key} {ref!r}: external schema references are not supported by gitferry "
+                              "(helm would read that file or URL); only '#/...' references inside the file", file)
+
+
+def _check_schemas(chart: Path, root: Path) -> None:
+    """``values.schema.json`` of the chart and every subchart (directories and vendored
+    ``.tgz`` files under ``charts/``) may only refer inside itself: helm resolves a ``$ref``
+    to ``file:///...`` or ``http://...`` while validating, which would read the Lambda's
+    files or make the render function fetch a URL."""
+    pending = [chart]
+    while pending:
+        here = pending.pop()
+        schema = here / "values.schema.json"
+        if schema.is_file():
+            if schema.stat().st_size > _MAX_SCHEMA_BYTES:
+                raise RenderError(f"larger than {_MAX_SCHEMA_BYTES // (1024 * 1024)} MiB", _repo_rel(schema, root))
+            _refuse_external_refs(schema.read_bytes(), _repo_rel(schema, root))
+        charts = here / "charts"
+        if not charts.is_dir():
+            continue
+        for entry in sorted(charts.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                pending.append(entry)
+            elif entry.suffix == ".tgz" and entry.is_file():
+                _check_archived_schemas(entry, root)
+
+
+def _check_archived_schemas(archive: Path, root: Path) -> None:
+    import tarfile
+
+    rel = _repo_rel(archive, root)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for count, member in enumerate(tar):
+                if count > 10_000:
+                    raise RenderError("subchart archive has more than 10000 files", rel)
+                if not (member.isfile() and member.name.rsplit("/", 1)[-1] == "values.schema.json"):
+                    continue
+                if member.size > _MAX_SCHEMA_BYTES:
+                    raise RenderError(f"{member.name} is larger than {_MAX_SCHEMA_BYTES // (1024 * 1024)} MiB", rel)
+                f = tar.extractfile(member)
+                if f is not None:
+                    _refuse_external_refs(f.read(), f"{rel}:{member.name}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise RenderError(f"cannot read subchart archive: {exc}", rel) from None
 
 
 def _helm_set_value(value: str) -> str:
@@ -765,6 +922,8 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
     chart_file = _repo_rel(chart / "Chart.yaml", real_root)
     _check_symlinks(chart, real_root)
     _check_dependencies(chart, meta, real_root)
+    if not (opts is not None and opts.skip_schema_validation):
+        _check_schemas(chart, real_root)
     helm = find_tool("helm")
 
     release = (opts.release_name if opts else None) or app_name
@@ -803,7 +962,7 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
         version = (opts.kube_version if opts else None) or kube_version
         if version:
             argv += ["--kube-version", version]
-        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template")
+        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file)
         if code != 0:
             raise _helm_error(_clean_stderr(stderr, real_root, work), chart_rel, chart_file)
 

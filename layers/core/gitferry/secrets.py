@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,11 @@ from gitferry.errors import NotFoundError, SecretError
 __all__ = ["RepoCredentials", "SecretStore"]
 
 DEFAULT_MAX_AGE = 300  # seconds a warm Lambda trusts a cached secret
+#: seconds a rotated or deleted API token keeps working in a warm Lambda (README: "Bounds")
+API_TOKEN_MAX_AGE = 5
+#: a token that does not match the cached one re-reads the secret at most this often, so a
+#: freshly rotated token works at once while wrong tokens cannot hammer Secrets Manager
+API_TOKEN_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class SecretStore:
         self.max_age = max_age
         self._client = client
         self._provider: SecretsProvider | None = None
+        self._token_checked_at = float("-inf")
 
     @property
     def client(self) -> Any:
@@ -132,10 +139,18 @@ class SecretStore:
     def put_api_token(self, value: str) -> None:
         self._put(self.api_token_name(), value, "API token")
 
-    def get_api_token(self) -> str | None:
-        """The management API's bearer token, or None when none was configured."""
+    def get_api_token(self, *, fresh: bool = False) -> str | None:
+        """The management API's bearer token, or None when none was configured. Cached for
+        only API_TOKEN_MAX_AGE seconds (revocation is bounded by it); ``fresh`` re-reads it,
+        at most once per API_TOKEN_RECHECK_SECONDS."""
+        force = False
+        if fresh:
+            now = time.monotonic()
+            if now - self._token_checked_at >= API_TOKEN_RECHECK_SECONDS:
+                self._token_checked_at = now
+                force = True
         try:
-            return self._get(self.api_token_name(), "API token")
+            return self._get(self.api_token_name(), "API token", max_age=API_TOKEN_MAX_AGE, force=force)
         except NotFoundError:
             return None
 
@@ -154,9 +169,10 @@ class SecretStore:
             raise SecretError(f"storing {what} ({name}) failed: {_code(exc)}") from None
         self.provider.clear_cache()
 
-    def _get(self, name: str, what: str) -> str:
+    def _get(self, name: str, what: str, *, max_age: int | None = None, force: bool = False) -> str:
         try:
-            value = self.provider.get(name, max_age=self.max_age)
+            value = self.provider.get(name, max_age=min(self.max_age, max_age or self.max_age),
+                                      force_fetch=force)
         except Exception as exc:  # Powertools wraps every failure in GetParameterError
             cause = exc.__cause__ or exc.__context__
             code = _code(cause) if isinstance(cause, ClientError) else type(exc).__name__

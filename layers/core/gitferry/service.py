@@ -7,13 +7,15 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, webhooks
+from gitferry import deletion, loader, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -21,27 +23,44 @@ from gitferry.errors import (
     HelmRepoError,
     InvalidSpecError,
     NotFoundError,
+    PayloadTooLargeError,
     RevisionNotFoundError,
     UnauthorizedError,
     UnprocessableError,
 )
 from gitferry.messages import ManualSync, SyncResource
-from gitferry.model import Application, Cluster, Repository, SyncPolicy, format_validation_error
+from gitferry.model import (
+    Application,
+    Cluster,
+    Repository,
+    SyncPolicy,
+    check_cluster_name,
+    check_repo_url,
+    format_validation_error,
+)
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
 
+#: the largest request body the API reads (an Application, a cluster with its kubeconfig)
+MAX_BODY_BYTES = 1024 * 1024
+#: what a request body may cost to parse (a YAML alias bomb is refused, not expanded)
+BODY_LIMITS = loader.Limits(max_bytes=MAX_BODY_BYTES, max_documents=1, max_nodes=100_000,
+                            max_aliases=100, max_depth=64)
+
 
 def parse_document(body: str | bytes | None, what: str) -> dict[str, Any]:
-    """A JSON or YAML mapping from a request body, or InvalidSpecError naming the line."""
+    """A JSON or YAML mapping from a request body, or InvalidSpecError naming the line;
+    PayloadTooLargeError above :data:`MAX_BODY_BYTES`."""
     if not body:
         raise InvalidSpecError(["body: a document is required"], f"invalid {what}")
-    text = body.decode() if isinstance(body, bytes) else body
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"request body of {size} bytes is larger than the {MAX_BODY_BYTES} byte limit")
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InvalidSpecError([f"body: {where}{getattr(exc, 'problem', None) or exc}"], f"invalid {what}") from None
+        doc = loader.load_one(body, limits=BODY_LIMITS)
+    except loader.LoadError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise InvalidSpecError([f"body: {where}{exc.message}"], f"invalid {what}") from None
     if not isinstance(doc, dict):
         raise InvalidSpecError(["body: must be a mapping"], f"invalid {what}")
     return doc
@@ -62,11 +81,13 @@ class Service:
         """Require ``Authorization: Bearer <token>`` matching the token in Secrets Manager
         (``<prefix>api-token``). No token configured means no access at all: the API registers
         clusters and credentials, so it never runs open by default."""
+        scheme, _, given = (authorization or "").partition(" ")
         expected = self.secrets.get_api_token()
+        if expected and scheme.lower() == "bearer" and not _same(given.strip(), expected):
+            expected = self.secrets.get_api_token(fresh=True)  # rotated just now? (rate-limited)
         if not expected:
             raise UnauthorizedError(f"no API token configured: put one in Secrets Manager as {self.secrets.api_token_name()}")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        if scheme.lower() != "bearer" or not _same(given.strip(), expected):
             raise UnauthorizedError("missing or invalid bearer token")
 
     # ------------------------------------------------------------------ applications
@@ -278,16 +299,29 @@ class Service:
         except NotFoundError:
             return {"nodes": [], "truncated": False}
 
-    def audit_day(self, day: str | None) -> dict[str, Any]:
-        """The audit trail of one UTC day (default today), newest first."""
+    def audit_day(self, day: str | None, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the audit trail of a UTC day (default today), newest first; ``nextCursor``
+        is there when more events follow (pass it back as ``cursor``)."""
         from datetime import UTC, datetime
+
+        from gitferry.audit import DEFAULT_PAGE
 
         day = day or f"{datetime.now(UTC):%Y-%m-%d}"
         try:
-            events = self.audit.day(day)
+            datetime.strptime(day, "%Y-%m-%d")
         except ValueError:
             raise InvalidSpecError([f"date: {day!r} is not YYYY-MM-DD"], "invalid audit query") from None
-        return {"date": day, "items": [e.model_dump(mode="json") for e in events]}
+        if limit is not None and not limit.isdigit():
+            raise InvalidSpecError([f"limit: {limit[:20]!r} is not a number"], "invalid audit query")
+        try:
+            events, next_cursor = self.audit.day(day, int(limit) if limit else DEFAULT_PAGE, cursor or None)
+        except ValueError as exc:
+            field = "cursor" if "cursor" in str(exc) else "limit"
+            raise InvalidSpecError([f"{field}: {exc}"], "invalid audit query") from None
+        answer: dict[str, Any] = {"date": day, "items": [e.model_dump(mode="json") for e in events]}
+        if next_cursor:
+            answer["nextCursor"] = next_cursor
+        return answer
 
     # ------------------------------------------------------------------ clusters and repositories
 
@@ -298,6 +332,9 @@ class Service:
         problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
         unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
         problems += [f"{k}: unknown field" for k in unknown]
+        problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
+        if not isinstance(doc.get("kubeconfig"), (str, dict)):
+            problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
         kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
@@ -318,6 +355,9 @@ class Service:
         doc = parse_document(body, "repository")
         problems = [] if doc.get("url") else ["url: field required"]
         problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
+        problems += _field_problems(doc, {"url": check_repo_url})
+        problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
+                     if doc.get(k) is not None and not isinstance(doc[k], str)]
         if problems:
             raise InvalidSpecError(problems, "invalid repository")
         creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
@@ -345,29 +385,51 @@ class Service:
 
     def webhook(self, provider: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Queue a render for every app tracking the pushed ref of a VERIFIED delivery
-        (see :meth:`verify_webhook`). Answers fast: one table read, a queue message per app."""
+        (see :meth:`verify_webhook`).
+
+        The payload only says "look now": its commit SHA is never deployed (a replayed old
+        body would roll a branch back). Each pushed repository is read once (ls-remote), and
+        a push to ``refs/heads/X`` reaches only apps whose targetRevision resolves to that
+        branch, a push to ``refs/tags/X`` only apps tracking that tag, exactly as the poll
+        resolves them; HEAD apps follow pushes to the branch HEAD points at."""
+        from gitferry import git
+
         event = webhooks.parse_push(provider, headers, body)
         if event.kind == "ping":
             return 200, {"message": "pong"}
         pushed = {webhooks.normalise_repo_url(u) for u in event.repo_urls}
-        queued = []
+        by_url: dict[str, list[Application]] = {}
         for stored in self.state.list_apps():
             app = stored.app
             if app.spec.source.chart is not None:
                 continue  # a Helm repository is not pushed to; the poll sees its new versions
             if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
                 continue
-            if not _tracks(app.spec.source.target_revision, event):
+            if event.branch is None and event.tag is None:
                 continue
-            # The pushed tip is the commit for a branch/tag the app tracks by name; HEAD is
-            # re-resolved (the push may not be to the default branch).
-            exact = event.commit and app.spec.source.target_revision not in ("HEAD", "")
-            request = self.engine.request_render(
-                app, reason="webhook", initiated_by=f"webhook:{provider}:{event.delivery}",
-                commit=event.commit if exact else None,
-            )
-            queued.append({"app": app.name, "revision": request.commit})
-            self.audit.record(request.initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
+            by_url.setdefault(app.spec.source.repo_url, []).append(app)
+        queued = []
+        initiated_by = f"webhook:{provider}:{event.delivery}"
+        for url, apps in by_url.items():
+            credentials = self.secrets.get_repo_credentials(url)
+            try:
+                refs = git.ls_remote(url, credentials)  # one read per repository, as the poll does
+            except GitferryError as exc:
+                for app in apps:
+                    self.engine.record_comparison_error(app, self.state.get_status(app.name), None, exc)
+                continue
+            for app in apps:
+                if not _tracks(refs, app.spec.source.target_revision, event.ref):
+                    continue
+                try:
+                    commit = git.resolve(refs, app.spec.source.target_revision, url)
+                except GitferryError as exc:
+                    self.engine.record_comparison_error(app, self.state.get_status(app.name), None, exc)
+                    continue
+                request = self.engine.request_render(app, reason="webhook", initiated_by=initiated_by,
+                                                     commit=commit)
+                queued.append({"app": app.name, "revision": request.commit})
+                self.audit.record(initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
         return 202, {"queued": queued}
 
 
@@ -459,15 +521,50 @@ def _deletion_metadata(app: Application, record: dict[str, Any] | None) -> dict[
     return {"deletionTimestamp": record.get("deletionTimestamp"), "finalizers": finalizers}
 
 
-def _tracks(target_revision: str, event: webhooks.PushEvent) -> bool:
-    """Does a push of ``event.ref`` move ``target_revision``? HEAD follows any branch push
-    (resolved later against the remote's HEAD, so a push elsewhere re-renders to no effect)."""
-    if event.commit.strip("0") == "":
-        return False  # ref deleted
-    rev = target_revision or "HEAD"
+def _tracks(refs: dict[str, str], target_revision: str, pushed_ref: str) -> bool:
+    """Does a push of ``pushed_ref`` (``refs/heads/X`` / ``refs/tags/X``) move ``target_revision``?
+
+    The revision is matched to the ref it resolves to in the repository, in git's order
+    (``refs/<rev>``, then ``refs/tags/<rev>``, then ``refs/heads/<rev>``, as
+    :func:`gitferry.git.resolve`): an app tracking tag ``v1`` is not moved by a push to a
+    branch named ``v1``. HEAD follows pushes to the branch whose tip HEAD now is (the default
+    branch). A commit SHA is pinned and never moved; a deleted ref moves nothing here (the
+    poll reports it)."""
+    if pushed_ref not in refs:
+        return False  # deleted, or not visible to us: nothing to resolve
+    rev = (target_revision or "HEAD").strip()
     if rev == "HEAD":
-        return event.branch is not None
-    return rev in (event.branch, event.tag, event.ref)
+        return pushed_ref.startswith("refs/heads/") and refs.get("HEAD") == refs[pushed_ref]
+    candidates = [rev] if rev.startswith("refs/") else [f"refs/{rev}", f"refs/tags/{rev}", f"refs/heads/{rev}"]
+    tracked = next((ref for ref in candidates if ref in refs), None)
+    return tracked == pushed_ref
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+        raise ValueError("must be a DNS-1123 label (a Kubernetes namespace name)")
+    return value
+
+
+def _field_problems(doc: dict[str, Any], checks: dict[str, Callable[[str], str]]) -> list[str]:
+    """``field: reason`` for every present field its check refuses (strings only)."""
+    problems = []
+    for key, check in checks.items():
+        value = doc.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            problems.append(f"{key}: must be a string")
+            continue
+        try:
+            check(value)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+    return problems
 
 
 def _server_version(kubeconfig: str) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 
+from gitferry import loader
+
 MAX_BODY_BYTES = 1024 * 1024  # GitHub caps payloads at 25 MB; a push we care about is far smaller.
+_PAYLOAD_LIMITS = loader.Limits(max_bytes=MAX_BODY_BYTES, max_documents=1, max_nodes=200_000, max_depth=64)
 
 
 class WebhookError(Exception):
@@ -76,9 +78,9 @@ def verify_signature(provider: str, headers: dict[str, str], body: bytes, secret
 def parse_push(provider: str, headers: dict[str, str], body: bytes) -> PushEvent:
     """Parse a verified push payload; raise WebhookError(400) when it is not one we understand."""
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise WebhookError(400, f"body is not JSON: {exc}") from exc
+        payload = loader.load_one(body or b"{}", as_json=True, limits=_PAYLOAD_LIMITS)
+    except loader.LoadError as exc:
+        raise WebhookError(400, f"body is not JSON: {exc.message}") from None
     if not isinstance(payload, dict):
         raise WebhookError(400, "body is not a JSON object")
     if provider in ("github", "gitea"):
