@@ -497,20 +497,20 @@ class LocalStack:
             record["md5OfMessageAttributes"] = m["MD5OfMessageAttributes"]
         return record
 
-    def queue_depth(self, queue: str) -> int:
-        """Messages in a queue (logical id): visible + in flight + delayed."""
-        got = self._sqs.get_queue_attributes(
-            QueueUrl=self.resources.queues[queue].url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(v) for v in got.values())
+    def queue_depth(self, queue: str, *, delayed: bool = True) -> int:
+        """Messages in a queue (logical id): visible + in flight (+ delayed, unless ``delayed``
+        is False: a delayed message is work scheduled for later, not work waiting now)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        if delayed:
+            names.append("ApproximateNumberOfMessagesDelayed")
+        got = self._sqs.get_queue_attributes(QueueUrl=self.resources.queues[queue].url,
+                                             AttributeNames=names)["Attributes"]
+        return sum(int(got.get(n, 0)) for n in names)
 
-    def run_until_idle(self, timeout: float = 30.0) -> int:
-        """Deliver until every mapped queue is empty; returns messages delivered.
+    def run_until_idle(self, timeout: float = 30.0, *, until_delayed: bool = False) -> int:
+        """Deliver until every mapped queue is empty; returns messages delivered. Delayed
+        messages (FollowUpQueue's) are delivered when their time comes but count as idle,
+        unless ``until_delayed``: then their time is waited for too.
 
         Raises TimeoutError when queues are still busy after ``timeout`` seconds (a message
         in flight elsewhere, a delay, or handlers that keep feeding each other)."""
@@ -520,7 +520,7 @@ class LocalStack:
         while True:
             n = self.deliver()
             delivered += n
-            if n == 0 and all(self.queue_depth(q) == 0 for q in mapped):
+            if n == 0 and all(self.queue_depth(q, delayed=until_delayed) == 0 for q in mapped):
                 return delivered
             if time.time() > deadline:
                 busy = {q: self.queue_depth(q) for q in mapped}
