@@ -198,6 +198,11 @@ def test_self_heal_against_another_controller_backs_off(world: LocalWorld) -> No
 
     fighter = threading.Thread(target=other_controller, daemon=True)
     fighter.start()
+    # gitferry does not watch the cluster: the first drift is seen at a refresh (here asked for
+    # through the API, as a person or the drift check would); the follow-ups see the rest.
+    world.until("the other controller scaled", lambda: world.deployment("fight", "guestbook-ui").spec.replicas == 1,
+                timeout=30, tick=False)
+    world.api_ok("POST", "/api/v1/applications/fight/refresh")
     try:
         world.until("four self-heals", lambda: len(_audit(world, "fight", "operation.succeeded")) >= 5,
                     timeout=90)
