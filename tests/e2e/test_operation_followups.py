@@ -215,3 +215,21 @@ def test_self_heal_against_another_controller_backs_off(world: LocalWorld) -> No
     # loop would heal every second or so.
     assert all(g >= 4.5 for g in gaps), gaps
     assert gaps == sorted(gaps) and gaps[-1] >= 2 * gaps[0] - 1, gaps
+
+
+def test_an_operation_whose_result_cannot_be_recorded_ends_and_gives_its_lease_back(world: LocalWorld) -> None:
+    # 1,200 objects with long names: the operation's result is larger than a status item may be.
+    files = {f"app/cm-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i:05d}-{'x' * 240}\n"
+                                 "data:\n  k: v\n" for i in range(1200)}
+    _create(world, "huge", files)
+    world.until("huge operation ended", lambda: _ended(world, "huge"), timeout=300)
+    op = _operation(world, "huge")
+    if op["phase"] == "Error":  # recorded as a small Error operation saying why
+        assert "could not be recorded" in op["message"] and "too large" in op["message"], op["message"]
+    else:  # a state store that can hold it records the sync itself
+        assert op["phase"] == "Succeeded", op
+    ddb = world.stack.resources.client("dynamodb")
+    lease = ddb.get_item(TableName=world.stack.resources.tables["StateTable"],
+                         Key={"pk": {"S": "APP#huge"}, "sk": {"S": "OPERATION"}}, ConsistentRead=True).get("Item")
+    assert lease is None  # given back
+    assert world.stack.queue_depth("ApplyDeadLetterQueue") == 0
