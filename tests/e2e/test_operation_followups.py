@@ -233,3 +233,27 @@ def test_an_operation_whose_result_cannot_be_recorded_ends_and_gives_its_lease_b
                          Key={"pk": {"S": "APP#huge"}, "sk": {"S": "OPERATION"}}, ConsistentRead=True).get("Item")
     assert lease is None  # given back
     assert world.stack.queue_depth("ApplyDeadLetterQueue") == 0
+
+
+def test_a_duplicate_follow_up_delivery_does_nothing(world: LocalWorld) -> None:
+    _create(world, "dupe", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+                            "app/late.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
+                                             "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"})
+    world.until("dupe operation ended", lambda: _ended(world, "dupe"), timeout=120)
+    before = _operation(world, "dupe")
+    assert before["phase"] == "Succeeded", before
+    audit_before = len(world.api_ok("GET", "/api/v1/audit")["items"])
+    doc = before["operation"]["sync"]
+    request = {"app": "dupe", "commit": doc["revision"], "manifests": doc["manifests"], "prune": True,
+               "initiatedBy": "automated", "resumeFrom": [1, 0, 0], "followUp": "a-follow-up-already-carried-out"}
+    # Delivered again by the standard queue (at its time), and straight into ApplyQueue.
+    n0 = len(world.stack.invocations)
+    world.stack.send("FollowUpQueue", {"app": "dupe", "dueAt": 0, "token": "dupe-copy", "apply": request})
+    world.stack.send("ApplyQueue", request)
+    world.settle()
+    after = _operation(world, "dupe")
+    assert after == before  # not re-run, not re-opened
+    assert len(world.api_ok("GET", "/api/v1/audit")["items"]) == audit_before
+    handled = world.stack.invocations[n0:]
+    assert {i.function for i in handled} >= {"FollowUpFunction", "ApplyFunction"}
+    assert [i.error for i in handled if i.error] == []

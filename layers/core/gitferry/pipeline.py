@@ -635,7 +635,9 @@ class Engine:
             pending = self.followups.get(message.app)
             if pending is None or pending.token != message.apply.follow_up:
                 return "stale"
-            self.queues.send(message.apply, dedup=f"followup:{pending.token}")
+            # The message's own token: a re-delayed copy (early, lease busy) has a token of its
+            # own, so the FIFO queue drops only true duplicates of this very message.
+            self.queues.send(message.apply, dedup=f"followup:{message.token}")
             return "apply"
         if message.diff is not None:
             self.queues.send(message.diff, dedup=f"followup:{message.token}")
