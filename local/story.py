@@ -119,7 +119,8 @@ class LocalWorld:
     FollowUpQueue exactly as in AWS."""
 
     def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False,
-                 real_schedule: bool = False, sync_wait_seconds: int = 10) -> None:
+                 real_schedule: bool = False, sync_wait_seconds: int = 10,
+                 followup_grace_seconds: int | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gitferry-local-"))
         self.kube = KubeSim(kubeconfig_path=str(self.workdir / "kubeconfig")).start()
         self.git = GitServer(self.workdir / "git").start()
@@ -128,6 +129,8 @@ class LocalWorld:
             "GIT_CACHE_DIR": str(self.workdir / "git-cache"),
             "DISCOVERY_CACHE_DIR": str(self.workdir / "discovery"),
         }
+        if followup_grace_seconds is not None:  # how overdue a follow-up is before the poll re-sends it
+            extra_env["FOLLOWUP_GRACE_SECONDS"] = str(followup_grace_seconds)
         if not real_schedule:
             extra_env.update({"ROLLOUT_CHECK_SECONDS": "1", "DRIFT_CHECK_SECONDS": str(drift_check_seconds)})
         self.stack = LocalStack.start(

@@ -257,3 +257,45 @@ def test_a_duplicate_follow_up_delivery_does_nothing(world: LocalWorld) -> None:
     handled = world.stack.invocations[n0:]
     assert {i.function for i in handled} >= {"FollowUpFunction", "ApplyFunction"}
     assert [i.error for i in handled if i.error] == []
+
+
+def test_the_poll_resumes_an_operation_whose_follow_up_message_was_lost() -> None:
+    from kubernetes import client
+
+    # Its own world: the poll ticks every round and re-sends a follow-up 1 s overdue.
+    with LocalWorld(followup_grace_seconds=1, sync_wait_seconds=2) as w:
+        w.register_cluster("local")
+        w.kube.pause_controllers()  # wave 0 cannot become healthy: the operation must wait
+        try:
+            _create(w, "lost", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+                                "app/late.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
+                                                 "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"})
+            w.until("waiting at wave 1", lambda: "wave 1" in (_operation(w, "lost").get("message") or ""),
+                    tick=False)
+            w.stack.resources.client("sqs").purge_queue(QueueUrl=w.stack.resources.queues["FollowUpQueue"].url)
+            assert w.stack.queue_depth("FollowUpQueue") == 0  # the follow-up message is lost
+        finally:
+            w.kube.resume_controllers()
+        w.until("resumed by the poll", lambda: _operation(w, "lost").get("phase") == "Succeeded", timeout=90)
+        client.CoreV1Api(w.k8s).read_namespaced_config_map("late", "lost")  # wave 1 was applied
+
+
+def test_the_poll_ends_an_operation_that_nothing_would_finish() -> None:
+    with LocalWorld(followup_grace_seconds=1, sync_wait_seconds=2) as w:
+        w.register_cluster("local")
+        w.kube.pause_controllers()
+        try:
+            _create(w, "stranded", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
+                                    "app/late.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
+                                                     "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"})
+            w.until("waiting at wave 1", lambda: "wave 1" in (_operation(w, "stranded").get("message") or ""),
+                    tick=False)
+            # What a crash between writes would leave: Running, no follow-up, no lease.
+            res = w.stack.resources
+            res.client("sqs").purge_queue(QueueUrl=res.queues["FollowUpQueue"].url)
+            res.client("dynamodb").delete_item(TableName=res.tables["StateTable"],
+                                               Key={"pk": {"S": "APP#stranded"}, "sk": {"S": "FOLLOWUP"}})
+            w.until("ended by the poll", lambda: _operation(w, "stranded").get("phase") == "Error", timeout=30)
+        finally:
+            w.kube.resume_controllers()
+        assert "interrupted" in _operation(w, "stranded")["message"]

@@ -93,6 +93,7 @@ class Settings:
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
             sync_wait_seconds=float(env.get("SYNC_WAIT_SECONDS", "600")),
+            followup_grace_seconds=float(env.get("FOLLOWUP_GRACE_SECONDS", "60")),
             self_heal_backoff_seconds=float(env.get("SELF_HEAL_BACKOFF_SECONDS", "5")),
             self_heal_backoff_max_seconds=float(env.get("SELF_HEAL_BACKOFF_MAX_SECONDS", "180")),
         )
