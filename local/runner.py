@@ -9,7 +9,9 @@ the SAM-transformed template):
 * SQS event source mappings: batches of up to BatchSize with the exact Lambda SQS record shape;
   ``batchItemFailures`` honoured (failed messages are made visible again, the rest deleted), a
   raised exception fails the whole batch, and after maxReceiveCount moto's redrive moves the
-  message to the DLQ - the same at-least-once contract the handlers get in AWS;
+  message to the DLQ - the same at-least-once contract the handlers get in AWS; a standard
+  queue's per-message ``DelaySeconds`` (FollowUpQueue) is honoured by moto on receive, so a
+  delayed message is delivered at its time;
 * API Gateway REST proxy events (payload v1) from a loopback ``ThreadingHTTPServer`` that routes by
   the template's Api events (path parameters, ``{proxy+}``, query strings, headers, base64 bodies);
 * a Lambda-like context, the function's own environment (plus ``AWS_ENDPOINT_URL`` pointing at
@@ -19,7 +21,8 @@ the SAM-transformed template):
 
 All invocations are serialised by one lock (one delivery at a time, like a single Lambda
 sandbox): that makes swapping ``os.environ`` per invocation safe even though the HTTP server is
-threaded.
+threaded. An apply that waits for a wave holds the lock meanwhile, so the local stack keeps that
+wait short (``SyncWaitSeconds`` in ``local/story.py``) and longer ones go through FollowUpQueue.
 """
 
 from __future__ import annotations

@@ -823,7 +823,7 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if automated is None or comparison.sync_status != "OutOfSync":
         return None
     if previous.operation_state is not None and previous.operation_state.phase == "Running":
-        return None  # one operation at a time; the running one is resumed by the poll
+        return None  # one operation at a time; the running one goes on through its follow-up
     fixable = [r for r in comparison.resources if r.status == "OutOfSync" and (automated.prune or not r.requires_pruning)]
     if not fixable:
         return None
