@@ -9,7 +9,9 @@ the SAM-transformed template):
 * SQS event source mappings: batches of up to BatchSize with the exact Lambda SQS record shape;
   ``batchItemFailures`` honoured (failed messages are made visible again, the rest deleted), a
   raised exception fails the whole batch, and after maxReceiveCount moto's redrive moves the
-  message to the DLQ - the same at-least-once contract the handlers get in AWS;
+  message to the DLQ - the same at-least-once contract the handlers get in AWS; a standard
+  queue's per-message ``DelaySeconds`` (FollowUpQueue) is honoured by moto on receive, so a
+  delayed message is delivered at its time;
 * API Gateway REST proxy events (payload v1) from a loopback ``ThreadingHTTPServer`` that routes by
   the template's Api events (path parameters, ``{proxy+}``, query strings, headers, base64 bodies);
 * a Lambda-like context, the function's own environment (plus ``AWS_ENDPOINT_URL`` pointing at
@@ -19,7 +21,8 @@ the SAM-transformed template):
 
 All invocations are serialised by one lock (one delivery at a time, like a single Lambda
 sandbox): that makes swapping ``os.environ`` per invocation safe even though the HTTP server is
-threaded.
+threaded. An apply that waits for a wave holds the lock meanwhile, so the local stack keeps that
+wait short (``SyncWaitSeconds`` in ``local/story.py``) and longer ones go through FollowUpQueue.
 """
 
 from __future__ import annotations
@@ -497,20 +500,20 @@ class LocalStack:
             record["md5OfMessageAttributes"] = m["MD5OfMessageAttributes"]
         return record
 
-    def queue_depth(self, queue: str) -> int:
-        """Messages in a queue (logical id): visible + in flight + delayed."""
-        got = self._sqs.get_queue_attributes(
-            QueueUrl=self.resources.queues[queue].url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(v) for v in got.values())
+    def queue_depth(self, queue: str, *, delayed: bool = True) -> int:
+        """Messages in a queue (logical id): visible + in flight (+ delayed, unless ``delayed``
+        is False: a delayed message is work scheduled for later, not work waiting now)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        if delayed:
+            names.append("ApproximateNumberOfMessagesDelayed")
+        got = self._sqs.get_queue_attributes(QueueUrl=self.resources.queues[queue].url,
+                                             AttributeNames=names)["Attributes"]
+        return sum(int(got.get(n, 0)) for n in names)
 
-    def run_until_idle(self, timeout: float = 30.0) -> int:
-        """Deliver until every mapped queue is empty; returns messages delivered.
+    def run_until_idle(self, timeout: float = 30.0, *, until_delayed: bool = False) -> int:
+        """Deliver until every mapped queue is empty; returns messages delivered. Delayed
+        messages (FollowUpQueue's) are delivered when their time comes but count as idle,
+        unless ``until_delayed``: then their time is waited for too.
 
         Raises TimeoutError when queues are still busy after ``timeout`` seconds (a message
         in flight elsewhere, a delay, or handlers that keep feeding each other)."""
@@ -520,7 +523,7 @@ class LocalStack:
         while True:
             n = self.deliver()
             delivered += n
-            if n == 0 and all(self.queue_depth(q) == 0 for q in mapped):
+            if n == 0 and all(self.queue_depth(q, delayed=until_delayed) == 0 for q in mapped):
                 return delivered
             if time.time() > deadline:
                 busy = {q: self.queue_depth(q) for q in mapped}

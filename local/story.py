@@ -100,31 +100,63 @@ class StoryError(AssertionError):
     """A step did not observe what it had to."""
 
 
+# Called with every LocalWorld as it closes, before anything is torn down (tests/e2e/conftest.py
+# checks the operation invariant there).
+CLOSE_HOOKS: list[Callable[[LocalWorld], None]] = []
+
+
 class LocalWorld:
-    """kubesim + git server + the local stack of gitferry's handlers, in one process."""
+    """kubesim + git server + the local stack of gitferry's handlers, in one process.
+
+    ``real_schedule``: the poll ticks at the template's rate (every 60 s since the world started,
+    as EventBridge would) and the template's own refresh / drift intervals apply; :meth:`until`
+    then only delivers messages in between. Without it (the default, for quick stories) every
+    :meth:`until` round ticks the poll and the drift check is every ``drift_check_seconds``.
+
+    ``sync_wait_seconds`` (template parameter SyncWaitSeconds): how long one apply invocation
+    waits for a wave or hook. The local runner runs one invocation at a time, so this is also how
+    long an API call can wait behind an apply; kept short here, longer waits go on through the
+    FollowUpQueue exactly as in AWS."""
 
     def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False,
+                 real_schedule: bool = False, sync_wait_seconds: int = 10,
+                 followup_grace_seconds: int | None = None,
                  extra_env: dict[str, str] | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gitferry-local-"))
         self.kube = KubeSim(kubeconfig_path=str(self.workdir / "kubeconfig")).start()
         self.git = GitServer(self.workdir / "git").start()
+        self.real_schedule = real_schedule
+        extra_env_base = {
+            "GIT_CACHE_DIR": str(self.workdir / "git-cache"),
+            "DISCOVERY_CACHE_DIR": str(self.workdir / "discovery"),
+        }
+        if followup_grace_seconds is not None:  # how overdue a follow-up is before the poll re-sends it
+            extra_env_base["FOLLOWUP_GRACE_SECONDS"] = str(followup_grace_seconds)
+        if not real_schedule:
+            extra_env_base.update({"ROLLOUT_CHECK_SECONDS": "1", "DRIFT_CHECK_SECONDS": str(drift_check_seconds)})
         self.stack = LocalStack.start(
-            parameters={"DriftCheckSeconds": str(max(30, drift_check_seconds)), "DriftAlarmPeriods": str(alarm_periods)},
-            extra_env={
-                "GIT_CACHE_DIR": str(self.workdir / "git-cache"),
-                "DISCOVERY_CACHE_DIR": str(self.workdir / "discovery"),
-                "ROLLOUT_CHECK_SECONDS": "1",
-                "DRIFT_CHECK_SECONDS": str(drift_check_seconds),
-                **(extra_env or {}),
-            },
+            parameters={"DriftCheckSeconds": str(max(30, drift_check_seconds)), "DriftAlarmPeriods": str(alarm_periods),
+                        "SyncWaitSeconds": str(sync_wait_seconds)},
+            extra_env={**extra_env_base, **(extra_env or {})},
             echo=echo,
         )
+        poll = next(s for s in self.stack.resources.schedules if s.function == "PollFunction")
+        self.poll_interval = float(poll.interval_seconds or 60)
+        self.next_tick = time.monotonic() + self.poll_interval
+        self.poll_ticks = 0
         self.api = self.stack.start_api()
         self._k8s: Any = None
         self.api_token = API_TOKEN
         self.put_secret("gitferry/api-token", API_TOKEN)  # what an admin does once
 
     def close(self) -> None:
+        try:
+            for hook in list(CLOSE_HOOKS):
+                hook(self)
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
         for closer in (self.stack.close, self.git.stop, self.kube.stop):
             try:
                 closer()
@@ -231,21 +263,64 @@ class LocalWorld:
     def tick(self) -> None:
         """One EventBridge tick of the poll function, then everything it caused."""
         self.stack.tick("PollFunction")
+        self.poll_ticks += 1
+        self.next_tick = time.monotonic() + self.poll_interval
         self.settle()
 
+    def pump(self) -> None:
+        """What the cloud does in a moment: the poll if its scheduled time has come (real
+        schedule), then every message that is visible now (delayed ones when they are due)."""
+        if self.real_schedule and time.monotonic() >= self.next_tick:
+            self.tick()
+        else:
+            self.settle()
+
     def until(self, what: str, check: Callable[[], bool], timeout: float = 60.0, tick: bool = True) -> None:
-        """Tick and deliver until ``check`` holds (rollouts take simulated seconds)."""
+        """Tick and deliver until ``check`` holds (rollouts take simulated seconds). With the
+        real schedule the poll ticks only at its scheduled times, whatever ``tick`` says."""
         deadline = time.monotonic() + timeout
         while True:
             if check():
                 return
             if time.monotonic() > deadline:
                 raise StoryError(f"timed out waiting for {what}")
-            if tick:
+            if self.real_schedule:
+                self.pump()
+            elif tick:
                 self.tick()
             else:
                 self.settle()
             time.sleep(0.2)
+
+    def orphaned_operations(self) -> list[str]:
+        """Apps whose operation is Running with nothing to move it on: no apply holds its lease
+        and it has no pending follow-up (a record plus a message waiting, visible or delayed, in
+        FollowUpQueue or ApplyQueue). Empty when the invariant holds."""
+        ddb = self.stack.resources.client("dynamodb")
+        table = self.stack.resources.tables["StateTable"]
+        waiting = sum(self.stack.queue_depth(q) for q in ("FollowUpQueue", "ApplyQueue"))
+        running = []
+        for item in self.api_ok("GET", "/api/v1/applications").get("items", []):
+            name = item["metadata"]["name"]
+            op = (item.get("status") or {}).get("operationState") or self.status(name).get("operationState") or {}
+            if op.get("phase") != "Running":
+                continue
+            def get(sk: str, app: str = name) -> dict[str, Any] | None:
+                return ddb.get_item(TableName=table, Key={"pk": {"S": f"APP#{app}"}, "sk": {"S": sk}},
+                                    ConsistentRead=True).get("Item")
+            lease = get("OPERATION")
+            if lease is not None and float(lease["expiresAt"]["N"]) > time.time():
+                continue  # being processed
+            follow = get("FOLLOWUP")
+            if follow is None:
+                running.append(f"{name}: Running ({op.get('message')}) with no follow-up and no lease")
+            else:
+                running.append(name)  # needs a waiting message of its own (counted below)
+        orphans = [r for r in running if ":" in r]
+        if len(running) - len(orphans) > waiting:
+            orphans.append(f"{len(running) - len(orphans)} Running operation(s) with a follow-up record but only "
+                           f"{waiting} message(s) waiting in FollowUpQueue/ApplyQueue")
+        return orphans
 
     # ------------------------------------------------------------------ the cluster, as kubectl would
 

@@ -9,4 +9,4 @@ from gitferry.pipeline import Engine
 
 logger = Logger()
 engine = cache(Engine.from_env)
-handler = sqs_stage_handler(DiffRequest, lambda message: engine().diff(message), logger)
+handler = sqs_stage_handler(DiffRequest, lambda message, _context: engine().diff(message), logger)

@@ -9,4 +9,4 @@ from gitferry.pipeline import Engine
 
 logger = Logger()
 engine = cache(Engine.from_env)
-handler = sqs_stage_handler(RenderRequest, lambda message: engine().render(message), logger)
+handler = sqs_stage_handler(RenderRequest, lambda message, _context: engine().render(message), logger)

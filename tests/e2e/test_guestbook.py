@@ -26,7 +26,7 @@ def test_guestbook_story(world: LocalWorld) -> None:
     assert len(steps) == 5
     # Nothing failed its way to a dead-letter queue on the way.
     dead = {q: world.stack.queue_depth(q) for q in world.stack.resources.queues if "DeadLetter" in q}
-    assert len(dead) == 4 and set(dead.values()) == {0}, dead
+    assert len(dead) == 5 and set(dead.values()) == {0}, dead
 
 
 def _repo(world: LocalWorld, name: str, files: dict[str, str] | None = None) -> str:

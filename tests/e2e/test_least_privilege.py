@@ -98,7 +98,8 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     queue = world.subscribe_notifications()
     play_guestbook(world)
     server = world.kube.url
-    # A wave that pauses (the poll resumes it through ApplyQueue) and a retried failing sync.
+    # A wave that outlasts the wait inside apply (FollowUpQueue -> followup -> ApplyQueue) and a
+    # retried failing sync (its backoff through the same queues).
     repo = world.git.make_repo("priv", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
                                         "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
                                                        "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"})

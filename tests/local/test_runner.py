@@ -200,6 +200,7 @@ def test_real_template_wiring(real: LocalStack) -> None:
     res = real.resources
     assert {m.function: m.queue for m in res.event_sources} == {
         "RenderFunction": "RenderQueue", "DiffFunction": "DiffQueue", "ApplyFunction": "ApplyQueue", "ReportFunction": "ReportQueue",
+        "FollowUpFunction": "FollowUpQueue",
     }
     assert [(s.function, s.interval_seconds) for s in res.schedules] == [("PollFunction", 60)]
     assert {(r.method, r.path, r.function) for r in res.routes} == {
@@ -216,12 +217,17 @@ def test_real_template_wiring(real: LocalStack) -> None:
     sqs = res.client("sqs")
     redrive = json.loads(sqs.get_queue_attributes(QueueUrl=res.queues["ApplyQueue"].url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
     assert redrive == {"deadLetterTargetArn": res.queues["ApplyDeadLetterQueue"].arn, "maxReceiveCount": 5}
+    follow = sqs.get_queue_attributes(QueueUrl=res.queues["FollowUpQueue"].url, AttributeNames=["All"])["Attributes"]
+    assert "FifoQueue" not in follow  # standard: the only kind that takes a per-message delay
+    assert json.loads(follow["RedrivePolicy"])["deadLetterTargetArn"] == res.queues["FollowUpDeadLetterQueue"].arn
+    for spec in res.functions.values():
+        assert spec.environment["FOLLOWUP_QUEUE_URL"] == res.queues["FollowUpQueue"].url
 
 
 def test_real_handlers_accept_the_sample_events(real: LocalStack) -> None:
     # events/api.json carries the token an admin put into Secrets Manager.
     real.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString="gitferry-local-api-token")
-    for stage in ("poll", "render", "diff", "apply", "report", "api"):
+    for stage in ("poll", "render", "diff", "apply", "report", "followup", "api"):
         event = json.loads((ROOT / "events" / f"{stage}.json").read_text())
         inv = real.invoke(stage, event)
         assert inv.error is None, (stage, inv.error)

@@ -18,9 +18,10 @@ from local.aws import load_sam_template, sam_transform
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-STAGES = ("poll", "webhook", "render", "diff", "apply", "report", "api")
+STAGES = ("poll", "webhook", "render", "diff", "apply", "report", "followup", "api")
 ENGINE_ENV = (
     "TABLE_NAME", "BUCKET_NAME", "RENDER_QUEUE_URL", "DIFF_QUEUE_URL", "APPLY_QUEUE_URL", "REPORT_QUEUE_URL",
+    "FOLLOWUP_QUEUE_URL",
     "SECRET_PREFIX", "GIT_CACHE_DIR", "IDEMPOTENCY_TABLE_NAME", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "DRIFT_CHECK_SECONDS",
 )
@@ -51,7 +52,7 @@ def test_sam_translator_transforms_to_plain_cloudformation(cfn: dict[str, Any]) 
     kinds = {v["Type"] for v in cfn["Resources"].values()}
     assert not any(k.startswith("AWS::Serverless::") for k in kinds)
     assert len(_of_type(cfn, "AWS::Lambda::Function")) == len(STAGES)
-    assert len(_of_type(cfn, "AWS::Lambda::EventSourceMapping")) == 4
+    assert len(_of_type(cfn, "AWS::Lambda::EventSourceMapping")) == 5
     assert len(_of_type(cfn, "AWS::Lambda::LayerVersion")) == 3
 
 
@@ -102,14 +103,15 @@ def test_event_triggers(cfn: dict[str, Any]) -> None:
     for lid, esm in _of_type(cfn, "AWS::Lambda::EventSourceMapping").items():
         p = esm["Properties"]
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"], lid
-        assert p["BatchSize"] == 10, lid
+        # Apply takes one operation per invocation (it may wait for a wave); the rest batch ten.
+        assert p["BatchSize"] == (1 if "ApplyFunction" in lid else 10), lid
     paths = cfn["Resources"]["ServerlessRestApi"]["Properties"]["Body"]["paths"]
     assert set(paths["/webhooks/{provider}"]) == {"post"}
     assert set(paths["/api/{proxy+}"]) == {"x-amazon-apigateway-any-method"}
     assert set(paths["/"]) == {"get"}
 
 
-def test_every_queue_is_fifo_with_a_fifo_dlq_and_enough_visibility(cfn: dict[str, Any]) -> None:
+def test_every_stage_queue_is_fifo_with_a_dlq_and_enough_visibility(cfn: dict[str, Any]) -> None:
     queues = _of_type(cfn, "AWS::SQS::Queue")
     fns = _of_type(cfn, "AWS::Lambda::Function")
     consumers = {
@@ -117,10 +119,13 @@ def test_every_queue_is_fifo_with_a_fifo_dlq_and_enough_visibility(cfn: dict[str
         for esm in _of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
     }
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for q in queues.values() if "RedrivePolicy" in q["Properties"]}
-    assert set(consumers) == {"RenderQueue", "DiffQueue", "ApplyQueue", "ReportQueue"}
+    assert set(consumers) == {"RenderQueue", "DiffQueue", "ApplyQueue", "ReportQueue", "FollowUpQueue"}
     for lid, q in queues.items():
         p = q["Properties"]
-        assert p["FifoQueue"] is True and p["ContentBasedDeduplication"] is True, lid
+        if lid.startswith("FollowUp"):  # standard: FIFO queues take no per-message DelaySeconds
+            assert "FifoQueue" not in p and "ContentBasedDeduplication" not in p, lid
+        else:
+            assert p["FifoQueue"] is True and p["ContentBasedDeduplication"] is True, lid
         if lid in dlqs:
             continue
         assert p["RedrivePolicy"]["maxReceiveCount"] == 5, lid
@@ -192,14 +197,17 @@ def test_every_sample_event_matches_a_function(cfn: dict[str, Any]) -> None:
     }
     paths = cfn["Resources"]["ServerlessRestApi"]["Properties"]["Body"]["paths"]
     for path in events:
-        fn = f"{path.stem.capitalize()}Function"
+        fn = next(lid for lid in fns if lid.removesuffix("Function").lower() == path.stem)
         assert fn in fns, path
         event = json.loads(path.read_text())
         if "Records" in event:
             queue = esm[fn]
             for rec in event["Records"]:
-                assert rec["eventSource"] == "aws:sqs" and rec["eventSourceARN"].endswith(f"-{queue}.fifo"), path
-                assert rec["attributes"]["MessageGroupId"] == json.loads(rec["body"])["app"], path
+                fifo = "FifoQueue" in cfn["Resources"][queue]["Properties"]
+                assert rec["eventSource"] == "aws:sqs" and rec["eventSourceARN"].endswith(
+                    f"-{queue}.fifo" if fifo else f"-{queue}"), path
+                if fifo:
+                    assert rec["attributes"]["MessageGroupId"] == json.loads(rec["body"])["app"], path
         elif "httpMethod" in event:
             item = paths[event["resource"]]
             method = event["httpMethod"].lower()

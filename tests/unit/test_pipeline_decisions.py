@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from gitferry import followups
 from gitferry.messages import DiffRequest, ReportRequest
 from gitferry.model import Application, AppStatus, OperationState, SyncOperationResult, SyncStatus
 from gitferry.pipeline import Engine, Settings, due_reason, sync_decision
@@ -144,3 +145,39 @@ def test_a_dry_run_is_invisible_to_automation() -> None:
     assert sync_decision(app({"prune": False}), status(operation_state=OperationState(
         phase="Succeeded", sync_result=SyncOperationResult(revision=A))), OUT, DiffRequest(
         app="guestbook", commit=A, manifests="k", reason="poll")) is None
+
+
+# ---------------------------------------------------------------------- when an operation looks again
+
+
+def test_health_is_rechecked_every_2s_then_5s_with_a_bound() -> None:
+    delays = [followups.health_check_delay(n) for n in range(1, followups.HEALTH_MAX_CHECKS + 1)]
+    assert delays[:4] == [2.0] * 4 and delays[4] == 5.0
+    assert delays[-1] is None and all(d is not None for d in delays[:-1])  # bounded: stops after the last
+
+
+def _healed(count: int, ago: float, revision: str = A) -> OperationState:
+    return OperationState(phase="Succeeded", finished_at=NOW - timedelta(seconds=ago),
+                          operation={"sync": {"revision": revision, "selfHealAttemptsCount": count}},
+                          sync_result=SyncOperationResult(revision=revision))
+
+
+@pytest.mark.parametrize(("count", "ago", "wait"), [
+    (0, 0, 0.0),        # the sync of a commit is no self-heal: the first heal runs at once
+    (1, 0, 5.0),        # 5 s after the first self-heal
+    (1, 3, 2.0),
+    (2, 0, 10.0),       # doubling
+    (3, 1, 19.0),
+    (9, 0, 180.0),      # capped at 3 minutes
+    (9, 200, 0.0),      # long ago: may run now
+])
+def test_self_heal_backoff(count: int, ago: float, wait: float) -> None:
+    assert followups.self_heal_wait(_healed(count, ago), NOW, 5, 2, 180) == pytest.approx(wait)
+
+
+def test_self_heal_count_grows_only_for_self_heals_of_the_same_commit_in_a_fight() -> None:
+    assert followups.next_self_heal_count(_healed(2, 30), "drift-check", A, NOW, 180) == 3
+    assert followups.next_self_heal_count(_healed(2, 30), "poll", A, NOW, 180) == 0       # a new sync
+    assert followups.next_self_heal_count(_healed(2, 30), "drift-check", B, NOW, 180) == 0  # new commit
+    assert followups.next_self_heal_count(_healed(2, 400), "drift-check", A, NOW, 180) == 1  # quiet since
+    assert followups.next_self_heal_count(None, "drift-check", A, NOW, 180) == 0

@@ -1,4 +1,5 @@
-"""Messages passed between pipeline stages through SQS FIFO queues.
+"""Messages passed between pipeline stages through SQS FIFO queues (and the standard
+FollowUpQueue, whose messages carry a per-message delay).
 
 Messages carry references (commit SHAs, S3 keys), never whole manifests, so they
 stay far below SQS's 256 KB limit whatever the size of an application.
@@ -72,6 +73,9 @@ class DiffRequest(_Message):
     manifests: str  # S3 key of the rendered manifest list
     sync: bool = False
     manual: ManualSync | None = None
+    # >= 1: a health re-check after a sync (the n-th); the diff schedules the next one while
+    # the app is Progressing, up to a bound (pipeline.health_check_delay).
+    check: int = 0
 
 
 class ApplyRequest(_Message):
@@ -87,6 +91,10 @@ class ApplyRequest(_Message):
     resume_from: list[int] | None = Field(default=None, alias="resumeFrom")
     # Set when re-running a failed operation under spec.syncPolicy.retry (the attempt number).
     retry: int = 0
+    # The token of the operation's follow-up this message carries out (next wave, awaited hook,
+    # retry): apply runs it only while it is still the operation's pending follow-up, so a
+    # duplicate or stale delivery does nothing.
+    follow_up: str | None = Field(default=None, alias="followUp")
 
 
 class ReportRequest(_Message):
@@ -108,3 +116,17 @@ class ReportRequest(_Message):
     out_of_sync: int = Field(default=0, alias="outOfSync")
     degraded: int = 0
     apps: int = 0
+
+
+class FollowUpRequest(_Message):
+    """apply / diff -> FollowUpQueue (standard, DelaySeconds) -> followup -> ApplyQueue / DiffQueue.
+
+    Exactly one of ``apply`` / ``diff``: what to hand into the app's FIFO queue once ``dueAt``
+    (epoch seconds) has come. A time further away than SQS's 900 s delay is re-delayed."""
+
+    due_at: float = Field(alias="dueAt")
+    # Names this follow-up: the FIFO deduplication id of the forwarded message, so a standard
+    # queue's duplicate delivery is dropped by the FIFO queue (and by apply's token check).
+    token: str = Field(min_length=1)
+    apply: ApplyRequest | None = None
+    diff: DiffRequest | None = None

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from gitferry import diff as diffing
-from gitferry import tracking
+from gitferry import followups, tracking
 from gitferry.blobs import ManifestStore
 from gitferry.errors import GitError, GitferryError, HelmRepoError, NotFoundError, RenderError
-from gitferry.messages import ApplyRequest, DiffRequest, RenderRequest, ReportRequest
+from gitferry.messages import ApplyRequest, DiffRequest, FollowUpRequest, RenderRequest, ReportRequest
 from gitferry.model import (
     Application,
     ApplicationSource,
@@ -70,6 +70,19 @@ class Settings:
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
     rollout_check_seconds: int = 10
     operation_timeout_seconds: int = 900
+    # How long one apply invocation may wait for a wave / hook to settle (also bounded by the
+    # Lambda's remaining time minus sync_wait_margin_seconds), polling every sync_poll_seconds.
+    sync_wait_seconds: float = 600.0
+    sync_wait_margin_seconds: float = 60.0
+    sync_poll_seconds: float = 1.0
+    # Delay of the follow-up message when a wave outlasts the wait; and how overdue a follow-up
+    # must be before the poll (the safety net) re-sends it.
+    followup_seconds: float = 2.0
+    followup_grace_seconds: float = 60.0
+    # Argo CD's self-heal backoff: 5 s after the first self-heal, doubling up to 3 minutes.
+    self_heal_backoff_seconds: float = 5.0
+    self_heal_backoff_factor: float = 2.0
+    self_heal_backoff_max_seconds: float = 180.0
     # How long one poll tick waits for a repository's ls-remote / index.yaml (all run at once).
     repo_timeout_seconds: int = 20
 
@@ -85,6 +98,10 @@ class Settings:
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
+            sync_wait_seconds=float(env.get("SYNC_WAIT_SECONDS", "600")),
+            followup_grace_seconds=float(env.get("FOLLOWUP_GRACE_SECONDS", "60")),
+            self_heal_backoff_seconds=float(env.get("SELF_HEAL_BACKOFF_SECONDS", "5")),
+            self_heal_backoff_max_seconds=float(env.get("SELF_HEAL_BACKOFF_MAX_SECONDS", "180")),
             repo_timeout_seconds=int(env.get("POLL_REPO_TIMEOUT_SECONDS", "20")),
         )
 
@@ -130,6 +147,7 @@ class Engine:
         self.secrets = secrets
         self.queues = queues
         self.clock = clock
+        self.followups = followups.FollowUpStore(state)
         self._clusters: dict[str, tuple[str, Any]] = {}
 
     @classmethod
@@ -189,11 +207,11 @@ class Engine:
                     self.record_comparison_error(app, status, None, exc)
                     continue
                 op = status.operation_state if status else None
-                if (op is not None and op.phase == "Running" and status is not None
-                        and status.next_check_at is not None and status.next_check_at <= now):
-                    resume = self.resume_request(app.name, op)
-                    if resume is not None:  # an operation paused at a wave boundary goes on
-                        outgoing.append((resume, f"resume:{resume.resume_from}:{now.timestamp()}"))
+                if op is not None and op.phase == "Running":
+                    # The safety net, not the mechanism: the operation's own follow-up moves it on.
+                    overdue = self._overdue_follow_up(app.name, now)
+                    if overdue is not None:
+                        outgoing.append(overdue)
                 reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
                 if reason is None:
                     continue
@@ -371,12 +389,38 @@ class Engine:
         status.reconciled_at = now
         status.observed_at = now
         following = app_health in ("Progressing", "Missing") or comparison.sync_status == "OutOfSync"
+        # The diff's own refresh schedule (the poll looks again while a rollout or drift is
+        # open). It never schedules an operation: that is the operation's follow-up record.
         status.next_check_at = (
             datetime.fromtimestamp(now.timestamp() + self.settings.rollout_check_seconds, UTC) if following else None
         )
+        # The operation belongs to apply: keep the one stored now, not the one read before the
+        # comparison (an apply may have recorded its outcome meanwhile).
+        latest = self.state.get_statuses([app.name]).get(app.name)
+        if latest is not None:
+            status.operation_state = latest.operation_state
+            previous = previous.model_copy(update={"operation_state": latest.operation_state})
         self.state.put_status(app.name, status)
         apply_request: ApplyRequest | None = None
         decision = sync_decision(app, previous, comparison, request)
+        if (decision == "drift-check" and not request.sync
+                and followups.is_self_heal(previous.operation_state, decision, request.commit)):
+            wait = followups.self_heal_wait(previous.operation_state, now, self.settings.self_heal_backoff_seconds,
+                                            self.settings.self_heal_backoff_factor,
+                                            self.settings.self_heal_backoff_max_seconds)
+            if wait > 0:  # another controller keeps reverting the app: heal again after a backoff
+                decision = None
+                last = previous.operation_state
+                self._send_follow_up(FollowUpRequest(
+                    app=app.name, dueAt=now.timestamp() + wait,
+                    token=f"self-heal:{request.commit}:{last.finished_at if last else ''}",
+                    diff=request.model_copy(update={"reason": "drift-check", "check": 0})))
+        if request.check and app_health in ("Progressing", "Missing"):
+            delay = followups.health_check_delay(request.check)
+            if delay is not None:  # health after a sync: looked at again in seconds, with a bound
+                self._send_follow_up(FollowUpRequest(
+                    app=app.name, dueAt=now.timestamp() + delay, token=f"health:{uuid.uuid4().hex}",
+                    diff=request.model_copy(update={"check": request.check + 1})))
         if decision is not None:
             apply_request = ApplyRequest(
                 app=app.name, commit=request.commit, manifests=request.manifests, reason=decision,
@@ -393,15 +437,17 @@ class Engine:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, request: ApplyRequest) -> OperationState | None:
-        """Run one sync operation under the app's operation lease. The Running operation is
-        recorded before anything touches the cluster, so a crash mid-way leaves a record.
+    def apply(self, request: ApplyRequest, remaining_ms: Callable[[], int] | None = None) -> OperationState | None:
+        """Run (or carry on) one sync operation under the app's operation lease. The Running
+        operation is recorded before anything touches the cluster, so a crash mid-way leaves a
+        record, and the lease is given back on every path (try/finally).
 
-        Waves and hooks wait for health, as in Argo CD: when a wave is not healthy yet the
-        operation stays Running with ``resumeFrom`` recorded, the lease is given back, and the
-        poll sends the same operation again once its next check is due (no Lambda sleeps)."""
-        from gitferry import sync as syncing
-
+        Waves and hooks wait for health, as in Argo CD. The wait happens here, polling the
+        cluster every ``sync_poll_seconds`` for as long as the invocation may run
+        (``remaining_ms``, the Lambda context's remaining time, minus a margin; at most
+        ``sync_wait_seconds``). What takes longer, and a retry's backoff, becomes the
+        operation's follow-up (:mod:`gitferry.followups`): a record plus a delayed message.
+        An ``operation="delete"`` request is a cascading app deletion (:mod:`gitferry.deletion`)."""
         if request.operation == "delete":
             from gitferry import deletion
 
@@ -412,50 +458,120 @@ class Engine:
             self.end_request(request.app, request.manual)
             return None
         app = manual_app(app, request.manual)  # syncOptions of the request, for this operation only
-        op_id = uuid.uuid4().hex
-        if not self.state.acquire_operation(app.name, op_id, self.settings.operation_timeout_seconds):
+        lease_id = uuid.uuid4().hex
+        if not self.state.acquire_operation(app.name, lease_id, self.settings.operation_timeout_seconds):
             from gitferry.errors import LeaseHeldError
 
+            if request.follow_up is not None:
+                # Another invocation holds the operation (a duplicate delivery, a person's sync):
+                # look again shortly instead of waiting out the queue's visibility timeout.
+                self._send_follow_up(FollowUpRequest(app=app.name, dueAt=self.clock().timestamp() + 5,
+                                                     token=f"{request.follow_up}:busy:{lease_id}", apply=request))
+                return None
             lease = self.state.get_operation(app.name)
             raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
+        try:
+            return self._apply_leased(app, request, lease_id, remaining_ms)
+        finally:
+            self.state.release_operation(app.name, lease_id)
+
+    def _apply_leased(self, app: Application, request: ApplyRequest, lease_id: str,
+                      remaining_ms: Callable[[], int] | None) -> OperationState | None:
         status = self.state.get_status(app.name) or AppStatus()
         previous = status.operation_state
-        resuming = bool(request.resume_from or request.retry) and previous is not None and previous.phase == "Running"
+        pending = self.followups.get(app.name)
+        resuming = request.follow_up is not None
+        if resuming:
+            if (pending is None or pending.token != request.follow_up or previous is None
+                    or previous.phase != "Running"):
+                return None  # a duplicate or stale delivery: that follow-up was carried out already
+            if pending.due_at > self.clock().timestamp() + 0.5:
+                # Early (a retry's backoff is not over): it goes back to wait for its time.
+                self._send_follow_up(FollowUpRequest(app=app.name, dueAt=pending.due_at,
+                                                     token=f"{pending.token}:early:{lease_id}", apply=request))
+                return previous
+        elif pending is not None:
+            self.followups.clear(app.name)  # a new operation replaces the one that was waiting
+        assert previous is not None or not resuming
+        operation_id = pending.op_id if resuming and pending is not None else lease_id
         started = (previous.started_at if resuming and previous and previous.started_at else None) or self.clock()
         initiator = (OperationInitiator(automated=True) if request.initiated_by == "automated"
                      else OperationInitiator(username=request.initiated_by))
         earlier: list[ResourceResult] = (
             list(previous.sync_result.resources)
             if resuming and request.resume_from and previous and previous.sync_result else [])
+        self_heals = (_self_heal_count(previous) if resuming else
+                      followups.next_self_heal_count(previous, request.reason, request.commit, self.clock(),
+                                                     self.settings.self_heal_backoff_max_seconds))
+        outcome = _Outcome(app, request, started, initiator, operation_id, self_heals, earlier)
+        if request.manual is not None and request.manual.dry_run:
+            real = _last_real_operation(status)  # what automation keeps looking at while this dry run shows
+            outcome.before = _operation_summary(real) if real is not None else None
+            if resuming and previous is not None:
+                outcome.before = ((previous.operation or {}).get("sync") or {}).get("before")
         try:
             if not resuming:
-                doc = _operation_doc(request, None)
-                real = _last_real_operation(status) if request.manual and request.manual.dry_run else None
-                if real is not None:  # what automation keeps looking at while this dry run shows
-                    doc["sync"]["before"] = _operation_summary(real)
-                status.operation_state = OperationState(
-                    operation=doc,
-                    phase="Running", message="sync started", started_at=started, initiated_by=initiator,
-                    sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source),
-                )
-                self.state.put_status(app.name, status)
+                self._record_running(outcome, "sync started")
                 self.end_request(app.name, request.manual)  # the Running operation now says "busy"
-            desired = self.manifests.get_manifests(request.manifests)
-            automated = app.automated
-            resume_from: list[int] | None = None
-            if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
-                phase, message, results = "Failed", "auto-sync will wipe out all resources (allowEmpty is false)", []
-            else:
-                cluster = self.cluster_for(app)
-                live = cluster.list_by_label(tracking.label_selector(app.name))
-                selected = request.manual.resources if request.manual else None
-                missing: list[str] = []
-                if selected is not None:  # selective sync: the named objects only, no hooks
+            self._run_operation(outcome, resuming, remaining_ms, status, previous, earlier)
+        except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
+            outcome.phase, outcome.message, outcome.resume_from, outcome.retry_at = (
+                "Error", f"{type(exc).__name__}: {exc}", None, None)
+            self._finish_safely(outcome)
+            raise
+        operation = self._finish_safely(outcome)
+        # Look again at once (health while the rollout runs); while Progressing the diff
+        # re-checks every few seconds (DiffRequest.check), not at the next poll tick.
+        self.queues.send(
+            DiffRequest(app=app.name, commit=request.commit, manifests=request.manifests, reason="rollout",
+                        initiatedBy=request.initiated_by, startedAt=request.started_at,
+                        check=0 if outcome.phase == "Running" else 1),
+            dedup=f"{request.commit}:{lease_id}:after-sync",
+        )
+        if outcome.phase != "Running":
+            self._report(app.name, "operation", request,
+                         {"apply": (self.clock() - started).total_seconds(),
+                          "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
+                         self.state.get_status(app.name))
+        return operation
+
+    def _run_operation(self, outcome: _Outcome, resuming: bool, remaining_ms: Callable[[], int] | None,
+                       status: AppStatus, previous: OperationState | None, earlier: list[ResourceResult]) -> None:
+        """Run the sync, waiting here while a wave or hook settles and time allows; fills
+        ``outcome`` (phase, message, resources, resume point, retry time)."""
+        from gitferry import sync as syncing
+
+        app, request = outcome.app, outcome.request
+        desired = self.manifests.get_manifests(request.manifests)
+        automated = app.automated
+        if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
+            outcome.phase, outcome.message = "Failed", "auto-sync will wipe out all resources (allowEmpty is false)"
+        else:
+            budget = self.settings.sync_wait_seconds
+            if remaining_ms is not None:
+                budget = min(budget, remaining_ms() / 1000 - self.settings.sync_wait_margin_seconds)
+            deadline = time.monotonic() + max(0.0, budget)
+            cluster = self.cluster_for(app)
+            live = cluster.list_by_label(tracking.label_selector(app.name))
+            resume = tuple(request.resume_from) if resuming and request.resume_from else None
+            selected = request.manual.resources if request.manual else None
+            missing: list[str] = []
+            if selected is not None:  # selective sync: the named objects only, no hooks
+                from gitferry import selection
+
+                desired, live, missing = selection.select(desired, live, selected,
+                                                          app.spec.destination.namespace, cluster.is_namespaced)
+            options = syncing.options_for(app, resources=status.resources, previous=previous, earlier=earlier,
+                                          has_history=bool(self.state.list_history(app.name)))
+            while True:
+                if missing:
                     from gitferry import selection
 
-                    desired, live, missing = selection.select(desired, live, selected,
-                                                              app.spec.destination.namespace, cluster.is_namespaced)
-                result = selection.not_found(app.name, missing) if missing else syncing.run_sync(
+                    result = selection.not_found(app.name, missing)
+                    outcome.resources = _merge_results(outcome.resources, result.resources)
+                    outcome.phase, outcome.message, outcome.resume_from = result.phase, result.message, None
+                    break
+                result = syncing.run_sync(
                     cluster, app.name, desired, live, prune=request.prune,
                     dry_run=bool(request.manual and request.manual.dry_run),
                     create_namespace=app.has_sync_option("CreateNamespace"),
@@ -463,98 +579,162 @@ class Engine:
                     prune_last=app.has_sync_option("PruneLast"),
                     propagation=(app.sync_option("PrunePropagationPolicy") or "foreground").capitalize(),
                     wait_between_waves=True,
-                    resume_from=tuple(request.resume_from) if resuming and request.resume_from else None,
-                    options=syncing.options_for(app, resources=status.resources, previous=previous, earlier=earlier,
-                                                has_history=bool(self.state.list_history(app.name))),
+                    resume_from=resume,
+                    options=options,
                 )
-                phase, message, results = result.phase, result.message, result.resources
-                resume_from = list(result.resume_from) if result.resume_from else None
-            retry_at: datetime | None = None
-            if phase == "Failed":
-                delay = retry_delay(app.spec.sync_policy.retry if app.spec.sync_policy else None, request.retry)
-                if delay is not None:  # spec.syncPolicy.retry: the operation goes on after a backoff
-                    retry_at = datetime.fromtimestamp(self.clock().timestamp() + delay, UTC)
-                    phase = "Running"
-                    message = f"{message}. Retrying attempt #{request.retry + 1} at {retry_at:%H:%M:%S}."
-        except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
-            self._finish_operation(app, request, started, initiator, "Error", f"{type(exc).__name__}: {exc}",
-                                   earlier, [], None, None)
-            self.state.release_operation(app.name, op_id)
-            raise
-        operation = self._finish_operation(app, request, started, initiator, phase, message, earlier, results,
-                                           resume_from, retry_at)
-        self.state.release_operation(app.name, op_id)
-        # Look again at once (health while the rollout runs), then the poll follows it.
-        self.queues.send(
-            DiffRequest(app=app.name, commit=request.commit, manifests=request.manifests, reason="rollout",
-                        initiatedBy=request.initiated_by, startedAt=request.started_at),
-            dedup=f"{request.commit}:{op_id}:after-sync",
+                outcome.resources = _merge_results(outcome.resources, result.resources)
+                outcome.phase, outcome.message = result.phase, result.message
+                outcome.resume_from = list(result.resume_from) if result.resume_from else None
+                if result.phase != "Running" or result.resume_from is None:
+                    break
+                if time.monotonic() + self.settings.sync_poll_seconds > deadline:
+                    break  # longer than this invocation may wait: the follow-up carries on
+                if tuple(result.resume_from) != resume:
+                    self._record_running(outcome, result.message)  # progress shown while waiting
+                resume = tuple(result.resume_from)
+                time.sleep(self.settings.sync_poll_seconds)
+        if outcome.phase == "Failed":
+            delay = retry_delay(app.spec.sync_policy.retry if app.spec.sync_policy else None, request.retry)
+            if delay is not None:  # spec.syncPolicy.retry: the operation goes on after a backoff
+                outcome.retry_at = datetime.fromtimestamp(self.clock().timestamp() + delay, UTC)
+                outcome.phase = "Running"
+                outcome.message = (f"{outcome.message}. Retrying attempt #{request.retry + 1} "
+                                   f"at {outcome.retry_at:%H:%M:%S}.")
+
+    def _record_running(self, outcome: _Outcome, message: str) -> None:
+        status = self.state.get_status(outcome.app.name) or AppStatus()
+        status.operation_state = self._operation_state(outcome, "Running", message, None)
+        self.state.put_status(outcome.app.name, status)
+
+    def _operation_state(self, outcome: _Outcome, phase: str, message: str,
+                         finished: datetime | None) -> OperationState:
+        request = outcome.request
+        doc = _operation_doc(request, outcome.resume_from if phase == "Running" else None)
+        doc["sync"]["operationId"] = outcome.operation_id
+        if outcome.before:
+            doc["sync"]["before"] = outcome.before
+        if outcome.self_heals:
+            doc["sync"]["selfHealAttemptsCount"] = outcome.self_heals
+        if outcome.retry_at is not None and phase == "Running":
+            doc["sync"]["retryAt"] = outcome.retry_at.isoformat()
+        return OperationState(
+            operation=doc, retry_count=request.retry + (1 if outcome.retry_at is not None else 0),
+            phase=phase, message=message, started_at=outcome.started,
+            finished_at=None if phase == "Running" else finished, initiated_by=outcome.initiator,
+            sync_result=SyncOperationResult(revision=request.commit, source=outcome.app.spec.source,
+                                            resources=list(outcome.resources)),
         )
-        if phase != "Running":
-            self._report(app.name, "operation", request,
-                         {"apply": (self.clock() - started).total_seconds(),
-                          "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
-                         self.state.get_status(app.name))
-        return operation
 
-    def resume_request(self, app: str, operation: OperationState) -> ApplyRequest | None:
-        """The ApplyRequest that continues a Running operation paused at a wave boundary."""
-        doc = (operation.operation or {}).get("sync") or {}
-        if operation.phase != "Running" or not doc.get("manifests"):
-            return None
-        common = {"app": app, "commit": str(doc.get("revision")), "manifests": str(doc["manifests"]),
-                  "prune": bool(doc.get("prune")), "initiatedBy": str(doc.get("initiatedBy") or "automated"),
-                  "manual": doc.get("manual")}
-        if doc.get("retryAt"):
-            return ApplyRequest(**common, reason="sync", retry=operation.retry_count)
-        if doc.get("resumeFrom"):
-            return ApplyRequest(**common, reason="rollout", resumeFrom=[int(x) for x in doc["resumeFrom"]])
-        return None
+    def _finish_safely(self, outcome: _Outcome) -> OperationState:
+        """Record the outcome; when that fails (a status too large, DynamoDB refusing), record a
+        small Error operation saying so instead, so the app is never left Running."""
+        try:
+            return self._finish_operation(outcome)
+        except Exception as exc:
+            outcome.phase = "Error"
+            outcome.message = (f"{outcome.message[:500]} - but its result could not be recorded: "
+                               f"{type(exc).__name__}: {str(exc)[:500]}")
+            outcome.resources, outcome.resume_from, outcome.retry_at = [], None, None
+            return self._finish_operation(outcome)
 
-    def _finish_operation(self, app: Application, request: ApplyRequest, started: datetime,
-                          initiator: OperationInitiator, phase: str, message: str,
-                          earlier: list[ResourceResult], results: Iterable[Any],
-                          resume_from: list[int] | None, retry_at: datetime | None) -> OperationState:
+    def _finish_operation(self, outcome: _Outcome) -> OperationState:
+        app, request = outcome.app, outcome.request
         finished = self.clock()
+        phase, message = outcome.phase, outcome.message
         status = self.state.get_status(app.name) or AppStatus()
-        merged = {(r.group, r.kind, r.namespace, r.name, r.sync_phase): r for r in earlier}
-        for r in results:
-            merged[(r.group, r.kind, r.namespace, r.name, r.phase)] = ResourceResult(
-                group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
-                status=r.status, message=r.message or None, sync_phase=r.phase,
-                hook_phase=getattr(r, "hook_phase", "") or None, hook_type=getattr(r, "hook_type", "") or None)
-        doc = _operation_doc(request, resume_from)
-        running = status.operation_state
-        if running is not None and ((running.operation or {}).get("sync") or {}).get("before"):
-            doc["sync"]["before"] = running.operation["sync"]["before"]  # type: ignore[index]
-        if retry_at is not None:
-            doc["sync"]["retryAt"] = retry_at.isoformat()
-        operation = OperationState(
-            operation=doc, retry_count=request.retry + (1 if retry_at is not None else 0),
-            phase=phase, message=message, started_at=started,
-            finished_at=None if phase == "Running" else finished, initiated_by=initiator,
-            sync_result=SyncOperationResult(revision=request.commit, source=app.spec.source,
-                                            resources=list(merged.values())),
-        )
-        if phase == "Running":
-            status.next_check_at = retry_at or datetime.fromtimestamp(
-                finished.timestamp() + self.settings.rollout_check_seconds, UTC)
+        operation = self._operation_state(outcome, phase, message, finished)
         status.operation_state = operation
         status.conditions = [c for c in status.conditions if c.type != "SyncError"]
-        if phase in ("Failed", "Error") or retry_at is not None:
+        if phase in ("Failed", "Error") or outcome.retry_at is not None:
             status.conditions.append(Condition(type="SyncError", message=message, last_transition_time=finished))
+        if phase == "Running":
+            # The record first: from here on the follow-up, not the lease, owns the next step.
+            self._schedule_operation(outcome, finished)
+        else:
+            self.followups.clear(app.name)
         self.state.put_status(app.name, status)
-        if phase != "Running":
-            from gitferry.audit import AuditLog
+        from gitferry.audit import AuditLog
 
+        if phase != "Running":
             AuditLog(self.state).record(request.initiated_by, f"operation.{phase.lower()}", app.name, now=finished,
                                         revision=request.commit, reason=request.reason, message=message[:500])
+        elif outcome.retry_at is not None:
+            AuditLog(self.state).record(request.initiated_by, "operation.attempt-failed", app.name, now=finished,
+                                        revision=request.commit, attempt=request.retry, message=message[:500])
         if phase == "Succeeded" and not (request.manual and request.manual.dry_run):  # a dry run deployed nothing
             self.state.append_history(app.name, HistoryEntry(
-                id=0, revision=request.commit, deployed_at=finished, deploy_started_at=started,
-                initiated_by=initiator, source=app.spec.source,
+                id=0, revision=request.commit, deployed_at=finished, deploy_started_at=outcome.started,
+                initiated_by=outcome.initiator, source=app.spec.source,
             ), limit=app.spec.revision_history_limit)
         return operation
+
+    def _schedule_operation(self, outcome: _Outcome, now: datetime) -> None:
+        """Write the operation's follow-up record and send its delayed message."""
+        request = outcome.request
+        token = uuid.uuid4().hex
+        common = {"app": request.app, "commit": request.commit, "manifests": request.manifests,
+                  "prune": request.prune, "initiatedBy": request.initiated_by, "reason": request.reason,
+                  "startedAt": request.started_at, "followUp": token, "manual": request.manual}
+        if outcome.retry_at is not None:
+            kind, due = followups.RETRY, outcome.retry_at.timestamp()
+            follow = ApplyRequest(**common, retry=request.retry + 1)
+        else:
+            kind, due = followups.WAVE, now.timestamp() + self.settings.followup_seconds
+            follow = ApplyRequest(**common, retry=request.retry, resumeFrom=outcome.resume_from)
+        self.followups.put(request.app, followups.FollowUp(outcome.operation_id, token, kind, due, follow))
+        try:
+            self._send_follow_up(FollowUpRequest(app=request.app, dueAt=due, token=token, apply=follow))
+        except Exception:  # noqa: BLE001 - the record stands; the poll re-sends an overdue follow-up
+            pass
+
+    def _send_follow_up(self, message: FollowUpRequest) -> None:
+        self.queues.send_later(message, now=self.clock().timestamp())
+
+    def follow_up(self, message: FollowUpRequest) -> str:
+        """The follow-up stage: a delayed message whose time has come is handed into the app's
+        FIFO queue (per-app order kept, the token as deduplication id); one whose time is still
+        more than a second away (a backoff beyond SQS's 900 s) is delayed again; an operation
+        follow-up that is no longer the operation's pending one is dropped."""
+        now = self.clock().timestamp()
+        if message.due_at - now > 1.0:
+            self._send_follow_up(message)
+            return "delayed"
+        if message.apply is not None:
+            pending = self.followups.get(message.app)
+            if pending is None or pending.token != message.apply.follow_up:
+                return "stale"
+            # The message's own token: a re-delayed copy (early, lease busy) has a token of its
+            # own, so the FIFO queue drops only true duplicates of this very message.
+            self.queues.send(message.apply, dedup=f"followup:{message.token}")
+            return "apply"
+        if message.diff is not None:
+            self.queues.send(message.diff, dedup=f"followup:{message.token}")
+            return "diff"
+        return "empty"
+
+    def _overdue_follow_up(self, app: str, now: datetime) -> tuple[ApplyRequest, str] | None:
+        """The poll's safety net for a Running operation: its follow-up message when the record
+        says it is overdue (the message was lost), or None. An operation Running with neither
+        a follow-up nor an apply holding its lease is ended as Error: nothing would finish it."""
+        pending = self.followups.get(app)
+        if pending is not None:
+            if pending.due_at + self.settings.followup_grace_seconds <= now.timestamp():
+                return pending.request, f"overdue:{pending.token}:{now.timestamp()}"
+            return None
+        lease = self.state.get_operation(app)
+        if lease is not None and lease.expires_at > now.timestamp():
+            return None  # an apply is carrying it
+        status = self.state.get_status(app)
+        op = status.operation_state if status else None
+        if status is None or op is None or op.phase != "Running":
+            return None
+        op.phase, op.finished_at = "Error", now
+        op.message = (f"{op.message or ''} - interrupted: no apply holds the operation and nothing was "
+                      "scheduled to finish it; sync again")[:2000]
+        status.conditions = [c for c in status.conditions if c.type != "SyncError"]
+        status.conditions.append(Condition(type="SyncError", message=op.message, last_transition_time=now))
+        self.state.put_status(app, status)
+        return None
 
     # ------------------------------------------------------------------ report
 
@@ -723,7 +903,7 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if automated is None or comparison.sync_status != "OutOfSync":
         return None
     if previous.operation_state is not None and previous.operation_state.phase == "Running":
-        return None  # one operation at a time; the running one is resumed by the poll
+        return None  # one operation at a time; the running one goes on through its follow-up
     fixable = [r for r in comparison.resources if r.status == "OutOfSync" and (automated.prune or not r.requires_pruning)]
     if not fixable:
         return None
@@ -791,6 +971,39 @@ def _operation_summary(op: OperationState) -> dict[str, Any]:
     if "syncResult" in doc:
         doc["syncResult"].pop("resources", None)
     return doc
+
+
+@dataclass
+class _Outcome:
+    """What one apply invocation knows about the operation it runs, filled in as it goes."""
+
+    app: Application
+    request: ApplyRequest
+    started: datetime
+    initiator: OperationInitiator
+    operation_id: str
+    self_heals: int
+    resources: list[ResourceResult] = field(default_factory=list)
+    phase: str = "Running"
+    message: str = ""
+    resume_from: list[int] | None = None
+    retry_at: datetime | None = None
+    before: dict[str, Any] | None = None  # a dry run: the last real operation, for automation
+
+
+def _merge_results(earlier: list[ResourceResult], results: Iterable[Any]) -> list[ResourceResult]:
+    """One line per (group, kind, namespace, name, phase): later results replace earlier ones."""
+    merged = {(r.group, r.kind, r.namespace, r.name, r.sync_phase): r for r in earlier}
+    for r in results:
+        merged[(r.group, r.kind, r.namespace, r.name, r.phase)] = ResourceResult(
+            group=r.group, version=r.version, kind=r.kind, namespace=r.namespace, name=r.name,
+            status=r.status, message=r.message or None, sync_phase=r.phase,
+            hook_phase=getattr(r, "hook_phase", "") or None, hook_type=getattr(r, "hook_type", "") or None)
+    return list(merged.values())
+
+
+def _self_heal_count(operation: OperationState | None) -> int:
+    return followups.self_heal_attempts(operation)
 
 
 def _prune_for(app: Application, request: DiffRequest) -> bool:

@@ -1,22 +1,26 @@
-"""Sending stage messages to the SQS FIFO queues named by the environment."""
+"""Sending stage messages to the SQS queues named by the environment: the FIFO stage queues
+(one group per app) and the standard FollowUpQueue (per-message delay, at most 900 s)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import Any
 
 import boto3
 from pydantic import BaseModel
 
-from gitferry.messages import ApplyRequest, DiffRequest, RenderRequest, ReportRequest
+from gitferry.messages import ApplyRequest, DiffRequest, FollowUpRequest, RenderRequest, ReportRequest
 
 _QUEUE_ENV = {
     RenderRequest: "RENDER_QUEUE_URL",
     DiffRequest: "DIFF_QUEUE_URL",
     ApplyRequest: "APPLY_QUEUE_URL",
     ReportRequest: "REPORT_QUEUE_URL",
+    FollowUpRequest: "FOLLOWUP_QUEUE_URL",
 }
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds (standard queues only)
 
 
 class Queues:
@@ -44,6 +48,14 @@ class Queues:
     def send(self, message: RenderRequest | DiffRequest | ApplyRequest | ReportRequest, *, dedup: str) -> None:
         """Send ``message``; ``dedup`` names the logical event (SQS drops repeats within 5 min)."""
         self.client.send_message(QueueUrl=self.url_for(message), **_entry(message, dedup))
+
+    def send_later(self, message: FollowUpRequest, *, now: float) -> int:
+        """Put ``message`` on the standard FollowUpQueue, delivered at its ``dueAt`` (or after
+        SQS's 900 s maximum, when the follow-up handler delays it again). Returns the delay."""
+        delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(message.due_at - now)))
+        self.client.send_message(QueueUrl=self.url_for(message), MessageBody=message.model_dump_json(by_alias=True),
+                                 DelaySeconds=delay)
+        return delay
 
     def send_many(self, messages: list[tuple[RenderRequest | DiffRequest | ApplyRequest | ReportRequest, str]]) -> None:
         """Send (message, dedup) pairs ten per SendMessageBatch call: a poll tick that schedules
