@@ -127,7 +127,6 @@ def test_postsync_hook_with_hook_succeeded_policy_ends_succeeded_and_is_deleted(
     assert world.orphaned_operations() == []
 
 
-@pytest.mark.xfail(reason="needs generateName hooks from sync.py", strict=False)
 def test_presync_hook_with_generate_name_runs_before_the_sync(world: LocalWorld) -> None:
     ticks = world.poll_ticks
     _create(world, "genname", {

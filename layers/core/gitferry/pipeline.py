@@ -561,9 +561,12 @@ class Engine:
 
                 desired, live, missing = selection.select(desired, live, selected,
                                                           app.spec.destination.namespace, cluster.is_namespaced)
-            options = syncing.options_for(app, resources=status.resources, previous=previous, earlier=earlier,
-                                          has_history=bool(self.state.list_history(app.name)))
+            has_history = bool(self.state.list_history(app.name))
             while True:
+                # The results so far (this invocation's and earlier ones'): a resumed run finds its
+                # generateName hooks by the names recorded there.
+                options = syncing.options_for(app, resources=status.resources, previous=previous,
+                                              earlier=outcome.resources or earlier, has_history=has_history)
                 if missing:
                     from gitferry import selection
 
