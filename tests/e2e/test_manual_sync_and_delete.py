@@ -448,7 +448,8 @@ def test_a_failed_pre_delete_hook_stops_the_deletion_and_says_why(world: LocalWo
     assert world.call("DELETE", f"/api/v1/applications/{app}")[0] == 202
     world.until("DeletionError", lambda: any(c["type"] == "DeletionError" for c in world.status(app).get("conditions", [])))
     condition = next(c for c in world.status(app)["conditions"] if c["type"] == "DeletionError")
-    assert "PreDelete hook Job prefail/backup failed" in condition["message"], condition
+    assert condition["message"].startswith("PreDelete hooks failed:"), condition
+    assert "prefail/backup failed: Job has reached the specified backoff limit" in condition["message"], condition
     assert _config_map(world, app, "c") is not None  # nothing of the app was deleted
     assert world.api_ok("GET", f"/api/v1/applications/{app}")["metadata"]["deletionTimestamp"]
     # The way out, as in Argo CD (remove the finalizer): forget the app, leave its objects.

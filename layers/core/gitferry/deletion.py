@@ -21,14 +21,13 @@ forgotten while objects it deleted half-way are left.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from gitferry import health as _health
 from gitferry import tracking
 from gitferry.messages import ApplyRequest
 
@@ -129,18 +128,14 @@ def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECOND
     released = False
     try:
         cluster = engine.cluster_for(app)
-        hooks = _hooks(engine, doc)
+        manifests = _manifests(engine, doc)
         deadline = time.monotonic() + wait_seconds
         stage = str(doc.get("stage") or STAGES[0])
         while True:
-            if stage == "PreDelete":
-                waiting, failed = _run_hooks(cluster, app.name, hooks.get("PreDelete", []),
-                                             app.spec.destination.namespace, doc.setdefault("hooksDone", []))
-            elif stage == "Resources":
+            if stage == "Resources":
                 waiting, failed = _delete_resources(cluster, app.name, str(doc.get("propagation") or "Foreground")), ""
             else:
-                waiting, failed = _run_hooks(cluster, app.name, hooks.get("PostDelete", []),
-                                             app.spec.destination.namespace, doc.setdefault("hooksDone", []))
+                waiting, failed = _run_hooks(cluster, app.name, manifests, stage, app.spec.destination.namespace, doc)
             if failed:
                 _record_error(engine, app.name, doc, stage, failed)
                 return stage
@@ -182,8 +177,9 @@ def run(engine: Engine, request: ApplyRequest, wait_seconds: float = WAIT_SECOND
 def managed_objects(app: str, live: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """What a cascading delete removes: objects whose tracking annotation names ``app`` and this
     very object, except hooks and objects annotated ``Delete=false``."""
-    return [o for o in live if tracking.is_owned(app, o) and not tracking.is_hook(o)
-            and tracking.sync_options(o).get("Delete", "").lower() != "false"]
+    from gitferry.sync import delete_allowed
+
+    return [o for o in live if tracking.is_owned(app, o) and not tracking.is_hook(o) and delete_allowed(o)]
 
 
 def deletion_batch(objs: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -208,76 +204,39 @@ def _delete_resources(cluster: ClusterClient, app: str, propagation: str) -> lis
     return [_ident(o) for o in batch]
 
 
-def _hooks(engine: Engine, doc: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """PreDelete / PostDelete hooks of the manifests last synced (none when nothing was)."""
+def _manifests(engine: Engine, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The manifests last synced, whose PreDelete / PostDelete hooks run (none when nothing was)."""
     from gitferry.errors import NotFoundError
 
     key = str(doc.get("manifests") or "")
     if not key:
-        return {}
+        return []
     try:
-        manifests = engine.manifests.get_manifests(key)
+        return engine.manifests.get_manifests(key)
     except NotFoundError:
-        return {}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for obj in manifests:
-        for hook in tracking.hook_types(obj):
-            if hook in ("PreDelete", "PostDelete"):
-                out.setdefault(hook, []).append(dict(obj))
-    return out
+        return []
 
 
-def hook_object(app: str, obj: Mapping[str, Any], namespace: str | None, namespaced: bool) -> dict[str, Any]:
-    """The hook as created: destination namespace defaulted, and a ``generateName`` turned into a
-    name fixed for this app, so a later invocation finds the same hook again."""
-    out = dict(obj)  # hooks are not app resources: not stamped
-    meta = dict(out.get("metadata") or {})
-    if not meta.get("name") and meta.get("generateName"):
-        suffix = hashlib.sha256(f"{app}:{meta['generateName']}".encode()).hexdigest()[:5]
-        meta["name"] = f"{meta.pop('generateName')}{suffix}"
-    if namespaced and not meta.get("namespace") and namespace:
-        meta["namespace"] = namespace
-    if not namespaced:
-        meta.pop("namespace", None)
-    out["metadata"] = meta
-    return out
+def _run_hooks(cluster: ClusterClient, app: str, manifests: list[dict[str, Any]], phase: str,
+               namespace: str | None, doc: dict[str, Any]) -> tuple[list[str], str]:
+    """One look at the ``phase`` hooks, run by the sync engine exactly as a sync's hooks
+    (:func:`gitferry.sync.run_delete_hooks`: waves, ``generateName``, delete policies): (still
+    running, failure message). Where it stopped (``hookResume``) and its results so far
+    (``hookResults``, with the generated names) are kept in the deletion record ``doc``, so the
+    next look, in this invocation or a later one, awaits the same objects and runs none twice."""
+    from gitferry import sync as syncing
 
-
-def _run_hooks(cluster: ClusterClient, app: str, hooks: list[dict[str, Any]],
-               namespace: str | None, done: list[str]) -> tuple[list[str], str]:
-    """Create each hook not created yet, and check them: (still running, failure message).
-    A hook that succeeded is deleted (HookSucceeded, Argo CD's default for deletion hooks unless
-    the policy says otherwise); a failed one stops the deletion, and is deleted if HookFailed.
-    ``done`` (stored with the deletion) names the hooks that succeeded, so none runs twice."""
-    waiting: list[str] = []
-    for raw in hooks:
-        namespaced = cluster.is_namespaced(str(raw.get("apiVersion")), str(raw.get("kind")))
-        obj = hook_object(app, raw, namespace, namespaced)
-        meta = obj["metadata"]
-        live = cluster.get(str(obj["apiVersion"]), str(obj["kind"]), str(meta["name"]), meta.get("namespace"))
-        if _ident(obj) in done:
-            continue  # succeeded (and deleted) earlier
-        if live is None:
-            cluster.server_side_apply(obj)
-            waiting.append(_ident(obj))
-            continue
-        state = _health.resource_health(live)
-        policies = str((meta.get("annotations") or {}).get(tracking.HOOK_DELETE_POLICY_ANNOTATION) or "")
-        if state.status == _health.DEGRADED:
-            if "HookFailed" in policies:
-                cluster.delete(live, propagation="Background")
-            return waiting, f"{_hook_type(obj)} hook {_ident(obj)} failed: {state.message or 'Degraded'}"
-        if state.status == _health.HEALTHY:
-            if not policies or "HookSucceeded" in policies or "BeforeHookCreation" in policies:
-                cluster.delete(live, propagation="Background")
-            done.append(_ident(obj))
-            continue
-        waiting.append(_ident(obj))
-    return waiting, ""
-
-
-def _hook_type(obj: Mapping[str, Any]) -> str:
-    return ",".join(tracking.hook_types(obj))
+    resume = doc.get("hookResume")
+    earlier = [syncing.ResourceResult(**r) for r in doc.get("hookResults") or []]
+    result = syncing.run_delete_hooks(cluster, app, manifests, phase, namespace=namespace,
+                                      resume_from=tuple(resume) if resume else None, earlier=earlier)
+    if result.phase == "Running" and result.resume_from is not None:
+        doc["hookResume"] = list(result.resume_from)
+        doc["hookResults"] = [asdict(r) for r in result.resources]
+        return [r.name for r in result.resources if r.hook and r.hook_phase == "Running"] or [phase], ""
+    doc.pop("hookResume", None)
+    doc.pop("hookResults", None)
+    return [], f"{phase} hooks failed: {result.message}" if result.phase != "Succeeded" else ""
 
 
 def _ident(obj: Mapping[str, Any]) -> str:
@@ -336,5 +295,5 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-__all__ = ["FINALIZER", "FINALIZERS", "deletion_batch", "due_resumes", "hook_object", "managed_objects",
+__all__ = ["FINALIZER", "FINALIZERS", "deletion_batch", "due_resumes", "managed_objects",
            "propagation_for", "run", "start"]
