@@ -181,7 +181,8 @@ def test_least_privilege_iam(cfn: dict[str, Any]) -> None:
     publishers = {lid for lid, st in statements for a in st["Action"] if a == "sns:Publish"}
     assert publishers == {"ReportFunctionRole"}
     # The manifest key: render seals (data keys), diff and apply unseal; nobody else touches it.
-    kms = {(lid, a) for lid, st in statements for a in st["Action"] if a.startswith("kms:")}
+    kms = {(lid, a) for lid, st in statements
+           for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]) if a.startswith("kms:")}
     assert kms == {("RenderFunctionRole", "kms:GenerateDataKey"), ("DiffFunctionRole", "kms:Decrypt"),
                    ("ApplyFunctionRole", "kms:Decrypt")}, kms
     rules = {r["Id"]: r for r in cfn["Resources"]["ManifestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
