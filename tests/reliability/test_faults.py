@@ -1,0 +1,189 @@
+"""Faults injected through real sockets into the local stack, and what a user then sees.
+
+Every test ends with :func:`assert_consistent`: no operation lease left behind, no operation
+Running without something scheduled to finish it, and the DLQs holding only what the test
+expects."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from local.faults import Fault, dynamodb_error, kube_status
+from local.story import application
+
+NOT_DRY_RUN = r"^(?!.*dryRun)"
+
+
+def wave_files(tag: str) -> dict[str, str]:
+    return {
+        "app/first.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\ndata:\n  tag: {tag}\n",
+        "app/late.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
+                         "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"
+                         f"data:\n  tag: {tag}\n",
+    }
+
+
+def register(faulty: Any, name: str, *, automated: bool = True, retry: dict[str, Any] | None = None) -> str:
+    repo = faulty.repo(name, wave_files("v1"))
+    doc = yaml.safe_load(application(name, repo, faulty.server, automated=automated, path="app", namespace=name))
+    if retry:
+        doc["spec"]["syncPolicy"]["retry"] = retry
+    faulty.world.api_ok("POST", "/api/v1/applications", yaml.safe_dump(doc))
+    return repo
+
+
+def store(faulty: Any) -> Any:
+    from gitferry.blobs import ManifestStore
+    from gitferry.state import StateStore
+
+    res = faulty.world.stack.resources
+    return StateStore(res.physical["StateTable"], client=res.client("dynamodb"),
+                      blobs=ManifestStore(res.physical["ManifestBucket"], client=res.client("s3")))
+
+
+def configmap(faulty: Any, ns: str, name: str) -> dict[str, str] | None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return client.CoreV1Api(faulty.world.k8s).read_namespaced_config_map(name, ns).data
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def dlq_depths(faulty: Any) -> dict[str, int]:
+    stack = faulty.world.stack
+    return {q: stack.queue_depth(q) for q in stack.resources.queues if "DeadLetter" in q}
+
+
+def assert_consistent(faulty: Any, app: str, *, dlq: dict[str, int] | None = None) -> dict[str, Any]:
+    """The invariants of the brief, checked on what is stored."""
+    status = faulty.world.status(app)
+    op = status.get("operationState") or {}
+    lease = store(faulty).get_operation(app)
+    if op.get("phase") == "Running":
+        # a Running operation must have a way to finish: a resume scheduled, or a lease that expires
+        assert status.get("nextCheckAt") or (lease is not None and lease.expires_at > time.time()), status
+    else:
+        assert lease is None or lease.expires_at <= time.time(), f"lease of {app} left behind: {lease}"
+    depths = dlq_depths(faulty)
+    expected = {q: 0 for q in depths} | (dlq or {})
+    assert depths == expected, depths
+    return status
+
+
+def test_no_fault_baseline_through_the_proxies(faulty: Any, outcome: Any) -> None:
+    register(faulty, "calm")
+    faulty.world.until("calm synced", lambda: faulty.world.status("calm").get("sync", {}).get("status") == "Synced"
+                       and (faulty.world.status("calm").get("operationState") or {}).get("phase") == "Succeeded")
+    assert configmap(faulty, "calm", "late") == {"tag": "v1"}
+    assert faulty.kube_proxy.log and faulty.git_proxy.log and faulty.ddb_proxy.log  # really went through them
+    assert_consistent(faulty, "calm")
+    outcome("no fault (proxies forward)", result="Synced, Succeeded")
+
+
+def test_git_server_500_shows_a_comparison_error_and_touches_nothing(faulty: Any, outcome: Any) -> None:
+    rule = faulty.git_proxy.add(Fault(path=r"/gitbad\.git/", status=500, response="boom", times=None))
+    register(faulty, "gitbad")
+    faulty.world.tick()
+    status = assert_consistent(faulty, "gitbad")
+    conditions = {c["type"]: c["message"] for c in status.get("conditions", [])}
+    assert "ComparisonError" in conditions and "500" in conditions["ComparisonError"], conditions
+    assert status["sync"]["status"] == "Unknown" and not status.get("operationState")
+    assert configmap(faulty, "gitbad", "first") is None
+    cases = rule.hits
+    faulty.git_proxy.clear()
+    faulty.world.until("gitbad synced once git answers", lambda: (faulty.world.status("gitbad").get(
+        "operationState") or {}).get("phase") == "Succeeded")
+    status = assert_consistent(faulty, "gitbad")
+    assert not [c for c in status.get("conditions", []) if c["type"] == "ComparisonError"]
+    outcome("git server 500", cases=cases, result="ComparisonError shown, cluster untouched; synced once healed")
+
+
+@pytest.mark.parametrize("code,reason", [(500, "InternalError"), (429, "TooManyRequests"), (409, "Conflict")])
+def test_kubernetes_error_mid_wave_fails_the_operation_cleanly(faulty: Any, outcome: Any, code: int,
+                                                                 reason: str) -> None:
+    app = f"kube{code}"
+    rule = faulty.kube_proxy.add(kube_status(code, reason, f"injected {code} for late"), method="PATCH",
+                                 path=NOT_DRY_RUN + rf".*/namespaces/{app}/configmaps/late", times=None)
+    register(faulty, app)
+    faulty.world.until(f"{app} operation finished", lambda: (faulty.world.status(app).get(
+        "operationState") or {}).get("phase") in ("Failed", "Error"))
+    status = assert_consistent(faulty, app)
+    op = status["operationState"]
+    assert f"injected {code}" in op["message"] or any(
+        f"injected {code}" in (r.get("message") or "") for r in op["syncResult"]["resources"]), op
+    assert configmap(faulty, app, "first") == {"tag": "v1"}  # wave 0 went in
+    assert configmap(faulty, app, "late") is None  # wave 1 did not
+    assert rule.hits >= 1
+    outcome(f"Kubernetes API {code} mid-wave", cases=rule.hits,
+            result=f"operation {op['phase']} naming the object, lease released, wave 1 not applied")
+
+
+def test_kubernetes_error_mid_wave_is_retried_under_sync_policy_retry(faulty: Any, outcome: Any) -> None:
+    rule = faulty.kube_proxy.add(kube_status(500, "InternalError", "injected once"), method="PATCH",
+                                 path=NOT_DRY_RUN + r".*/namespaces/kuberetry/configmaps/late", times=1)
+    register(faulty, "kuberetry", retry={"limit": 2, "backoff": {"duration": "1s", "maxDuration": "1s"}})
+    faulty.world.until("kuberetry recovered", lambda: (faulty.world.status("kuberetry").get(
+        "operationState") or {}).get("phase") == "Succeeded", timeout=90)
+    status = assert_consistent(faulty, "kuberetry")
+    assert status["operationState"]["retryCount"] >= 1 and rule.hits == 1
+    assert configmap(faulty, "kuberetry", "late") == {"tag": "v1"}
+    outcome("Kubernetes API 500 once, retry policy", cases=rule.hits, result="retried, Succeeded")
+
+
+def test_slow_kubernetes_api_only_slows_the_sync(faulty: Any, outcome: Any) -> None:
+    rule = faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/kubeslow/", delay=1.5,
+                                       times=2))
+    register(faulty, "kubeslow")
+    faulty.world.until("kubeslow synced", lambda: (faulty.world.status("kubeslow").get(
+        "operationState") or {}).get("phase") == "Succeeded")
+    assert_consistent(faulty, "kubeslow")
+    outcome("Kubernetes API slow (1.5 s answers)", cases=rule.hits, result="Succeeded")
+
+
+def test_dynamodb_throttling_is_absorbed_by_retries(faulty: Any, outcome: Any) -> None:
+    rule = faulty.ddb_proxy.add(dynamodb_error("ProvisionedThroughputExceededException", "injected throttle"),
+                                header=("X-Amz-Target", r"UpdateItem|PutItem|Query|GetItem"), times=6)
+    register(faulty, "throttled")
+    faulty.world.until("throttled synced", lambda: (faulty.world.status("throttled").get(
+        "operationState") or {}).get("phase") == "Succeeded")
+    assert rule.hits == 6
+    assert_consistent(faulty, "throttled")
+    outcome("DynamoDB throttling (6 answers)", cases=rule.hits, result="absorbed by SDK retries, Succeeded")
+
+
+def test_lease_conditional_failure_leaves_no_half_operation(faulty: Any, outcome: Any) -> None:
+    rule = faulty.ddb_proxy.add(dynamodb_error("ConditionalCheckFailedException", "The conditional request failed"),
+                                header=("X-Amz-Target", r"PutItem"), body=r'"APP#leased".*"OPERATION"|'
+                                r'"OPERATION".*"APP#leased"', times=3)
+    register(faulty, "leased")
+    faulty.world.until("leased synced after the lease frees", lambda: (faulty.world.status("leased").get(
+        "operationState") or {}).get("phase") == "Succeeded", timeout=90)
+    assert rule.hits >= 1
+    assert_consistent(faulty, "leased")
+    outcome("DynamoDB conditional failure on the lease", cases=rule.hits,
+            result="operation not started while 'held', then Succeeded")
+
+
+def test_missing_manifest_blob_before_the_diff(faulty: Any, outcome: Any) -> None:
+    register(faulty, "noblob", automated=False)
+    world = faulty.world
+    world.settle()
+    s3 = world.stack.resources.client("s3")
+    bucket = world.stack.resources.physical["ManifestBucket"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/").get("Contents", [])]
+    for key in keys:  # every rendered manifest list is gone (expired, deleted by hand)
+        s3.delete_object(Bucket=bucket, Key=key)
+    world.api_ok("POST", "/api/v1/applications/noblob/sync")
+    world.settle()
+    status = assert_consistent(faulty, "noblob")
+    assert configmap(faulty, "noblob", "first") is not None or status.get("conditions"), status
+    outcome("S3 manifest blob missing before the diff", cases=len(keys),
+            result=f"sync {status['sync']['status']}, phase {(status.get('operationState') or {}).get('phase')}")
