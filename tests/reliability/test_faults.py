@@ -150,13 +150,43 @@ def test_slow_kubernetes_api_only_slows_the_sync(faulty: Any, outcome: Any) -> N
 
 def test_dynamodb_throttling_is_absorbed_by_retries(faulty: Any, outcome: Any) -> None:
     rule = faulty.ddb_proxy.add(dynamodb_error("ProvisionedThroughputExceededException", "injected throttle"),
-                                header=("X-Amz-Target", r"UpdateItem|PutItem|Query|GetItem"), times=6)
+                                header=("X-Amz-Target", r"UpdateItem|PutItem|Query|GetItem"), times=2)
     register(faulty, "throttled")
     faulty.world.until("throttled synced", lambda: (faulty.world.status("throttled").get(
         "operationState") or {}).get("phase") == "Succeeded")
-    assert rule.hits == 6
+    assert rule.hits == 2
     assert_consistent(faulty, "throttled")
-    outcome("DynamoDB throttling (6 answers)", cases=rule.hits, result="absorbed by SDK retries, Succeeded")
+    outcome("DynamoDB throttling (2 answers in a row)", cases=rule.hits, result="absorbed by SDK retries, Succeeded")
+
+
+def test_persistent_throttling_sends_the_diff_to_its_dlq_and_a_redrive_recovers(faulty: Any, outcome: Any) -> None:
+    world = faulty.world
+    register(faulty, "dlqapp")
+    rule = faulty.ddb_proxy.add(dynamodb_error("ProvisionedThroughputExceededException", "injected throttle"),
+                                header=("X-Amz-Target", r"UpdateItem"), body=r"APP#dlqapp", times=None)
+    world.settle()  # render, then the diff fails to record its status on every delivery
+    dlq = next(q for q in world.stack.resources.queues if "DeadLetter" in q and "Diff" in q)
+    assert dlq_depths(faulty)[dlq] == 1 and rule.hits >= 5
+    assert configmap(faulty, "dlqapp", "first") is None  # nothing applied without a recorded status
+    assert store(faulty).get_operation("dlqapp") is None
+    faulty.ddb_proxy.clear()
+
+    # redrive, as `aws sqs start-message-move-task` does: back to the source queue, same group
+    sqs = world.stack.resources.client("sqs")
+    source = world.stack.resources.queues[dlq.replace("DeadLetterQueue", "Queue").replace("DLQ", "Queue")]
+    msgs = sqs.receive_message(QueueUrl=world.stack.resources.queues[dlq].url, MaxNumberOfMessages=10,
+                               MessageSystemAttributeNames=["All"]).get("Messages", [])
+    for m in msgs:
+        sqs.send_message(QueueUrl=source.url, MessageBody=m["Body"],
+                         MessageGroupId=m["Attributes"]["MessageGroupId"],
+                         MessageDeduplicationId=f"redrive-{m['MessageId']}")
+        sqs.delete_message(QueueUrl=world.stack.resources.queues[dlq].url, ReceiptHandle=m["ReceiptHandle"])
+    world.settle()
+    world.until("dlqapp synced after the redrive", lambda: (world.status("dlqapp").get(
+        "operationState") or {}).get("phase") == "Succeeded")
+    assert_consistent(faulty, "dlqapp")
+    outcome("DynamoDB throttling persistent + DLQ redrive", cases=rule.hits,
+            result="diff message in DiffQueue DLQ after 5 receives, nothing applied; redriven: Succeeded")
 
 
 def test_lease_conditional_failure_leaves_no_half_operation(faulty: Any, outcome: Any) -> None:
@@ -173,17 +203,27 @@ def test_lease_conditional_failure_leaves_no_half_operation(faulty: Any, outcome
 
 
 def test_missing_manifest_blob_before_the_diff(faulty: Any, outcome: Any) -> None:
-    register(faulty, "noblob", automated=False)
     world = faulty.world
+    register(faulty, "noblob", automated=False)
     world.settle()
-    s3 = world.stack.resources.client("s3")
-    bucket = world.stack.resources.physical["ManifestBucket"]
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/").get("Contents", [])]
-    for key in keys:  # every rendered manifest list is gone (expired, deleted by hand)
-        s3.delete_object(Bucket=bucket, Key=key)
-    world.api_ok("POST", "/api/v1/applications/noblob/sync")
+    diff = next(m for m in world.stack.resources.event_sources if m.function == "DiffFunction")
+    diff.enabled = False  # hold the diff message while the blob disappears
+    try:
+        world.api_ok("POST", "/api/v1/applications/noblob/refresh")
+        world.settle()
+        s3 = world.stack.resources.client("s3")
+        bucket = world.stack.resources.physical["ManifestBucket"]
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/").get("Contents", [])]
+        for key in keys:  # expired by the lifecycle rule, or deleted by hand
+            s3.delete_object(Bucket=bucket, Key=key)
+    finally:
+        diff.enabled = True
     world.settle()
     status = assert_consistent(faulty, "noblob")
-    assert configmap(faulty, "noblob", "first") is not None or status.get("conditions"), status
+    conditions = {c["type"]: c["message"] for c in status.get("conditions", [])}
+    assert "not found" in conditions.get("ComparisonError", ""), conditions
+    assert status["sync"]["status"] == "Unknown" and not status.get("operationState")
+    world.until("noblob compared again", lambda: world.status("noblob")["sync"]["status"] == "OutOfSync")
+    assert_consistent(faulty, "noblob")
     outcome("S3 manifest blob missing before the diff", cases=len(keys),
-            result=f"sync {status['sync']['status']}, phase {(status.get('operationState') or {}).get('phase')}")
+            result="ComparisonError naming the object, nothing applied; next tick re-renders")
