@@ -12,7 +12,7 @@ point the client at it instead; every request goes through real sockets::
 A :class:`Fault` matches on method, a path regex, a header regex and a body regex, and then
 answers ``status`` with ``body`` (the upstream is not called), or waits ``delay`` seconds
 before forwarding (a slow or timed-out server), or ``drop`` closes the connection without an
-answer. ``times`` bounds how often it fires (``None`` = until removed); ``skip`` lets that many
+answer; with none of these it forwards (useful with ``then``, a callback run when it fires). ``times`` bounds how often it fires (``None`` = until removed); ``skip`` lets that many
 matching requests through first ("mid-wave": the second PATCH fails). Requests no fault takes are
 forwarded unchanged and answered with the upstream's answer.
 """
@@ -50,6 +50,7 @@ class Fault:
     drop: bool = False
     times: int | None = 1
     skip: int = 0
+    then: Any = None  # called (no arguments) each time the fault fires: chain faults ("after wave 0 ...")
     hits: int = 0
     seen: int = 0
 
@@ -158,6 +159,8 @@ class FaultProxy:
                 if fault.seen <= fault.skip:
                     continue
                 fault.hits += 1
+                if fault.then is not None:
+                    fault.then()
                 return fault
         return None
 
