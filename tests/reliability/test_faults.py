@@ -275,9 +275,9 @@ def test_duplicate_apply_delivery_runs_one_operation(faulty: Any, outcome: Any) 
     world.settle()
     world.until("dup synced", lambda: (world.status("dup").get("operationState") or {}).get("phase") == "Succeeded")
     history = world.api_ok("GET", "/api/v1/applications/dup/history")["items"]
+    outcome("duplicate SQS delivery (apply x3)", cases=3, result=f"{len(history)} operations recorded (1 wanted)")
     assert len(history) == 1, history
     assert_consistent(faulty, "dup")
-    outcome("duplicate SQS delivery (apply x3)", cases=3, result="one operation, one history entry")
 
 
 @pytest.mark.xfail(strict=True, reason="found by this suite: an older ApplyRequest delivered after a newer one "
@@ -304,9 +304,10 @@ def test_out_of_order_apply_delivery_does_not_roll_back(faulty: Any, outcome: An
     world.until("ooo settled", lambda: (world.status("ooo").get("operationState") or {}).get("phase")
                 in ("Succeeded", "Failed", "Error"))
     status = assert_consistent(faulty, "ooo")
+    outcome("out-of-order SQS delivery (older apply last)", cases=2,
+            result=f"cluster at {configmap(faulty, 'ooo', 'first')} after both (v2 wanted)")
     assert configmap(faulty, "ooo", "first") == {"tag": "v2"}, "an older request rolled the cluster back"
     assert status["sync"]["revision"] == status["operationState"]["syncResult"]["revision"]
-    outcome("out-of-order SQS delivery (older apply last)", cases=2, result="cluster stays at the newer commit")
 
 
 @pytest.mark.xfail(strict=True, reason="needs the followups helper's change: the redelivered ApplyRequest meets "
@@ -328,10 +329,11 @@ def test_lambda_dying_between_two_waves_leaves_a_resumable_operation(faulty: Any
     world.settle()
     assert drops and drops[0].hits >= 1
     assert any(inv.function == "ApplyFunction" and inv.error for inv in world.stack.invocations)
+    phase = (world.status("killed").get("operationState") or {}).get("phase")
+    outcome("Lambda dies between two waves (DynamoDB lost)", cases=drops[0].hits,
+            result=f"phase {phase}, DLQs {({k: v for k, v in dlq_depths(faulty).items() if v})} (resumed wanted)")
     assert_consistent(faulty, "killed")  # whatever it left, something will finish it
     world.until("killed finished", lambda: (world.status("killed").get("operationState") or {}).get("phase")
                 == "Succeeded", timeout=120)
     assert configmap(faulty, "killed", "late") == {"tag": "v1"}
     assert_consistent(faulty, "killed")
-    outcome("Lambda dies between two waves (DynamoDB lost)", cases=drops[0].hits,
-            result="message redelivered, operation resumed, Succeeded")
