@@ -40,7 +40,7 @@ APP_PATHS: list[tuple[str, ...]] = [
     ("spec", "sources"), ("kind",), ("apiVersion",),
 ]
 
-_LOCATION = re.compile(r"^[^:\s][^:]*: .+", re.S)
+_LOCATION = re.compile(r"^\S.*?: \S", re.S)  # "<field path>: <message>" (a key may hold ':' itself)
 
 
 def check_application(mutations: list[tuple[tuple[str, ...], Any]]) -> str:
@@ -104,6 +104,19 @@ def check_webhook(provider: str, body: bytes, headers: dict[str, str] | None = N
     for url in event.repo_urls:
         webhooks.normalise_repo_url(url)
     return "parsed"
+
+
+SEEDS: dict[str, bytes] = {
+    "application": b"\x05" + json.dumps(BASE_APP["spec"]["syncPolicy"]).encode(),
+    "yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n---\nkind: List\nitems: []\n",
+    "json": b'{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}',
+    "webhook": b"\x00" + json.dumps({"ref": "refs/heads/main", "after": "a" * 40, "repository": {
+        "clone_url": "https://git.example/o/r.git"}, "push": {"changes": [{"new": {"name": "main", "type": "branch",
+                                                                                  "target": {"hash": "b" * 40}}}]},
+        "changes": [{"refId": "refs/heads/main", "toHash": "c" * 40}]}).encode(),
+    "diff": b'{"kind": "Deployment", "apiVersion": "apps/v1", "spec": {"replicas": 2, "template": {"spec": '
+            b'{"containers": [{"name": "a", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}}',
+}
 
 
 def check_diff(obj: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ the whole file runs in seconds; ``make fuzz`` explores the same properties for l
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -21,7 +22,7 @@ from tests.reliability.properties import (
     check_webhook,
 )
 
-EXAMPLES = settings(max_examples=150, deadline=None, database=None,
+EXAMPLES = settings(max_examples=int(os.environ.get("GITFERRY_HYPOTHESIS_EXAMPLES", "150")), deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
@@ -84,7 +85,11 @@ k8s_objects = st.fixed_dictionaries(
                                            st.text("abk", min_size=1, max_size=4), st.text(max_size=4), max_size=3),
                                            "annotations": st.dictionaries(st.text("abk", min_size=1, max_size=4),
                                                                           st.text(max_size=4), max_size=3)})},
-    optional={"data": st.dictionaries(st.text("abk", min_size=1, max_size=4), st.text(max_size=6), max_size=3),
+    optional={"template": st.fixed_dictionaries({"spec": st.fixed_dictionaries({"containers": st.lists(
+                  st.fixed_dictionaries({"name": json_values}, optional={"image": st.text(max_size=5),
+                                                                          "ports": st.lists(keyed, max_size=2)}),
+                  max_size=3)})}),
+              "data": st.dictionaries(st.text("abk", min_size=1, max_size=4), st.text(max_size=6), max_size=3),
               "stringData": st.dictionaries(st.text("abk", min_size=1, max_size=4), st.text(max_size=6), max_size=3),
               "spec": keyed, "status": keyed})
 

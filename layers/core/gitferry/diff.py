@@ -213,7 +213,9 @@ def _item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[tuple[str
     out = []
     for k in keys:
         if k in item:
-            out.append((k, item[k]))
+            # a malformed key (a list or map where a name belongs) still compares, by its JSON
+            value = item[k] if isinstance(item[k], str | int | float | bool | None) else json.dumps(item[k], sort_keys=True)
+            out.append((k, value))
         elif k == "protocol":
             out.append((k, "TCP"))
     return tuple(out)
