@@ -87,3 +87,12 @@ def test_page_arguments_are_checked(world: LocalWorld) -> None:
                          ("cursor=bm9wZQ", "cursor")):
         code, answer = world.call("GET", f"/api/v1/applications/big/resources?{query}")
         assert code == 400 and any(p.startswith(f"{field}:") for p in answer["problems"]), (query, answer)
+
+
+def test_deleting_a_big_app_deletes_its_spilled_lists(world: LocalWorld) -> None:
+    res = world.stack.resources
+    s3 = res.client("s3")
+    bucket = res.physical["ManifestBucket"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="status/big/").get("KeyCount", 0) == 2
+    world.api_ok("DELETE", "/api/v1/applications/big")
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="status/big/").get("KeyCount", 0) == 0
