@@ -7,8 +7,8 @@ import base64
 import json
 from typing import Any
 
+import boto3
 import pytest
-from conftest import aws_client
 from gitferry.blobs import KMS_CONTEXT, ManifestStore, is_sealed
 from gitferry.errors import StateError
 
@@ -18,7 +18,8 @@ TOKEN = "tok-planted-9f8e7d6c5b4a"
 
 @pytest.fixture
 def kms(moto_endpoint: str) -> Any:
-    return aws_client("kms", moto_endpoint)
+    return boto3.client("kms", endpoint_url=moto_endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture
