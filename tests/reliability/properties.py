@@ -40,7 +40,7 @@ APP_PATHS: list[tuple[str, ...]] = [
     ("spec", "sources"), ("kind",), ("apiVersion",),
 ]
 
-_LOCATION = re.compile(r"^\S.*?: \S", re.S)  # "<field path>: <message>" (a key may hold ':' itself)
+_LOCATION = re.compile(r"^.+?: \S", re.S)  # "<field path>: <message>" (a key may be " " or hold ":")
 
 
 def check_application(mutations: list[tuple[tuple[str, ...], Any]]) -> str:

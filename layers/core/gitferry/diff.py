@@ -320,8 +320,9 @@ def _walk_subset(d: Any, live: Any, path: Path, out: list[Path]) -> None:
             return
         name = path[-1] if path else None
         keys = _list_keys(name, d)
-        if keys is not None and all(isinstance(i, dict) for i in live):
-            index = {_item_key(i, keys): i for i in live}
+        index = {_item_key(i, keys): i for i in live} if keys is not None and all(
+            isinstance(i, dict) for i in live) else None
+        if index is not None and len(index) == len(live):  # duplicate keys: compare by position
             for item in d:
                 k = _item_key(item, keys)
                 if k not in index:
