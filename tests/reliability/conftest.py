@@ -74,6 +74,7 @@ class FaultyWorld:
         self.git_proxy = FaultProxy(self.world.git.base_url).start()
         self.ddb_proxy = FaultProxy(self.world.stack.resources.endpoint).start()
         self.world.stack.extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = self.ddb_proxy.url
+        self.world.stack.extra_env["KUBE_REQUEST_TIMEOUT_SECONDS"] = "2"  # test_faults.KUBE_TIMEOUT
         proxied = json.loads(json.dumps(kubeconfig))
         proxied["clusters"][0]["cluster"] = {"server": self.kube_proxy.url}
         self.world.api_ok("POST", "/api/v1/clusters", {"name": "faulty", "kubeconfig": yaml.safe_dump(proxied)})

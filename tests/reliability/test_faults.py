@@ -9,6 +9,7 @@ expects."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from local.faults import Fault, dynamodb_error, kube_status
 from local.story import application
 
 NOT_DRY_RUN = r"^(?!.*dryRun)"
+KUBE_TIMEOUT = 2.0  # KUBE_REQUEST_TIMEOUT_SECONDS of the faulty world (conftest)
 
 
 def wave_files(tag: str) -> dict[str, str]:
@@ -142,6 +144,21 @@ def test_kubernetes_error_mid_wave_is_retried_under_sync_policy_retry(faulty: An
     assert status["operationState"]["retryCount"] >= 1 and rule.hits == 1
     assert configmap(faulty, "kuberetry", "late") == {"tag": "v1"}
     outcome("Kubernetes API 500 once, retry policy", cases=rule.hits, result="retried, Succeeded")
+
+
+def test_kubernetes_api_timeout_mid_wave_fails_the_operation_cleanly(faulty: Any, outcome: Any) -> None:
+    rule = faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/kubehang/configmaps/late",
+                                       delay=3 * KUBE_TIMEOUT, times=1))
+    register(faulty, "kubehang")
+    faulty.world.until("kubehang operation finished", lambda: (faulty.world.status("kubehang").get(
+        "operationState") or {}).get("phase") in ("Failed", "Error", "Succeeded"))
+    status = assert_consistent(faulty, "kubehang")
+    op = status["operationState"]
+    assert op["phase"] == "Failed", op
+    assert "timed out" in json.dumps(op).lower(), op
+    assert configmap(faulty, "kubehang", "first") == {"tag": "v1"} and rule.hits == 1
+    outcome(f"Kubernetes API hangs mid-wave (> {KUBE_TIMEOUT:g} s timeout)", cases=rule.hits,
+            result="request timed out, operation Failed, lease released")
 
 
 @pytest.mark.slow
