@@ -75,6 +75,7 @@ class FaultyWorld:
         self.ddb_proxy = FaultProxy(self.world.stack.resources.endpoint).start()
         self.world.stack.extra_env["AWS_ENDPOINT_URL_DYNAMODB"] = self.ddb_proxy.url
         self.world.stack.extra_env["KUBE_REQUEST_TIMEOUT_SECONDS"] = "2"  # test_faults.KUBE_TIMEOUT
+        self.world.stack.extra_env["GIT_REQUEST_TIMEOUT_SECONDS"] = "2"  # test_faults.GIT_TIMEOUT
         proxied = json.loads(json.dumps(kubeconfig))
         proxied["clusters"][0]["cluster"] = {"server": self.kube_proxy.url}
         self.world.api_ok("POST", "/api/v1/clusters", {"name": "faulty", "kubeconfig": yaml.safe_dump(proxied)})

@@ -21,6 +21,7 @@ from local.story import application
 
 NOT_DRY_RUN = r"^(?!.*dryRun)"
 KUBE_TIMEOUT = 2.0  # KUBE_REQUEST_TIMEOUT_SECONDS of the faulty world (conftest)
+GIT_TIMEOUT = 2.0  # GIT_REQUEST_TIMEOUT_SECONDS of the faulty world (conftest)
 
 
 def wave_files(tag: str) -> dict[str, str]:
@@ -109,6 +110,18 @@ def test_git_server_500_shows_a_comparison_error_and_touches_nothing(faulty: Any
     status = assert_consistent(faulty, "gitbad")
     assert not [c for c in status.get("conditions", []) if c["type"] == "ComparisonError"]
     outcome("git server 500", cases=cases, result="ComparisonError shown, cluster untouched; synced once healed")
+
+
+def test_git_server_that_hangs_times_out_into_a_comparison_error(faulty: Any, outcome: Any) -> None:
+    rule = faulty.git_proxy.add(Fault(path=r"/githang\.git/", delay=3 * GIT_TIMEOUT, times=None))
+    register(faulty, "githang")
+    faulty.world.tick()
+    status = assert_consistent(faulty, "githang")
+    conditions = {c["type"]: c["message"] for c in status.get("conditions", [])}
+    assert "timed out" in conditions.get("ComparisonError", "").lower(), conditions
+    assert configmap(faulty, "githang", "first") is None and rule.hits >= 1
+    outcome(f"git server hangs (> {GIT_TIMEOUT:g} s timeout)", cases=rule.hits,
+            result="fetch timed out: ComparisonError shown, cluster untouched")
 
 
 @pytest.mark.parametrize("code,reason", [(500, "InternalError"),

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from dulwich.client import HTTPUnauthorized, get_transport_and_path
+from dulwich.client import HTTPUnauthorized, default_urllib3_manager, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.repo import Repo
@@ -62,8 +62,14 @@ def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
     username = password = None
     if credentials is not None:
         username, password = credentials.basic_auth()
+    # A hung Git server fails the fetch (GIT_REQUEST_TIMEOUT_SECONDS, 60 by default) instead of
+    # holding the poll or render until Lambda's own timeout.
+    extra: dict[str, Any] = {}
+    if url.lower().startswith(("http://", "https://")):
+        extra["pool_manager"] = default_urllib3_manager(
+            None, base_url=url, timeout=float(os.environ.get("GIT_REQUEST_TIMEOUT_SECONDS") or 60))
     try:
-        return get_transport_and_path(url, username=username, password=password, quiet=True)
+        return get_transport_and_path(url, username=username, password=password, quiet=True, **extra)
     except Exception as exc:  # malformed URL, unsupported scheme
         raise GitError(f"cannot use repository URL {redact_url(url)}: {type(exc).__name__}", url) from None
 
@@ -88,11 +94,14 @@ def _translate_errors(url: str, credentials: Credentials | None, revision: str =
         text = _scrub(str(exc), credentials)
         if any(m in text for m in _CONNECT_FAILURES):
             reason = _ERRNO.search(text)
-            why = reason.group(1).strip() if reason else "connection failed"
+            why = reason.group(1).strip() if reason else (
+                "timed out" if "timed out" in text else "connection failed")
             raise GitError(f"cannot reach {safe}: {why}", url, revision) from None
-        if "404" in text or "not found" in text.lower():
+        # status codes, not digits of the URL (a port 40139 is no 401)
+        codes = set(re.findall(r"\b[1-5]\d\d\b", text.replace(safe, "").replace(url, "")))
+        if "404" in codes or "not found" in text.lower():
             raise GitError(f"repository not found: {safe}", url, revision) from None
-        if "401" in text or "403" in text:
+        if codes & {"401", "403"}:
             raise GitAuthError(f"authentication failed for {safe}", url, revision) from None
         raise GitError(f"git protocol error from {safe}: {text}", url, revision) from None
     except OSError as exc:
