@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := layers/tools/bin
 PYTEST_ARGS ?=
 
-.PHONY: dev tools test bench lint demo up package clean
+.PHONY: dev tools test bench reliability fuzz lint demo up package clean
 
 $(UV):
 	$(PYTHON_SYSTEM) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.cache/uv uv==$(UV_VERSION)
@@ -30,6 +30,15 @@ dev: $(VENV)/.synced tools
 
 test: dev
 	$(PY) -m pytest -n 2 --dist loadfile -m "not bench" --ignore=tests/bench $(PYTEST_ARGS)
+
+# The reliability suite, slow scenarios included; prints the fault / input report at the end.
+reliability: dev
+	$(PY) -m pytest tests/reliability -p no:xdist -m "slow or not slow" $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing (atheris) of the parsers, FUZZ_SECONDS in all (shared by the targets).
+FUZZ_SECONDS ?= 100
+fuzz: dev
+	$(PY) -m tests.reliability.fuzz --seconds $(FUZZ_SECONDS)
 
 bench: dev
 	$(PY) -m pytest tests/bench -p no:xdist -s -m bench $(PYTEST_ARGS)

@@ -676,6 +676,16 @@ class _Creator:
         self.res.secrets[lid] = arn
         return arn, {"Id": arn}
 
+    def _aws_kms_key(self, lid: str, props: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        kms = self.res.client("kms")
+        kwargs: dict[str, Any] = {k: props[k] for k in ("Description", "KeyUsage", "KeySpec") if k in props}
+        if "KeyPolicy" in props:
+            kwargs["Policy"] = json.dumps(props["KeyPolicy"])
+        meta = kms.create_key(**kwargs)["KeyMetadata"]
+        if _bool(props.get("EnableKeyRotation", False)):
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        return meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+
 
 def create_stack_resources(
     template_path: Path | str,

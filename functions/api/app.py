@@ -174,7 +174,14 @@ def history(name: str) -> dict:
 
 @app.get("/api/v1/applications/<name>/resources")
 def resources(name: str) -> dict:
-    return service().resources(name)
+    query = app.current_event.query_string_parameters or {}
+    return service().resources(name, query.get("limit"), query.get("cursor"))
+
+
+@app.get("/api/v1/applications/<name>/sync-results")
+def sync_results(name: str) -> dict:
+    query = app.current_event.query_string_parameters or {}
+    return service().sync_results(name, query.get("limit"), query.get("cursor"))
 
 
 @app.get("/api/v1/applications/<name>/resource-tree")

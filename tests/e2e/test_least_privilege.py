@@ -1,7 +1,7 @@
 """What the handlers really do stays inside what template.yaml grants them.
 
 moto does not enforce IAM, so a missing permission would only show in AWS. Here every SQS,
-S3, SNS and Secrets Manager call the handlers make during the guestbook story (plus a
+S3, SNS, KMS and Secrets Manager call the handlers make during the guestbook story (plus a
 paused wave and a retried sync) is recorded through botocore's event hooks and checked
 against the function's role policies, resolved from the SAM-translated template.
 """
@@ -77,6 +77,12 @@ def recorded() -> Iterator[tuple[LocalWorld, list[Call]]]:
             calls.append((lid, f"sqs:{name}", queue.arn))
         elif service == "s3" and name in ("PutObject", "DeleteObject", "GetObject"):
             calls.append((lid, f"s3:{name}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
+        elif service == "s3" and name == "CopyObject":  # a manifest's lifecycle age reset: read + write
+            calls.append((lid, "s3:GetObject", f"arn:aws:s3:::{params['CopySource']['Bucket']}/{params['CopySource']['Key']}"))
+            calls.append((lid, "s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
+        elif service == "kms":  # Decrypt names no key: the ciphertext says which, and gitferry has one
+            key = params.get("KeyId") or res.physical["ManifestKey"]
+            calls.append((lid, f"kms:{name}", f"arn:aws:kms:{res.region}:{res.account_id}:key/{key}"))
         elif service == "sns" and name == "Publish":
             calls.append((lid, "sns:Publish", params["TopicArn"]))
         elif service == "secretsmanager":
@@ -102,7 +108,10 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     # retried failing sync (its backoff through the same queues).
     repo = world.git.make_repo("priv", {"app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),
                                         "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n"
-                                                       "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n"})
+                                                       "  annotations:\n    argocd.argoproj.io/sync-wave: '1'\n",
+                                        # sealed in S3: render generates a data key, diff/apply decrypt it
+                                        "app/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n"
+                                                           "stringData:\n  password: planted\n"})
     world.kube.pause_controllers()
     world.api_ok("POST", "/api/v1/applications", application("priv", repo, server, automated=True,
                                                               path="app", namespace="priv"))
@@ -120,5 +129,6 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     policy = grants(world.stack.resources)
     used = {(lid, action.split(":")[0]) for lid, action, _ in calls}
     assert ("PollFunction", "sqs") in used and ("ReportFunction", "sns") in used and ("DiffFunction", "s3") in used
+    assert {("RenderFunction", "kms"), ("DiffFunction", "kms"), ("ApplyFunction", "kms")} <= used
     denied = sorted({(lid, action, arn) for lid, action, arn in calls if not allowed(policy[lid], action, arn)})
     assert denied == [], denied

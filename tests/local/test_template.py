@@ -185,6 +185,13 @@ def test_least_privilege_iam(cfn: dict[str, Any]) -> None:
     assert writers == {"ApiFunctionRole"}
     publishers = {lid for lid, st in statements for a in st["Action"] if a == "sns:Publish"}
     assert publishers == {"ReportFunctionRole"}
+    # The manifest key: render seals (data keys), diff and apply unseal; nobody else touches it.
+    kms = {(lid, a) for lid, st in statements
+           for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]) if a.startswith("kms:")}
+    assert kms == {("RenderFunctionRole", "kms:GenerateDataKey"), ("DiffFunctionRole", "kms:Decrypt"),
+                   ("ApplyFunctionRole", "kms:Decrypt")}, kms
+    rules = {r["Id"]: r for r in cfn["Resources"]["ManifestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireUnreferencedManifests"]["Prefix"] == "manifests/"
 
 
 def test_every_sample_event_matches_a_function(cfn: dict[str, Any]) -> None:

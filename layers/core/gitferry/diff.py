@@ -220,7 +220,9 @@ def _item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[tuple[str
     out = []
     for k in keys:
         if k in item:
-            out.append((k, item[k]))
+            # a malformed key (a list or map where a name belongs) still compares, by its JSON
+            value = item[k] if isinstance(item[k], str | int | float | bool | None) else json.dumps(item[k], sort_keys=True)
+            out.append((k, value))
         elif k == "protocol":
             out.append((k, "TCP"))
     return tuple(out)
@@ -325,8 +327,9 @@ def _walk_subset(d: Any, live: Any, path: Path, out: list[Path]) -> None:
             return
         name = path[-1] if path else None
         keys = _list_keys(name, d)
-        if keys is not None and all(isinstance(i, dict) for i in live):
-            index = {_item_key(i, keys): i for i in live}
+        index = {_item_key(i, keys): i for i in live} if keys is not None and all(
+            isinstance(i, dict) for i in live) else None
+        if index is not None and len(index) == len(live):  # duplicate keys: compare by position
             for item in d:
                 k = _item_key(item, keys)
                 if k not in index:

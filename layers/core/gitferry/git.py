@@ -46,7 +46,7 @@ DEFAULT_CACHE_DIR = "/tmp/gitferry-git"
 MAX_FETCH_BYTES = 256 * 1024 * 1024
 #: a whole fetch must finish within this; every socket read within HTTP_TIMEOUT_SECONDS
 FETCH_TIMEOUT_SECONDS = 120
-HTTP_TIMEOUT_SECONDS = 30
+HTTP_TIMEOUT_SECONDS = float(os.environ.get("GIT_REQUEST_TIMEOUT_SECONDS") or 30)
 PEELED = "^{}"
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -95,11 +95,14 @@ def _translate_errors(url: str, credentials: Credentials | None, revision: str =
         text = _scrub(str(exc), credentials)
         if any(m in text for m in _CONNECT_FAILURES):
             reason = _ERRNO.search(text)
-            why = reason.group(1).strip() if reason else "connection failed"
+            why = reason.group(1).strip() if reason else (
+                "timed out" if "timed out" in text else "connection failed")
             raise GitError(f"cannot reach {safe}: {why}", url, revision) from None
-        if "404" in text or "not found" in text.lower():
+        # status codes, not digits of the URL (a port 40139 is no 401)
+        codes = set(re.findall(r"\b[1-5]\d\d\b", text.replace(safe, "").replace(url, "")))
+        if "404" in codes or "not found" in text.lower():
             raise GitError(f"repository not found: {safe}", url, revision) from None
-        if "401" in text or "403" in text:
+        if codes & {"401", "403"}:
             raise GitAuthError(f"authentication failed for {safe}", url, revision) from None
         raise GitError(f"git protocol error from {safe}: {text}", url, revision) from None
     except OSError as exc:

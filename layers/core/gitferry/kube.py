@@ -164,7 +164,26 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
                 configuration.proxy, proxy_headers=configuration.proxy_headers, **pool_args)
         else:
             api_client.rest_client.pool_manager = urllib3.PoolManager(**pool_args)
+    _default_request_timeout(api_client)
     return api_client
+
+
+#: connect / read timeout (s) of every Kubernetes request that sets none itself
+#: (``KUBE_REQUEST_TIMEOUT_SECONDS``): a hung API server fails the request instead of holding the
+#: Lambda until its own timeout kills it with the operation lease still taken.
+DEFAULT_REQUEST_TIMEOUT: Final = 60.0
+
+
+def _default_request_timeout(api_client: k8s_client.ApiClient) -> None:
+    """The client has no global timeout; give every request of ``api_client`` one."""
+    seconds = float(os.environ.get("KUBE_REQUEST_TIMEOUT_SECONDS") or DEFAULT_REQUEST_TIMEOUT)
+    rest = api_client.rest_client
+    request = rest.request
+
+    def with_timeout(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or (min(10.0, seconds), seconds), **kwargs)
+
+    rest.request = with_timeout
 
 
 class _RefreshOncePerSecond:

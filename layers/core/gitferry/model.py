@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
@@ -837,3 +838,6 @@ class AppStatus(_Api):
     next_check_at: datetime | None = None
     refresh_requested: bool = False
     sync_requested: bool = False
+    # Set by StateStore when the status was read without its (possibly S3-spilled) lists, so
+    # writing it back keeps the stored lists instead of erasing them (see StateStore.put_status).
+    _partial_lists: bool = PrivateAttr(default=False)

@@ -6,6 +6,7 @@ never returned: repositories and clusters come back as metadata only.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import re
 import uuid
@@ -139,11 +140,15 @@ class Service:
         return {"items": items}
 
     def get_app(self, name: str) -> dict[str, Any]:
+        """Spec and status. The status's two per-object lists (``resources`` and
+        ``operationState.syncResult.resources``) are cut to the first :data:`SHOWN_RESOURCES`
+        so the answer stays far below Lambda's 6 MB response limit for any app size;
+        ``status.resourcesSummary`` counts everything and links the pages of the rest."""
         stored = self.state.get_app(name)
         status = self.state.get_status(name, include_history=True)
         manifest = stored.app.to_manifest()
         manifest["metadata"].update(_deletion_metadata(stored.app, stored.deletion))
-        manifest["status"] = status.to_json_dict() if status else {}
+        manifest["status"] = _bounded_status(name, status.to_json_dict()) if status else {}
         return manifest
 
     def delete_app(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> tuple[int, dict[str, Any]]:
@@ -283,10 +288,22 @@ class Service:
         self.state.get_app(name)
         return {"items": [h.to_json_dict() for h in self.state.list_history(name)]}
 
-    def resources(self, name: str) -> dict[str, Any]:
+    def resources(self, name: str, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the resource list: ``items``, ``total`` and ``nextCursor`` (absent on
+        the last page; pass it back as ``cursor``)."""
+        size, offset = _page_args(limit, cursor)
         self.state.get_app(name)
         status = self.state.get_status(name)
-        return {"items": [r.to_json_dict() for r in (status.resources if status else [])]}
+        rows = [r.to_json_dict() for r in (status.resources if status else [])]
+        return _page(rows, offset, size)
+
+    def sync_results(self, name: str, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the last operation's per-object results (``operationState.syncResult.resources``)."""
+        size, offset = _page_args(limit, cursor)
+        self.state.get_app(name)
+        status = self.state.get_status(name)
+        result = status.operation_state.sync_result if status and status.operation_state else None
+        return _page([r.to_json_dict() for r in (result.resources if result else [])], offset, size)
 
     def resource_tree(self, name: str) -> dict[str, Any]:
         """Argo CD's ApplicationTree shape: managed objects and their live descendants, as the
@@ -600,8 +617,75 @@ def _kubeconfig_server(kubeconfig: str) -> str:
 
 
 def _summary(status: dict[str, Any]) -> dict[str, Any]:
-    """A list row: no resource list (an app may have thousands)."""
-    return {k: v for k, v in status.items() if k not in ("resources", "history")}
+    """A list row: no resource list nor per-object results (an app may have thousands)."""
+    row = {k: v for k, v in status.items() if k not in ("resources", "history")}
+    result = (row.get("operationState") or {}).get("syncResult")
+    if isinstance(result, dict) and "resources" in result:
+        row["operationState"] = {**row["operationState"], "syncResult": {
+            k: v for k, v in result.items() if k != "resources"}}
+    return row
+
+
+#: per-object rows shown in GET /api/v1/applications/{name}; the rest are paged.
+SHOWN_RESOURCES = 500
+#: page size bounds of the resources / sync-results routes (default, maximum).
+DEFAULT_PAGE, MAX_PAGE = 500, 1000
+
+
+def _bounded_status(name: str, status: dict[str, Any]) -> dict[str, Any]:
+    resources = status.get("resources") or []
+    by_sync: dict[str, int] = {}
+    by_health: dict[str, int] = {}
+    for r in resources:
+        by_sync[str(r.get("status"))] = by_sync.get(str(r.get("status")), 0) + 1
+        health = (r.get("health") or {}).get("status")
+        if health:
+            by_health[health] = by_health.get(health, 0) + 1
+    summary: dict[str, Any] = {"total": len(resources), "shown": min(len(resources), SHOWN_RESOURCES),
+                               "bySync": by_sync, "byHealth": by_health}
+    if len(resources) > SHOWN_RESOURCES:
+        status["resources"] = resources[:SHOWN_RESOURCES]
+        summary["next"] = f"/api/v1/applications/{name}/resources?cursor={_cursor(SHOWN_RESOURCES)}"
+    result = (status.get("operationState") or {}).get("syncResult")
+    if isinstance(result, dict) and len(result.get("resources") or []) > SHOWN_RESOURCES:
+        summary["syncResults"] = {"total": len(result["resources"]), "shown": SHOWN_RESOURCES,
+                                  "next": f"/api/v1/applications/{name}/sync-results?cursor={_cursor(SHOWN_RESOURCES)}"}
+        result["resources"] = result["resources"][:SHOWN_RESOURCES]
+    status["resourcesSummary"] = summary
+    return status
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _page_args(limit: str | None, cursor: str | None) -> tuple[int, int]:
+    problems = []
+    size = DEFAULT_PAGE
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+            problems.append(f"limit: must be an integer from 1 to {MAX_PAGE}")
+        else:
+            size = int(limit)
+    offset = 0
+    if cursor:
+        try:
+            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            if not text.startswith("offset:") or not text[7:].isdigit():
+                raise ValueError(text)
+            offset = int(text[7:])
+        except ValueError:
+            problems.append("cursor: not a cursor this API returned")
+    if problems:
+        raise InvalidSpecError(problems, "invalid page request")
+    return size, offset
+
+
+def _page(rows: list[dict[str, Any]], offset: int, size: int) -> dict[str, Any]:
+    page: dict[str, Any] = {"items": rows[offset:offset + size], "total": len(rows)}
+    if offset + size < len(rows):
+        page["nextCursor"] = _cursor(offset + size)
+    return page
 
 
 __all__ = ["Service", "parse_document"]

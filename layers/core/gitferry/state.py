@@ -37,6 +37,12 @@ __all__ = ["StateStore", "StoredApp", "Lease", "SPILL_THRESHOLD", "GSI_BY_TYPE"]
 GSI_BY_TYPE = "byType"
 #: bytes of status JSON above which resources go to S3 (DynamoDB's limit is 400 KB per item).
 SPILL_THRESHOLD = 350_000
+#: longest condition / operation message kept (a message listing thousands of objects is cut).
+MAX_MESSAGE_CHARS = 16_000
+_RESOURCES = "resources"
+_RESULTS = "operationState.syncResult.resources"
+#: part -> (inline attribute, S3 reference attribute) of the STATUS item
+_PART_ATTRS = {_RESOURCES: ("resources", "resourcesRef"), _RESULTS: ("", "resultsRef")}
 _HISTORY_PREFIX = "HISTORY#"
 
 
@@ -70,6 +76,17 @@ def _s(v: str) -> dict[str, str]:
 
 def _n(v: int | float) -> dict[str, str]:
     return {"N": str(v)}
+
+
+def _bound_messages(doc: dict[str, Any]) -> None:
+    """Cut condition and operation messages to :data:`MAX_MESSAGE_CHARS` (in place)."""
+    texts = [c for c in doc.get("conditions") or [] if isinstance(c, dict)]
+    if isinstance(doc.get("operationState"), dict):
+        texts.append(doc["operationState"])
+    for holder in texts:
+        msg = holder.get("message")
+        if isinstance(msg, str) and len(msg) > MAX_MESSAGE_CHARS:
+            holder["message"] = msg[:MAX_MESSAGE_CHARS] + f"... ({len(msg) - MAX_MESSAGE_CHARS} more characters)"
 
 
 def _code(exc: ClientError) -> str:
@@ -157,8 +174,15 @@ class StateStore:
             if _code(exc) == "ConditionalCheckFailedException":
                 raise ConflictError(f"application {name!r} was changed by someone else") from None
             raise
+        spilled = self.client.get_item(
+            TableName=self.table_name, Key=self._key(app_pk(name), "STATUS"), ConsistentRead=True,
+            ProjectionExpression="resourcesRef, resultsRef",
+        ).get("Item", {})
         keys = [self._key(app_pk(name), it["sk"]["S"]) for it in self._query_pk(app_pk(name), keys_only=True)]
         self._batch_delete(keys)
+        for ref in spilled.values():  # the app's spilled lists go with it
+            if self.blobs is not None:
+                self.blobs.delete(ref["S"])
 
     def list_apps(self) -> list[StoredApp]:
         """Every application (paginated GSI query; fine for 5,000 apps)."""
@@ -225,46 +249,92 @@ class StateStore:
 
     def put_status(self, name: str, status: AppStatus) -> None:
         """Write the status. ``history`` is not stored here (see :meth:`append_history`)
-        and the request flags are left as they are (see :meth:`request`)."""
+        and the request flags are left as they are (see :meth:`request`).
+
+        The two lists that grow with the app (``resources`` and the last operation's
+        ``operationState.syncResult.resources``) are spilled to S3, largest first, until the
+        item fits under :data:`SPILL_THRESHOLD`; the blobs they replace are deleted once the
+        item no longer points at them. A status read without its lists (:meth:`get_statuses`)
+        is written back without touching the stored lists."""
         doc = status.to_json_dict()
         doc.pop("history", None)
         doc.pop("refreshRequested", None)
         doc.pop("syncRequested", None)
+        _bound_messages(doc)
+        partial = bool(getattr(status, "_partial_lists", False))
         resources = doc.pop("resources", [])
+        result = (doc.get("operationState") or {}).get("syncResult")
+        parts: dict[str, Any] = {}
+        if not partial:  # a partial read writes back statusDoc only: the stored lists stay
+            parts[_RESOURCES] = resources
+            if isinstance(result, dict) and "resources" in result:
+                parts[_RESULTS] = result.pop("resources")
+        bodies = {p: json.dumps(v, separators=(",", ":")) for p, v in parts.items()}
         body = json.dumps(doc, separators=(",", ":"))
-        res_body = json.dumps(resources, separators=(",", ":"))
+        spill: list[str] = []
+        size = len(body.encode()) + sum(len(b.encode()) for b in bodies.values())
+        for part in sorted(bodies, key=lambda p: len(bodies[p]), reverse=True):
+            if size <= SPILL_THRESHOLD:
+                break
+            spill.append(part)
+            size -= len(bodies[part].encode())
+        if size > SPILL_THRESHOLD:
+            raise StateError(f"status of {name!r} is too large even with its resource lists in S3 ({size} bytes)")
+        if spill and self.blobs is None:
+            raise StateError(f"status of {name!r} is too large for DynamoDB and no blob store is configured")
         values: dict[str, Any] = {":st": _s(body), ":at": _n(int(time.time())),
                                   # native, so a conditional write can refuse a second operation
                                   ":ph": _s(status.operation_state.phase if status.operation_state else "")}
-        if len(body.encode()) + len(res_body.encode()) > SPILL_THRESHOLD:
-            if self.blobs is None:
-                raise StateError(
-                    f"status of {name!r} is too large for DynamoDB and no blob store is configured"
-                )
-            if len(body.encode()) > SPILL_THRESHOLD:
-                raise StateError(f"status of {name!r} is too large even without its resources")
-            key = self.blobs.put_json_addressed(f"status/{name}/", resources)
-            update = "SET statusDoc = :st, updatedAt = :at, opPhase = :ph, resourcesRef = :ref REMOVE resources"
-            values[":ref"] = _s(key)
-        else:
-            update = "SET statusDoc = :st, updatedAt = :at, opPhase = :ph, resources = :res REMOVE resourcesRef"
-            values[":res"] = _s(res_body)
-        self.client.update_item(
+        sets = ["statusDoc = :st", "updatedAt = :at", "opPhase = :ph"]
+        removes: list[str] = []
+        for part in parts:
+            attr, ref = _PART_ATTRS[part]
+            if part in spill:
+                assert self.blobs is not None
+                values[f":{ref}"] = _s(self.blobs.put_json_addressed(f"status/{name}/", parts[part]))
+                sets.append(f"{ref} = :{ref}")
+                if attr:
+                    removes.append(attr)
+            else:
+                if attr:
+                    values[f":{attr}"] = _s(bodies[part])
+                    sets.append(f"{attr} = :{attr}")
+                elif isinstance(result, dict):  # results stay inline in statusDoc
+                    result["resources"] = parts[part]
+                removes.append(ref)
+        if _RESULTS in parts and _RESULTS not in spill:
+            values[":st"] = _s(json.dumps(doc, separators=(",", ":")))
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        resp = self.client.update_item(
             TableName=self.table_name,
             Key=self._key(app_pk(name), "STATUS"),
             UpdateExpression=update,
             ExpressionAttributeValues=values,
+            ReturnValues="UPDATED_OLD",
         )
+        old = resp.get("Attributes", {})
+        now_refs = {values[f":{_PART_ATTRS[p][1]}"]["S"] for p in spill}
+        for _, ref in _PART_ATTRS.values():
+            old_key = old.get(ref, {}).get("S")
+            if old_key and old_key not in now_refs and self.blobs is not None:
+                self.blobs.delete(old_key)  # nothing points at it any more
 
     def get_status(self, name: str, include_history: bool = False) -> AppStatus | None:
-        """The status (resources loaded back from S3 when spilled), or None if never written."""
-        resp = self.client.get_item(
-            TableName=self.table_name, Key=self._key(app_pk(name), "STATUS"), ConsistentRead=True
-        )
-        item = resp.get("Item")
-        if not item:
-            return None
-        status = self._status_from_item(name, item, load_resources=True)
+        """The status (lists loaded back from S3 when spilled), or None if never written."""
+        for attempt in range(3):
+            resp = self.client.get_item(
+                TableName=self.table_name, Key=self._key(app_pk(name), "STATUS"), ConsistentRead=True
+            )
+            item = resp.get("Item")
+            if not item:
+                return None
+            try:
+                status = self._status_from_item(name, item, load_resources=True)
+                break
+            except NotFoundError:
+                if attempt == 2:
+                    raise StateError(f"status of {name!r} points at a resource list that is gone from S3") from None
+                continue  # replaced (and its old blob deleted) between our two reads: read again
         if include_history:
             status.history = self.list_history(name)
         return status
@@ -275,6 +345,7 @@ class StateStore:
         keys = [self._key(app_pk(n), "STATUS") for n in names]
         out: dict[str, AppStatus] = {}
         for item in self._batch_get(keys, projection="pk, statusDoc, refreshRequested, syncRequested"):
+            # read without its lists: put_status of it keeps the stored lists
             name = item["pk"]["S"].removeprefix("APP#")
             out[name] = self._status_from_item(name, item, load_resources=False)
         return out
@@ -348,14 +419,22 @@ class StateStore:
         doc = json.loads(item["statusDoc"]["S"]) if "statusDoc" in item else {}
         if load_resources:
             if "resourcesRef" in item:
-                if self.blobs is None:
-                    raise StateError(f"status of {name!r} was spilled to S3 but no blob store is configured")
-                doc["resources"] = self.blobs.get_json(item["resourcesRef"]["S"])
+                doc["resources"] = self._load_part(name, item["resourcesRef"]["S"])
             elif "resources" in item:
                 doc["resources"] = json.loads(item["resources"]["S"])
+            result = (doc.get("operationState") or {}).get("syncResult")
+            if "resultsRef" in item and isinstance(result, dict):
+                result["resources"] = self._load_part(name, item["resultsRef"]["S"])
         doc["refreshRequested"] = item.get("refreshRequested", {}).get("BOOL", False)
         doc["syncRequested"] = item.get("syncRequested", {}).get("BOOL", False)
-        return AppStatus.model_validate(doc)
+        status = AppStatus.model_validate(doc)
+        status._partial_lists = not load_resources
+        return status
+
+    def _load_part(self, name: str, key: str) -> Any:
+        if self.blobs is None:
+            raise StateError(f"status of {name!r} was spilled to S3 but no blob store is configured")
+        return self.blobs.get_json(key)
 
     def put_resources(self, name: str, resources: list[ResourceStatus]) -> None:
         """Replace only the resource list of a status (keeps everything else)."""

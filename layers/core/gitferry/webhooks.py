@@ -131,3 +131,16 @@ def normalise_repo_url(url: str) -> str:
         text = text[len("git@"):].replace(":", "/", 1)
     text = text.split("@", 1)[-1]
     return text.removesuffix("/").removesuffix(".git")
+
+
+_parse_push_fields = parse_push
+
+
+def parse_push(provider: str, headers: dict[str, str], body: bytes) -> PushEvent:  # noqa: F811
+    """Parse a verified push payload; raise WebhookError(400) when it is not one we understand,
+    including a JSON object whose fields have the wrong shapes (``"repository": 1``,
+    ``"changes": [null]``), which the property tests of tests/reliability found crashing."""
+    try:
+        return _parse_push_fields(provider, headers, body)
+    except (AttributeError, TypeError, IndexError, KeyError) as exc:
+        raise WebhookError(400, f"body is not a {provider} push payload: {type(exc).__name__}") from None
