@@ -46,7 +46,7 @@ DEFAULT_CACHE_DIR = "/tmp/gitferry-git"
 MAX_FETCH_BYTES = 256 * 1024 * 1024
 #: a whole fetch must finish within this; every socket read within HTTP_TIMEOUT_SECONDS
 FETCH_TIMEOUT_SECONDS = 120
-HTTP_TIMEOUT_SECONDS = float(os.environ.get("GIT_REQUEST_TIMEOUT_SECONDS") or 30)
+HTTP_TIMEOUT_SECONDS = 30.0  # default of GIT_REQUEST_TIMEOUT_SECONDS, read at each connection
 PEELED = "^{}"
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -67,7 +67,8 @@ def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
     username = password = None
     if credentials is not None:
         username, password = credentials.basic_auth()
-    pool = (default_urllib3_manager(None, base_url=url, timeout=HTTP_TIMEOUT_SECONDS)
+    pool = (default_urllib3_manager(
+        None, base_url=url, timeout=float(os.environ.get("GIT_REQUEST_TIMEOUT_SECONDS") or HTTP_TIMEOUT_SECONDS))
             if url.startswith(("http://", "https://")) else None)
     try:
         return get_transport_and_path(url, username=username, password=password, quiet=True, pool_manager=pool)
