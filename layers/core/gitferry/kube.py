@@ -476,16 +476,8 @@ class ClusterClient:
         fields we no longer set, which is what the diff compares. ``field_validation``: the
         ``fieldValidation`` query parameter (Strict / Warn / Ignore; None: the server's default).
         """
-        ident = _identity(obj)
-        res = self.resource(ident["api_version"], ident["kind"])
-        meta = obj.get("metadata") or {}
-        namespace = meta.get("namespace") if res.namespaced else None
-        if res.namespaced and not namespace:
-            raise KubeError("namespaced object without a namespace", reason="Invalid", **ident)
-        body = dict(obj)
-        if not res.namespaced and "namespace" in meta:
-            body["metadata"] = {k: v for k, v in meta.items() if k != "namespace"}
-        path = res.path(name=meta.get("name"), namespace=namespace)
+        ident, res, namespace, body = self._write_target(obj)
+        path = res.path(name=(obj.get("metadata") or {}).get("name"), namespace=namespace)
         params: dict[str, Any] = {
             "body": body,
             "content_type": "application/apply-patch+yaml",

@@ -504,6 +504,20 @@ def _recreate(cluster: ClusterClient, obj: Mapping[str, Any], current: Mapping[s
     return cluster.create(obj, field_validation=validation)
 
 
+def _namespaced_lookup(cluster: ClusterClient) -> Callable[[str, str], bool | None]:
+    """Whether a kind is namespaced, as ``tracking.prepare_desired`` asks it: None when the
+    cluster does not serve the kind (the object then fails with the server's own answer)."""
+    from .kube import KubeError
+
+    def namespaced(api_version: str, kind: str) -> bool | None:
+        try:
+            return cluster.is_namespaced(api_version, kind)
+        except KubeError:
+            return None
+
+    return namespaced
+
+
 def run_sync(
     cluster: ClusterClient,
     app_name: str,
@@ -539,14 +553,7 @@ def run_sync(
     started = _now()
     results: list[ResourceResult] = []
     new_namespace: list[str] = []  # CreateNamespace in a dry run: the namespace objects "would be created" in
-
-    def namespaced(api_version: str, kind: str) -> bool | None:
-        try:
-            return cluster.is_namespaced(api_version, kind)
-        except KubeError:
-            return None
-
-    prepared = tracking.prepare_desired(app_name, desired, namespace, namespaced)
+    prepared = tracking.prepare_desired(app_name, desired, namespace, _namespaced_lookup(cluster))
     owned = _diff.extraneous(app_name, prepared, live)
     steps = plan(prepared, owned, prune, prune_last=prune_last, first_sync=opts.first_sync)
     live_by_key = {tracking.resource_key(o): o for o in live}
@@ -924,13 +931,7 @@ def run_delete_hooks(
         raise ValueError(f"phase must be one of {', '.join(DELETE_PHASES)}, not {phase!r}")
     from .kube import KubeError
 
-    def namespaced(api_version: str, kind: str) -> bool | None:
-        try:
-            return cluster.is_namespaced(api_version, kind)
-        except KubeError:
-            return None
-
-    prepared = tracking.prepare_desired(app_name, desired, namespace, namespaced)
+    prepared = tracking.prepare_desired(app_name, desired, namespace, _namespaced_lookup(cluster))
     steps = sorted((Step(APPLY, phase, tracking.sync_wave(o), o, hook=True) for o in prepared
                     if tracking.is_hook(o) and phase in tracking.hook_types(o, first_sync=False)), key=Step.sort_key)
     opts = SyncOptions(earlier=tuple(earlier))
