@@ -81,10 +81,11 @@ __all__ = [
 
 API_VERSION = "argoproj.io/v1alpha1"
 KIND = "Application"
-#: ``gitferry.dev/app=<name>`` must fit a label value (63) with room for suffixes
-#: derived names may need; Argo CD users rarely go near it.
-APP_NAME_MAX = 53
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: an Application name is a DNS-1123 subdomain, as in Argo CD (``example.guestbook``); where a
+#: shorter value is needed (the 63-character ``gitferry.dev/app`` label value, a 128-character
+#: SQS MessageGroupId) a derived value is used (:func:`gitferry.tracking.label_value`,
+#: :func:`gitferry.queues.group_id`) and the full name is kept elsewhere.
+APP_NAME_MAX = 253
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 #: a cluster name is a Secrets Manager name part and a file name: a DNS-1123 subdomain, shorter
 CLUSTER_NAME_MAX = 128
@@ -562,13 +563,14 @@ class AppMetadata(_Spec):
 
     @field_validator("name")
     @classmethod
-    def _dns_label(cls, v: str) -> str:
+    def _dns_subdomain(cls, v: str) -> str:
         if len(v) > APP_NAME_MAX:
             raise ValueError(f"must be at most {APP_NAME_MAX} characters (it is {len(v)})")
-        if not _DNS_LABEL.match(v):
+        if not _DNS_SUBDOMAIN.match(v):
+            # the API server's wording for a DNS-1123 subdomain
             raise ValueError(
-                "must consist of lower case alphanumeric characters or '-', "
-                "and start and end with an alphanumeric character"
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                "'-' or '.', and must start and end with an alphanumeric character"
             )
         return v
 
