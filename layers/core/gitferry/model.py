@@ -45,6 +45,8 @@ __all__ = [
     "AppSpec",
     "ApplicationSource",
     "DirectoryOptions",
+    "JsonnetOptions",
+    "JsonnetVar",
     "HelmOptions",
     "HelmParameter",
     "KustomizeOptions",
@@ -123,7 +125,6 @@ _ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
         "components", "ignoreMissingComponents", "labelWithoutSelector", "labelIncludeTemplates",
         "kubeVersion", "apiVersions",
     }),
-    "spec.source.directory": frozenset({"jsonnet"}),
     "spec.syncPolicy": frozenset({"managedNamespaceMetadata"}),
     "spec.syncPolicy.automated": frozenset({"enabled"}),
 }
@@ -150,12 +151,41 @@ class _Spec(BaseModel):
     )
 
 
+class JsonnetVar(_Spec):
+    """``spec.source.directory.jsonnet.extVars[]`` / ``tlas[]``: a string, or Jsonnet code
+    when ``code`` is true (``--ext-code`` / ``--tla-code``)."""
+
+    name: str = Field(min_length=1)
+    value: str = ""
+    code: bool = False
+
+
+class JsonnetOptions(_Spec):
+    """``spec.source.directory.jsonnet``: how the ``*.jsonnet`` files of ``path`` are
+    evaluated. ``libs`` are library directories (relative to the repository root, as in
+    Argo CD) searched by ``import`` after the importing file's own directory."""
+
+    ext_vars: list[JsonnetVar] = Field(default_factory=list)
+    tlas: list[JsonnetVar] = Field(default_factory=list)
+    libs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> JsonnetOptions:
+        for field_name, items in (("extVars", self.ext_vars), ("tlas", self.tlas)):
+            names = [v.name for v in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{field_name}: duplicate name {', '.join(map(repr, dupes))}")
+        return self
+
+
 class DirectoryOptions(_Spec):
     """``spec.source.directory``: which files of ``path`` become manifests."""
 
     recurse: bool = False
     include: str | None = None
     exclude: str | None = None
+    jsonnet: JsonnetOptions | None = None
 
 
 class HelmParameter(_Spec):
