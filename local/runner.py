@@ -416,7 +416,10 @@ class LocalStack:
         text = body if isinstance(body, str) else json.dumps(body)
         params: dict[str, Any] = {"QueueUrl": q.url, "MessageBody": text, **kwargs}
         if q.fifo:
-            params["MessageGroupId"] = group or (body.get("app") if isinstance(body, dict) else None) or "default"
+            from gitferry.queues import group_id
+
+            app = body.get("app") if isinstance(body, dict) else None
+            params["MessageGroupId"] = group or (group_id(app) if isinstance(app, str) and app else "default")
         return str(self._sqs.send_message(**params)["MessageId"])
 
     def deliver(self) -> int:

@@ -131,10 +131,10 @@ def test_missing_top_level_and_wrong_kind() -> None:
 
 def test_name_length_limit_and_list_index_paths() -> None:
     doc = copy.deepcopy(GUESTBOOK)
-    doc["metadata"]["name"] = "a" * 54
+    doc["metadata"]["name"] = "a" * 254
     doc["spec"]["ignoreDifferences"] = [{"group": "apps"}]
     got = problems(doc)
-    assert any(p.startswith("metadata.name: must be at most 53") for p in got)
+    assert any(p.startswith("metadata.name: must be at most 253") for p in got)
     assert "spec.ignoreDifferences[0].kind: field required" in got
 
 

@@ -164,10 +164,10 @@ def test_symlink_escape_refused_and_inside_links_followed(tmp_path: Path) -> Non
     assert "stolen" not in str(info.value)
 
 
-def test_jsonnet_refused_rather_than_skipped(tmp_path: Path) -> None:
-    repo = write(tmp_path / "r", {"a.yaml": cm("a"), "main.jsonnet": "{}"})
-    with pytest.raises(RenderError, match="main.jsonnet: jsonnet sources are not supported"):
-        render_directory(repo)
+def test_jsonnet_files_render_and_libsonnet_is_only_imported(tmp_path: Path) -> None:
+    repo = write(tmp_path / "r", {"a.yaml": cm("a"), "main.jsonnet": '(import "lib.libsonnet").cm("j")',
+                                  "lib.libsonnet": '{ cm(n):: {apiVersion: "v1", kind: "ConfigMap", metadata: {name: n}} }'})
+    assert names(render_directory(repo)) == ["a", "j"]
     assert names(render_directory(repo, ".", {"exclude": "*.jsonnet"})) == ["a"]
 
 

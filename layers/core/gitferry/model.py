@@ -45,6 +45,8 @@ __all__ = [
     "AppSpec",
     "ApplicationSource",
     "DirectoryOptions",
+    "JsonnetOptions",
+    "JsonnetVar",
     "HelmOptions",
     "HelmParameter",
     "KustomizeOptions",
@@ -81,10 +83,11 @@ __all__ = [
 
 API_VERSION = "argoproj.io/v1alpha1"
 KIND = "Application"
-#: ``gitferry.dev/app=<name>`` must fit a label value (63) with room for suffixes
-#: derived names may need; Argo CD users rarely go near it.
-APP_NAME_MAX = 53
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: an Application name is a DNS-1123 subdomain, as in Argo CD (``example.guestbook``); where a
+#: shorter value is needed (the 63-character ``gitferry.dev/app`` label value, a 128-character
+#: SQS MessageGroupId) a derived value is used (:func:`gitferry.tracking.label_value`,
+#: :func:`gitferry.queues.group_id`) and the full name is kept elsewhere.
+APP_NAME_MAX = 253
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 #: a cluster name is a Secrets Manager name part and a file name: a DNS-1123 subdomain, shorter
 CLUSTER_NAME_MAX = 128
@@ -122,7 +125,6 @@ _ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
         "components", "ignoreMissingComponents", "labelWithoutSelector", "labelIncludeTemplates",
         "kubeVersion", "apiVersions",
     }),
-    "spec.source.directory": frozenset({"jsonnet"}),
     "spec.syncPolicy": frozenset({"managedNamespaceMetadata"}),
     "spec.syncPolicy.automated": frozenset({"enabled"}),
 }
@@ -149,12 +151,41 @@ class _Spec(BaseModel):
     )
 
 
+class JsonnetVar(_Spec):
+    """``spec.source.directory.jsonnet.extVars[]`` / ``tlas[]``: a string, or Jsonnet code
+    when ``code`` is true (``--ext-code`` / ``--tla-code``)."""
+
+    name: str = Field(min_length=1)
+    value: str = ""
+    code: bool = False
+
+
+class JsonnetOptions(_Spec):
+    """``spec.source.directory.jsonnet``: how the ``*.jsonnet`` files of ``path`` are
+    evaluated. ``libs`` are library directories (relative to the repository root, as in
+    Argo CD) searched by ``import`` after the importing file's own directory."""
+
+    ext_vars: list[JsonnetVar] = Field(default_factory=list)
+    tlas: list[JsonnetVar] = Field(default_factory=list)
+    libs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> JsonnetOptions:
+        for field_name, items in (("extVars", self.ext_vars), ("tlas", self.tlas)):
+            names = [v.name for v in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{field_name}: duplicate name {', '.join(map(repr, dupes))}")
+        return self
+
+
 class DirectoryOptions(_Spec):
     """``spec.source.directory``: which files of ``path`` become manifests."""
 
     recurse: bool = False
     include: str | None = None
     exclude: str | None = None
+    jsonnet: JsonnetOptions | None = None
 
 
 class HelmParameter(_Spec):
@@ -562,13 +593,14 @@ class AppMetadata(_Spec):
 
     @field_validator("name")
     @classmethod
-    def _dns_label(cls, v: str) -> str:
+    def _dns_subdomain(cls, v: str) -> str:
         if len(v) > APP_NAME_MAX:
             raise ValueError(f"must be at most {APP_NAME_MAX} characters (it is {len(v)})")
-        if not _DNS_LABEL.match(v):
+        if not _DNS_SUBDOMAIN.match(v):
+            # the API server's wording for a DNS-1123 subdomain
             raise ValueError(
-                "must consist of lower case alphanumeric characters or '-', "
-                "and start and end with an alphanumeric character"
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                "'-' or '.', and must start and end with an alphanumeric character"
             )
         return v
 

@@ -21,6 +21,17 @@ _QUEUE_ENV = {
     FollowUpRequest: "FOLLOWUP_QUEUE_URL",
 }
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds (standard queues only)
+#: SQS's limit for MessageGroupId (alphanumerics and punctuation, '.' included)
+MAX_GROUP_ID = 128
+
+
+def group_id(app: str) -> str:
+    """FIFO group of an app: its name when it fits (an Application name is a DNS subdomain of
+    up to 253 characters), else a prefix plus a hash of the whole name, so that two long names
+    with the same prefix still get groups of their own."""
+    if len(app) <= MAX_GROUP_ID:
+        return app
+    return f"{app[:MAX_GROUP_ID - 17]}-{hashlib.sha256(app.encode()).hexdigest()[:16]}"
 
 
 class Queues:
@@ -75,6 +86,6 @@ def _entry(message: RenderRequest | DiffRequest | ApplyRequest | ReportRequest, 
     app = message.app
     return {
         "MessageBody": message.model_dump_json(by_alias=True),
-        "MessageGroupId": app,
+        "MessageGroupId": group_id(app),
         "MessageDeduplicationId": hashlib.sha256(f"{type(message).__name__}:{app}:{dedup}".encode()).hexdigest(),
     }

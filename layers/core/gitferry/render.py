@@ -1,4 +1,4 @@
-"""Sources rendered as Argo CD does: plain directories, Kustomize and Helm.
+"""Sources rendered as Argo CD does: plain directories (with Jsonnet), Kustomize and Helm.
 
 :func:`render_source` detects the type (:func:`detect_source_type`) and dispatches;
 Kustomize runs ``kubectl kustomize`` and Helm ``helm template`` (binaries from the
@@ -13,9 +13,10 @@ Directory sources, a path of plain YAML/JSON manifests:
 
 Argo CD's rules (repo-server ``findManifests``), kept because users rely on them:
 
-- files ending ``.yaml``, ``.yml`` or ``.json`` are manifests; everything else
-  (README.md, scripts ...) is ignored; ``.jsonnet`` is refused here, since
-  silently skipping it would deploy less than the user asked for;
+- files ending ``.yaml``, ``.yml`` or ``.json`` are manifests, ``.jsonnet`` files are
+  evaluated (``directory.jsonnet`` extVars / tlas / libs; one object or an array of
+  objects; ``.libsonnet`` files are only imported); everything else (README.md,
+  scripts ...) is ignored;
 - ``recurse`` (default false) descends into sub-directories; ``include`` /
   ``exclude`` are globs matched against the path relative to ``path``, where
   ``*`` also crosses ``/`` and ``{a.yaml,b.yaml}`` is a set of alternatives;
@@ -38,6 +39,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,7 +61,7 @@ __all__ = [
     "TOOL_TIMEOUT_SECONDS",
 ]
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json", ".jsonnet")
 #: bound on what one render reads (a hostile repo must not exhaust a Lambda's memory)
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 #: one object as the API server would store it (etcd's default request limit is 1.5 MiB)
@@ -179,8 +181,6 @@ def _candidate_files(root: Path, base: Path, opts: DirectoryOptions) -> Iterator
         for fname in sorted(filenames):
             full = here / fname
             rel = full.relative_to(base).as_posix()
-            if fname.endswith(".jsonnet") and not (opts.exclude and glob_match(opts.exclude, rel)):
-                raise RenderError("jsonnet sources are not supported by gitferry", _repo_rel(full, root))
             if not fname.endswith(MANIFEST_SUFFIXES):
                 continue
             if full.is_symlink():
@@ -267,7 +267,17 @@ def render_directory(
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise RenderError("not UTF-8 text", repo_rel) from None
-        for index, doc in enumerate(_parse(text, repo_rel)):
+        if full.name.endswith(".jsonnet"):
+            text = _evaluate_jsonnet(root, base, Path(os.path.realpath(full)), repo_rel, opts)
+            total += len(text)
+            if total > MAX_TOTAL_BYTES:
+                raise RenderError(f"manifests under {rel_path!r} exceed {MAX_TOTAL_BYTES // (1024 * 1024)} MiB")
+            docs = _parse(text, repo_rel, as_json=True)
+            # Argo CD: the result is one object or an array of objects
+            docs = docs[0] if len(docs) == 1 and isinstance(docs[0], list) else docs
+        else:
+            docs = _parse(text, repo_rel)
+        for index, doc in enumerate(docs):
             where = f"document {index}"
             if isinstance(doc, dict) and _is_list(doc):
                 for j, item in enumerate(doc["items"]):
@@ -275,6 +285,60 @@ def render_directory(
                 continue
             manifests.append(_check_object(doc, repo_rel, where))
     return manifests
+
+
+# --------------------------------------------------------------------------- jsonnet
+
+#: ``STATIC ERROR: <file>:<line>:<col>...`` or a trace frame ``\t<file>:<line>:<col>...``
+_JSONNET_WHERE = re.compile(r"(?:^STATIC ERROR: |^\t)(/[^\t\n]*?):\(?(\d+):", re.M)
+
+
+def _evaluate_jsonnet(root: Path, base: Path, file: Path, repo_rel: str, opts: DirectoryOptions) -> str:
+    """JSON text of ``.jsonnet`` file ``file`` as Argo CD evaluates it (``directory.jsonnet``
+    extVars, tlas, libs; imports searched in the file's directory, then in ``path`` and the
+    libs), by :mod:`gitferry.jsonnet_eval` in a child process bounded like helm and kustomize.
+    Errors are RenderErrors naming the file and line Jsonnet reports."""
+    import _jsonnet
+
+    import gitferry
+
+    jopts = opts.jsonnet
+    libs = [resolve_in_repo(root, root, lib, file=None, field="spec.source.directory.jsonnet.libs",
+                            absolute="repo") for lib in (jopts.libs if jopts else [])]
+    request = {
+        "file": str(file), "root": str(root), "jpaths": [str(base), *map(str, libs)],
+        "extVars": {v.name: v.value for v in (jopts.ext_vars if jopts else []) if not v.code},
+        "extCodes": {v.name: v.value for v in (jopts.ext_vars if jopts else []) if v.code},
+        "tlaVars": {v.name: v.value for v in (jopts.tlas if jopts else []) if not v.code},
+        "tlaCodes": {v.name: v.value for v in (jopts.tlas if jopts else []) if v.code},
+    }
+    python_path = os.pathsep.join(dict.fromkeys([str(Path(gitferry.__file__).resolve().parent.parent),
+                                                 str(Path(_jsonnet.__file__).resolve().parent)]))
+    with tempfile.TemporaryDirectory(prefix="gitferry-jsonnet-") as tmp:
+        work = Path(tmp)
+        (work / "request.json").write_text(json.dumps(request))
+        code, stdout, stderr = _run_tool([sys.executable, "-m", "gitferry.jsonnet_eval", str(work / "request.json")],
+                                         work=work, cwd=file.parent, what="jsonnet", subject=repo_rel,
+                                         extra_env={"PYTHONPATH": python_path}, go=False)
+        if code == 3:
+            raise RenderError(f"jsonnet ran out of memory (limit {_tool_memory_mb()} MiB)", repo_rel)
+        if code != 0:
+            raise _jsonnet_error(stderr, root, work, repo_rel)
+    return stdout
+
+
+def _jsonnet_error(stderr: str, root: Path, work: Path, repo_rel: str) -> RenderError:
+    """The binding's message as a RenderError at the first location inside the repository it
+    names (where the error happened; an imported library's line when it is there)."""
+    file, line = repo_rel, None
+    for m in _JSONNET_WHERE.finditer(stderr):
+        where = Path(m.group(1))
+        if _inside(where, root):
+            file, line = where.relative_to(root).as_posix(), int(m.group(2))
+            break
+    first = stderr.strip().splitlines()[0] if stderr.strip() else "jsonnet failed without a message"
+    first = re.sub(r"^STATIC ERROR: /[^\t\n]*?:[\d:()-]+:? ?", "STATIC ERROR: ", first)
+    return RenderError(_clean_stderr(first, root, work), file, line)
 
 
 # --------------------------------------------------------------------------- sources: detection
@@ -449,7 +513,8 @@ def _limits(memory_bytes: int) -> Callable[[], None]:
     return apply
 
 
-def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str = "") -> tuple[int, str, str]:
+def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str = "",
+              extra_env: dict[str, str] | None = None, go: bool = True) -> tuple[int, str, str]:
     """Run ``argv`` with a timeout and a memory bound (RLIMIT_AS, and GOMEMLIMIT so Go's
     collector works hard before the bound is reached); stdout goes to a file so its size is
     checked before it is read (a chart looping over a huge range must not exhaust the Lambda's
@@ -459,6 +524,7 @@ def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str
     env = _tool_env(work)
     env["GOMEMLIMIT"] = f"{max(64, memory_mb // 3)}MiB"
     env["GOTRACEBACK"] = "none"  # a panic prints its message, not every goroutine's stack
+    env.update(extra_env or {})
     try:
         with out_path.open("wb") as out:
             proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -471,15 +537,17 @@ def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str
         raise RenderError(f"cannot run {what}: {exc.strerror}") from None
     stderr = proc.stderr[-256 * 1024:].decode("utf-8", errors="replace")
     tool = what.split()[0]
-    if proc.returncode != 0 and _GO_OOM.search(stderr):
+    if go and proc.returncode != 0 and _GO_OOM.search(stderr):
         raise RenderError(f"{tool} ran out of memory rendering {subject or 'the source'} "
                           f"(limit {memory_mb} MiB)")
+    if not go and proc.returncode == -6:  # C++ std::bad_alloc under RLIMIT_AS aborts the process
+        raise RenderError(f"{tool} ran out of memory (limit {memory_mb} MiB)", subject or None)
     if proc.returncode < 0:
         raise RenderError(f"{tool} was killed by signal {-proc.returncode} rendering {subject or 'the source'}")
     if out_path.stat().st_size > MAX_TOTAL_BYTES:
         raise RenderError(f"{what} produced more than {MAX_TOTAL_BYTES // (1024 * 1024)} MiB of manifests")
     stdout = out_path.read_bytes().decode("utf-8", errors="replace")
-    if proc.returncode != 0 and _GO_DUMP.search(stderr):  # a Go panic: its message, not its stacks
+    if go and proc.returncode != 0 and _GO_DUMP.search(stderr):  # a Go panic: its message, not its stacks
         stderr = "\n".join(ln for ln in stderr.splitlines()[:20] if ln.strip() and not _GO_DUMP.match(ln))
     return proc.returncode, stdout, stderr
 
