@@ -427,8 +427,8 @@ def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: flo
                    f"health {(seen.get('health') or {}).get('status')}, "
                    f"operation {(seen.get('operationState') or {}).get('phase')}", err=True)
         sys.exit(FAILED)
-    click.echo(f"application '{name}': sync {(seen.get('sync') or {}).get('status')}, "
-               f"health {(seen.get('health') or {}).get('status')}")
+    click.echo(f"application '{name}': sync {(seen.get('sync') or {}).get('status', 'Unknown')}, "
+               f"health {(seen.get('health') or {}).get('status', 'Unknown')}")
 
 
 @app.command("history")
