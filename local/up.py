@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
+import shutil
 import signal
+import socket
+import sys
 import tempfile
 import threading
 import urllib.error
@@ -20,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from local.runner import REPO_ROOT, LocalStack
+
+#: what `make up` printed, as JSON (API URL, token, kubeconfig, git URL ...) while it runs
+INFO_FILE = REPO_ROOT / ".cache" / "up.json"
 
 
 def _start_kubesim(workdir: Path) -> Any:
@@ -53,70 +60,121 @@ def _register_cluster(api: str, token: str, kubeconfig: Path, name: str) -> str:
         return f"not registered: {exc}"
 
 
+def _port_free(port: int) -> bool:
+    """Can the API bind 127.0.0.1:``port``? (0, any free port, always can.)"""
+    if port == 0:
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run gitferry locally (moto + kubesim + git + runner).")
     parser.add_argument("--port", type=int, default=8080, help="API port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--schedule-interval", type=float, default=None,
                         help="seconds between poll ticks (default: the template's rate, 1 minute)")
     parser.add_argument("--template", type=Path, default=REPO_ROOT / "template.yaml")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep state here (kept on exit); default: a temporary directory removed on exit")
+    parser.add_argument("--info-file", type=Path, default=INFO_FILE,
+                        help="where to write the JSON of what is printed (mode 600, removed on exit)")
     parser.add_argument("--quiet", action="store_true", help="do not echo handler output")
     args = parser.parse_args(argv)
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gitferry-up-"))
+    if not _port_free(args.port):
+        print(f"gitferry up: port {args.port} on 127.0.0.1 is in use: is `make up` already running "
+              f"(see {args.info_file})? Stop it, or start this one with --port N (0 = any free port).",
+              file=sys.stderr)
+        return 1
+    temporary = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="gitferry-up-")) if temporary else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
+    closers: list[Any] = []
+    try:
+        return _run(args, workdir, closers)
+    finally:
+        for closer in reversed(closers):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - stop everything we can
+                pass
+        args.info_file.unlink(missing_ok=True)
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     kube = _start_kubesim(workdir)
+    closers.append(kube.stop)
     git = _start_gitserver(workdir)
+    closers.append(git.stop)
     from local.helmrepo import HelmRepoServer
 
     charts = HelmRepoServer(workdir / "charts").start()
+    closers.append(charts.stop)
     stack = LocalStack.start(
         args.template,
-        extra_env={"GIT_CACHE_DIR": str(workdir / "git-cache")},
+        extra_env={"GIT_CACHE_DIR": str(workdir / "git-cache"), "DISCOVERY_CACHE_DIR": str(workdir / "discovery")},
         echo=not args.quiet,
     )
+    closers.append(stack.close)
     try:
         api = stack.start_api(port=args.port)
-        # The API refuses every call until an admin puts a token into Secrets Manager: do it here.
-        token = secrets.token_urlsafe(24)
-        stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
-        registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
-        stack.start_loop(schedule_interval=args.schedule_interval)
-        res = stack.resources
-        print(
-            f"""
+    except OSError as exc:  # taken between our check and now
+        print(f"gitferry up: cannot serve the API on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    # The API refuses every call until an admin puts a token into Secrets Manager: do it here.
+    token = secrets.token_urlsafe(24)
+    token_file = workdir / "api-token"
+    _write_private(token_file, token + "\n")
+    stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
+    registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
+    stack.start_loop(schedule_interval=args.schedule_interval)
+    res = stack.resources
+    info = {"api": api, "token": token, "tokenFile": str(token_file), "kubeconfig": kube.kubeconfig_path,
+            "kubesim": kube.url, "git": git.base_url, "gitRoot": str(workdir / "git"), "helmRepo": charts.url,
+            "aws": res.endpoint, "cluster": "local", "workdir": str(workdir)}
+    _write_private(args.info_file, json.dumps(info, indent=2) + "\n")
+    print(
+        f"""
 gitferry is up (workdir {workdir})
 
   API + dashboard  {api}/            (the deployed stack serves the same under .../Prod/)
-  API token        {token}   (export TOKEN={token}; send it as Authorization: Bearer $TOKEN)
+  API token        {token}   (in {token_file}; send it as Authorization: Bearer $TOKEN)
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
   git server       {git.base_url}
   Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
+  all of the above {args.info_file} (JSON)
 
 Try:
-  curl -s -H "Authorization: Bearer {token}" {api}/api/v1/applications
-  curl -s -H "Authorization: Bearer {token}" {api}/api/v1/clusters
+  gitferry login {api} --token-stdin < {token_file}
+  gitferry cluster list && gitferry app list
+  curl -s -H "Authorization: Bearer $(cat {token_file})" {api}/api/v1/applications
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
   python -c "from local.gitserver import GitServer"   # repos live under {workdir / 'git'}
-  curl -s -X POST {api}/webhooks/github -H 'X-GitHub-Event: push' -H 'X-Hub-Signature-256: sha256=...' -d @payload.json
 
 Ctrl-C stops everything.
-""",
-            flush=True,
-        )
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        stop.wait()
-    finally:
-        for closer in (stack.close, charts.stop, git.stop, kube.stop):
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - stop everything we can
-                pass
+ready""",
+        flush=True,
+    )
+    stop.wait()
     return 0
 
 

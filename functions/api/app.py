@@ -20,6 +20,7 @@ from gitferry.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
+from gitferry.kube import KubeError
 from gitferry.model import format_validation_error
 from gitferry.pipeline import Engine
 from gitferry.service import MAX_BODY_BYTES, Service
@@ -114,7 +115,7 @@ def unprocessable(exc: Exception) -> Response:
     return _error(422, str(exc))
 
 
-@app.exception_handler([GitError, HelmRepoError])
+@app.exception_handler([GitError, HelmRepoError, KubeError])
 def git_error(exc: Exception) -> Response:
     return _error(502, str(exc))
 
@@ -184,6 +185,11 @@ def sync_results(name: str) -> dict:
     return service().sync_results(name, query.get("limit"), query.get("cursor"))
 
 
+@app.get("/api/v1/applications/<name>/diff")
+def diff(name: str) -> dict:
+    return service().diff(name)
+
+
 @app.get("/api/v1/applications/<name>/resource-tree")
 def resource_tree(name: str) -> dict:
     return service().resource_tree(name)
@@ -200,21 +206,61 @@ def list_clusters() -> dict:
     return service().list_clusters()
 
 
+def _upsert() -> bool:
+    value = (app.current_event.query_string_parameters or {}).get("upsert", "false")
+    if value not in ("true", "false"):
+        raise InvalidSpecError([f"upsert: {value!r} is not true or false"], "invalid request")
+    return value == "true"
+
+
 @app.post("/api/v1/clusters")
 def register_cluster() -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_cluster(app.current_event.decoded_body, caller()))
+                    body=service().register_cluster(app.current_event.decoded_body, caller(), upsert=_upsert()))
+
+
+@app.get("/api/v1/clusters/<name>")
+def get_cluster(name: str) -> dict:
+    return service().get_cluster(name)
+
+
+@app.delete("/api/v1/clusters/<name>")
+def delete_cluster(name: str) -> dict:
+    return service().delete_cluster(name, app.current_event.query_string_parameters or {}, caller())
 
 
 @app.get("/api/v1/repositories")
 def list_repositories() -> dict:
-    return service().list_repositories()
+    url = (app.current_event.query_string_parameters or {}).get("url")
+    return service().get_repository(url) if url else service().list_repositories()
+
+
+@app.delete("/api/v1/repositories")
+def delete_repository_by_url() -> dict:
+    query = dict(app.current_event.query_string_parameters or {})
+    url = query.pop("url", None)
+    if not url:
+        raise InvalidSpecError(["url: query parameter required (or DELETE /api/v1/repositories/{name})"],
+                               "invalid delete request")
+    return service().delete_repository(url, query, caller())
 
 
 @app.post("/api/v1/repositories")
 def register_repository() -> Response:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_repository(app.current_event.decoded_body, caller()))
+                    body=service().register_repository(app.current_event.decoded_body, caller(), upsert=_upsert()))
+
+
+# A repository by its registered name (a URL does not fit in one path segment behind API
+# Gateway: use ?url= on /api/v1/repositories instead).
+@app.get("/api/v1/repositories/<repo>")
+def get_repository(repo: str) -> dict:
+    return service().get_repository(repo)
+
+
+@app.delete("/api/v1/repositories/<repo>")
+def delete_repository(repo: str) -> dict:
+    return service().delete_repository(repo, app.current_event.query_string_parameters or {}, caller())
 
 
 @logger.inject_lambda_context

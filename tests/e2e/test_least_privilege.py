@@ -118,6 +118,7 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     world.tick()
     world.kube.resume_controllers()
     world.until("wave app synced", synced_healthy(world, "priv"))
+    assert world.api_ok("GET", "/api/v1/applications/priv/diff")["differences"] is False  # the API unseals too
     bad = world.git.make_repo("privbad", {"app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n"})
     manifest = yaml.safe_load(application("privbad", bad, server, automated=True, path="app", namespace="privbad"))
     manifest["spec"]["syncPolicy"]["retry"] = {"limit": 1, "backoff": {"duration": "1s", "maxDuration": "1s"}}
@@ -129,6 +130,6 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     policy = grants(world.stack.resources)
     used = {(lid, action.split(":")[0]) for lid, action, _ in calls}
     assert ("PollFunction", "sqs") in used and ("ReportFunction", "sns") in used and ("DiffFunction", "s3") in used
-    assert {("RenderFunction", "kms"), ("DiffFunction", "kms"), ("ApplyFunction", "kms")} <= used
+    assert {("RenderFunction", "kms"), ("DiffFunction", "kms"), ("ApplyFunction", "kms"), ("ApiFunction", "kms")} <= used
     denied = sorted({(lid, action, arn) for lid, action, arn in calls if not allowed(policy[lid], action, arn)})
     assert denied == [], denied

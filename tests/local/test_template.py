@@ -185,11 +185,12 @@ def test_least_privilege_iam(cfn: dict[str, Any]) -> None:
     assert writers == {"ApiFunctionRole"}
     publishers = {lid for lid, st in statements for a in st["Action"] if a == "sns:Publish"}
     assert publishers == {"ReportFunctionRole"}
-    # The manifest key: render seals (data keys), diff and apply unseal; nobody else touches it.
+    # The manifest key: render seals (data keys), diff and apply unseal, and so does the API for
+    # GET .../diff (it compares again, then masks Secret values in what it answers); nobody else.
     kms = {(lid, a) for lid, st in statements
            for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]) if a.startswith("kms:")}
     assert kms == {("RenderFunctionRole", "kms:GenerateDataKey"), ("DiffFunctionRole", "kms:Decrypt"),
-                   ("ApplyFunctionRole", "kms:Decrypt")}, kms
+                   ("ApplyFunctionRole", "kms:Decrypt"), ("ApiFunctionRole", "kms:Decrypt")}, kms
     rules = {r["Id"]: r for r in cfn["Resources"]["ManifestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireUnreferencedManifests"]["Prefix"] == "manifests/"
 

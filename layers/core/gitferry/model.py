@@ -774,6 +774,8 @@ class SyncStatus(_Api):
     status: SyncStatusCode = "Unknown"
     revision: str | None = None
     compared_to: ComparedTo | None = None
+    #: the stored rendered manifests this comparison used (what GET .../diff compares again)
+    manifests: str | None = None
 
 
 class HealthStatus(_Api):

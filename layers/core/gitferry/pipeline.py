@@ -366,7 +366,7 @@ class Engine:
         now = self.clock()
         status = previous.model_copy(deep=True)
         status.sync = SyncStatus(
-            status=comparison.sync_status, revision=request.commit,
+            status=comparison.sync_status, revision=request.commit, manifests=request.manifests,
             compared_to=ComparedTo(source=app.spec.source, destination=app.spec.destination),
         )
         app_health = comparison.health

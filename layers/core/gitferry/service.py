@@ -316,6 +316,68 @@ class Service:
         except NotFoundError:
             return {"nodes": [], "truncated": False}
 
+    def diff(self, name: str) -> dict[str, Any]:
+        """``argocd app diff``: per resource its group, kind, namespace, name, status and a
+        unified diff (live -> target, Secret values masked).
+
+        The objects the last comparison found OutOfSync (at most :data:`MAX_DIFF_RESOURCES`)
+        are compared again now, with the server-side dry run of :func:`gitferry.diff.compare`,
+        against the manifests that comparison used (``status.sync.manifests``); the rest are
+        listed with their stored status. Diff text is cut after :data:`MAX_DIFF_BYTES` in all
+        (``truncated`` says so). 422 before the first comparison."""
+        from gitferry import diff as diffing
+        from gitferry import tracking
+
+        app = self.state.get_app(name).app
+        status = self.state.get_status(name)
+        key = status.sync.manifests if status else None
+        if status is None or not key:
+            raise UnprocessableError(f"application {name!r} has not been compared yet: refresh it and try again")
+        try:
+            desired = self.engine.manifests.get_manifests(key)
+        except NotFoundError:
+            raise UnprocessableError(f"the manifests of application {name!r}'s last comparison are gone "
+                                     "(expired): refresh it and try again") from None
+        stored = [r for r in status.resources if not r.hook]
+        wanted = {(r.group, r.kind, r.namespace, r.name) for r in stored
+                  if r.status != "Synced" or r.requires_pruning}
+        wanted = set(sorted(wanted)[:MAX_DIFF_RESOURCES])
+        loose = {(g, k, n) for g, k, _, n in wanted}
+        desired = [d for d in desired if (tracking.group_of(d), str(d.get("kind", "")),
+                                          str((d.get("metadata") or {}).get("name") or "")) in loose]
+        fresh: dict[tuple[str, str, str, str], Any] = {}
+        if wanted:
+            cluster = self.engine.cluster_for(app)
+            live = [o for o in cluster.list_by_label(tracking.label_selector(app.name))
+                    if tracking.resource_key(o) in wanted]
+            comparison = diffing.compare(cluster, app.name, desired, live, namespace=app.spec.destination.namespace,
+                                         ignore_differences=app.spec.ignore_differences)
+            fresh = {(r.group, r.kind, r.namespace, r.name): r for r in comparison.resources}
+        items: list[dict[str, Any]] = []
+        budget, truncated = MAX_DIFF_BYTES, False
+        for r in stored:
+            row_key = (r.group, r.kind, r.namespace, r.name)
+            row: dict[str, Any] = {"group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name,
+                                   "status": r.status or "Unknown", "requiresPruning": r.requires_pruning, "diff": ""}
+            now = fresh.get(row_key)
+            if now is not None:
+                row["status"], row["requiresPruning"] = now.status, now.requires_pruning
+                if now.message and now.status == "Unknown":
+                    row["message"] = now.message
+                if len(now.diff.encode()) <= budget:
+                    row["diff"] = now.diff
+                    budget -= len(now.diff.encode())
+                else:
+                    truncated = True
+            elif row_key in wanted:
+                row["status"] = "Synced"  # compared again: no difference any more
+            elif r.status != "Synced" and not r.requires_pruning:
+                truncated = True  # beyond MAX_DIFF_RESOURCES: status as last seen, no diff
+            items.append(row)
+        differs = any(i["status"] != "Synced" or i["requiresPruning"] for i in items)
+        return {"app": name, "revision": status.sync.revision, "items": items, "differences": differs,
+                "truncated": truncated}
+
     def audit_day(self, day: str | None, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
         """One page of the audit trail of a UTC day (default today), newest first; ``nextCursor``
         is there when more events follow (pass it back as ``cursor``)."""
@@ -342,9 +404,10 @@ class Service:
 
     # ------------------------------------------------------------------ clusters and repositories
 
-    def register_cluster(self, body: str | bytes | None, caller: str = "api") -> dict[str, Any]:
+    def register_cluster(self, body: str | bytes | None, caller: str = "api", *, upsert: bool = False) -> dict[str, Any]:
         """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
-        ``server`` defaults to the kubeconfig's current cluster."""
+        ``server`` defaults to the kubeconfig's current cluster. A name already registered is
+        409 unless ``upsert`` (then it is replaced)."""
         doc = parse_document(body, "cluster")
         problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
         unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
@@ -355,6 +418,10 @@ class Service:
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
         kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
+        _check_kubeconfig(kubeconfig)
+        if not upsert and self._cluster_or_none(str(doc["name"])) is not None:
+            raise ConflictError(f"cluster {doc['name']!r} is already registered: "
+                                "delete it first or register with ?upsert=true to replace it")
         server = doc.get("server") or _kubeconfig_server(kubeconfig)
         version = _server_version(kubeconfig)
         cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
@@ -367,8 +434,45 @@ class Service:
     def list_clusters(self) -> dict[str, Any]:
         return {"items": [c.to_json_dict() for c in self.state.list_clusters()]}
 
-    def register_repository(self, body: str | bytes | None, caller: str = "api") -> dict[str, Any]:
-        """``{url, username?, password?, token?}``: credentials to Secrets Manager only."""
+    def _cluster_or_none(self, name: str) -> Cluster | None:
+        try:
+            return self.state.get_cluster(name)
+        except NotFoundError:
+            return None
+
+    def get_cluster(self, name: str) -> dict[str, Any]:
+        """A registered cluster's metadata (never its kubeconfig) and the apps deploying to it."""
+        cluster = self.state.get_cluster(name)
+        return {**cluster.to_json_dict(), "applications": self._apps_on(cluster)}
+
+    def _apps_on(self, cluster: Cluster) -> list[str]:
+        """Apps that deploy through this cluster: named by it, or by its server when no other
+        registered cluster has that server (they would lose their destination without it)."""
+        server = cluster.server.rstrip("/")
+        shared = any(c.server.rstrip("/") == server for c in self.state.list_clusters() if c.name != cluster.name)
+        return sorted(s.app.name for s in self.state.list_apps()
+                      if s.app.spec.destination.name == cluster.name
+                      or (not shared and not s.app.spec.destination.name
+                          and (s.app.spec.destination.server or "").rstrip("/") == server))
+
+    def delete_cluster(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> dict[str, Any]:
+        """Forget a cluster and its kubeconfig. 409 while an application deploys to it, unless
+        ``force=true`` (its apps then show a ComparisonError until it is registered again)."""
+        force = _force(query or {})
+        cluster = self.state.get_cluster(name)
+        users = self._apps_on(cluster)
+        if users and not force:
+            raise ConflictError(f"cluster {name!r} is the destination of application(s) {', '.join(users)}: "
+                                "delete them first or use ?force=true")
+        self.state.delete_cluster(name)
+        self.secrets.delete_kubeconfig(name)
+        self.audit.record(caller, "cluster.delete", name, force=force, applications=len(users))
+        return {"deleted": name, "applications": users}
+
+    def register_repository(self, body: str | bytes | None, caller: str = "api", *,
+                            upsert: bool = False) -> dict[str, Any]:
+        """``{url, username?, password?, token?, name?}``: credentials to Secrets Manager only.
+        A URL already registered is 409 unless ``upsert`` (then it is replaced)."""
         doc = parse_document(body, "repository")
         problems = [] if doc.get("url") else ["url: field required"]
         problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
@@ -377,6 +481,9 @@ class Service:
                      if doc.get(k) is not None and not isinstance(doc[k], str)]
         if problems:
             raise InvalidSpecError(problems, "invalid repository")
+        if not upsert and self._repository_or_none(doc["url"]) is not None:
+            raise ConflictError(f"repository {doc['url']!r} is already registered: "
+                                "delete it first or register with ?upsert=true to replace it")
         creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
         has_credentials = bool(creds.password or creds.token)
         if has_credentials:
@@ -390,11 +497,53 @@ class Service:
     def list_repositories(self) -> dict[str, Any]:
         return {"items": [r.to_json_dict() for r in self.state.list_repositories()]}
 
+    def _repository_or_none(self, url: str) -> Repository | None:
+        try:
+            return self.state.get_repository(url)
+        except NotFoundError:
+            return None
+
+    def _find_repository(self, ref: str) -> Repository:
+        """A repository by its URL or its ``name``."""
+        found = self._repository_or_none(ref)
+        if found is None:
+            found = next((r for r in self.state.list_repositories() if r.name and r.name == ref), None)
+        if found is None:
+            raise NotFoundError(f"repository {ref!r} is not registered")
+        return found
+
+    def _apps_from(self, repo: Repository) -> list[str]:
+        url = webhooks.normalise_repo_url(repo.url)
+        return sorted(s.app.name for s in self.state.list_apps()
+                      if webhooks.normalise_repo_url(s.app.spec.source.repo_url) == url)
+
+    def get_repository(self, ref: str) -> dict[str, Any]:
+        """A registered repository (by URL or name; never its credentials) and the apps using it."""
+        repo = self._find_repository(ref)
+        return {**repo.to_json_dict(), "applications": self._apps_from(repo)}
+
+    def delete_repository(self, ref: str, query: dict[str, str] | None = None, caller: str = "api") -> dict[str, Any]:
+        """Forget a repository and its credentials. 409 while an application's source is in it,
+        unless ``force=true`` (public repositories keep working without credentials)."""
+        force = _force(query or {})
+        repo = self._find_repository(ref)
+        users = self._apps_from(repo)
+        if users and not force:
+            raise ConflictError(f"repository {repo.url!r} is the source of application(s) {', '.join(users)}: "
+                                "delete them first or use ?force=true")
+        self.state.delete_repository(repo.url)
+        if repo.has_credentials:
+            self.secrets.delete_repo_credentials(repo.url)
+        self.audit.record(caller, "repository.delete", repo.url, force=force, applications=len(users))
+        return {"deleted": repo.url, "applications": users}
+
     # ------------------------------------------------------------------ webhooks
 
     def verify_webhook(self, provider: str, headers: dict[str, str], body: bytes) -> None:
         """Raise WebhookError (401/404/413) unless the delivery is signed with the provider's
         secret from Secrets Manager. Done before anything else touches the request."""
+        if provider not in webhooks.PROVIDERS:
+            raise webhooks.WebhookError(404, f"unknown webhook provider {provider!r}: use {', '.join(webhooks.PROVIDERS)}")
         secret = self.secrets.get_webhook_secret(provider)
         if not secret:
             raise webhooks.WebhookError(401, f"no webhook secret configured for {provider}")
@@ -605,6 +754,28 @@ def _server_version(kubeconfig: str) -> str:
         api.close()
 
 
+def _force(query: dict[str, str]) -> bool:
+    problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"force"})]
+    text = query.get("force", "false").lower()
+    if text not in ("true", "false"):
+        problems.append(f"force: {query.get('force')!r} is not true or false")
+    if problems:
+        raise InvalidSpecError(problems, "invalid delete request")
+    return text == "true"
+
+
+def _check_kubeconfig(kubeconfig: str) -> None:
+    """400 naming the line for a kubeconfig that is not YAML, or not a kubeconfig mapping."""
+    try:
+        doc = loader.load_one(kubeconfig, limits=BODY_LIMITS)
+    except loader.LoadError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise InvalidSpecError([f"kubeconfig: not YAML: {where}{exc.message}"], "invalid cluster") from None
+    if not isinstance(doc, dict):
+        raise InvalidSpecError(["kubeconfig: not a kubeconfig (a YAML mapping with clusters, contexts and users)"],
+                               "invalid cluster")
+
+
 def _kubeconfig_server(kubeconfig: str) -> str:
     try:
         doc = yaml.safe_load(kubeconfig)
@@ -628,6 +799,8 @@ def _summary(status: dict[str, Any]) -> dict[str, Any]:
 
 #: per-object rows shown in GET /api/v1/applications/{name}; the rest are paged.
 SHOWN_RESOURCES = 500
+#: objects GET .../diff compares again, and the diff text it returns in all
+MAX_DIFF_RESOURCES, MAX_DIFF_BYTES = 500, 2 * 1024 * 1024
 #: page size bounds of the resources / sync-results routes (default, maximum).
 DEFAULT_PAGE, MAX_PAGE = 500, 1000
 

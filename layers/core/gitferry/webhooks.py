@@ -51,6 +51,10 @@ def _header(headers: dict[str, str], name: str) -> str:
     return lowered.get(name.lower(), "")
 
 
+#: the providers whose signatures gitferry verifies (anything else is a 404)
+PROVIDERS = ("github", "gitea", "gitlab", "bitbucket", "bitbucket-server")
+
+
 def verify_signature(provider: str, headers: dict[str, str], body: bytes, secret: str) -> None:
     """Raise WebhookError(401) unless the request is signed with ``secret``."""
     if len(body) > MAX_BODY_BYTES:

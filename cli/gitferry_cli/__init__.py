@@ -1,0 +1,1 @@
+"""gitferry's command-line client: the management API as verbs (see ``gitferry --help``)."""

@@ -1,0 +1,612 @@
+"""``gitferry``: the management API as commands, in the manner of ``argocd``.
+
+Every command is one or a few API calls (client.py); what it prints is built here from the
+answer. Tables are Rich tables without borders (easy to grep); ``-o json|yaml`` prints the API's
+own document; ``-o name`` one name a line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from gitferry_cli.client import (
+    CONFLICT,
+    EXIT_CODES_HELP,
+    FAILED,
+    NOT_FOUND,
+    ApiError,
+    Client,
+    Login,
+    load_login,
+    save_login,
+)
+
+OUTPUTS = click.Choice(["json", "yaml", "wide", "name"])
+TERMINAL = ("Succeeded", "Failed", "Error")
+
+
+def _console() -> Console:
+    # Not a terminal (a pipe, a script): wide enough that no column is cut.
+    return Console(width=None if sys.stdout.isatty() else 250, highlight=False, soft_wrap=False)
+
+
+def _client() -> Client:
+    return Client(load_login())
+
+
+def _dump(doc: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(doc, indent=2, sort_keys=False))
+    else:
+        click.echo(yaml.safe_dump(doc, sort_keys=False).rstrip("\n"))
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for c in columns:
+        table.add_column(c, no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console = _console()
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+class Group(click.Group):
+    """Runs the command and turns an ApiError into its message and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ApiError as exc:
+            click.echo(f"gitferry: {exc.message}", err=True)
+            ctx.exit(exc.code)
+
+
+@click.group(cls=Group, epilog=EXIT_CODES_HELP + """
+
+\b
+Examples:
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt
+  gitferry cluster add prod --kubeconfig ~/.kube/config --context prod
+  gitferry app create -f guestbook.yaml
+  gitferry app sync guestbook && gitferry app wait guestbook --health
+  gitferry app diff guestbook || echo "guestbook differs from Git\"""")
+@click.version_option(package_name="gitferry")
+def cli() -> None:
+    """gitferry: GitOps continuous delivery for Kubernetes on AWS Lambda (Argo CD Applications)."""
+
+
+# ---------------------------------------------------------------------------- login
+
+
+@cli.command(epilog="""\b
+Examples:
+  gitferry login http://127.0.0.1:8080 --token "$TOKEN"
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt""")
+@click.argument("server")
+@click.option("--token", help="the API bearer token (prompted for when neither this nor --token-stdin is given)")
+@click.option("--token-stdin", is_flag=True, help="read the token from standard input")
+def login(server: str, token: str | None, token_stdin: bool) -> None:
+    """Check SERVER (the API URL) and TOKEN and keep them in the config file (mode 600, under
+    $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by default)."""
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+    if not token:
+        token = click.prompt("API token", hide_input=True)
+    candidate = Login(server.rstrip("/"), str(token))
+    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL or token fails here
+    path = save_login(candidate)
+    click.echo(f"logged in to {candidate.server} (saved in {path})")
+
+
+# ---------------------------------------------------------------------------- apps
+
+
+@cli.group(cls=Group)
+def app() -> None:
+    """Applications: create, list, get, sync, diff, wait, history, rollback, delete, refresh."""
+
+
+def _manifest_from_flags(name: str, repo: str, path: str | None, revision: str, dest_server: str | None,
+                         dest_name: str | None, dest_namespace: str | None, sync_policy: str | None,
+                         auto_prune: bool, self_heal: bool, sync_options: tuple[str, ...],
+                         project: str) -> dict[str, Any]:
+    missing = [f"--{k}" for k, v in (("name", name), ("repo", repo)) if not v]
+    if not dest_server and not dest_name:
+        missing.append("--dest-server or --dest-name")
+    if missing:
+        raise click.UsageError(f"without -f, give {', '.join(missing)}")
+    if dest_server and dest_name:
+        raise click.UsageError("give --dest-server or --dest-name, not both")
+    destination: dict[str, Any] = {"server": dest_server} if dest_server else {"name": dest_name}
+    if dest_namespace:
+        destination["namespace"] = dest_namespace
+    policy: dict[str, Any] = {}
+    if sync_policy == "automated":
+        policy["automated"] = {"prune": auto_prune, "selfHeal": self_heal}
+    elif auto_prune or self_heal:
+        raise click.UsageError("--auto-prune and --self-heal need --sync-policy automated")
+    if sync_options:
+        policy["syncOptions"] = list(sync_options)
+    spec: dict[str, Any] = {"project": project,
+                            "source": {"repoURL": repo, "targetRevision": revision, "path": path or "."},
+                            "destination": destination}
+    if policy:
+        spec["syncPolicy"] = policy
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": "argocd"}, "spec": spec}
+
+
+@app.command("create", epilog="""\b
+Examples:
+  gitferry app create -f guestbook.yaml
+  gitferry app create --name guestbook --repo https://github.com/argoproj/argocd-example-apps.git \\
+      --path guestbook --dest-server https://kubernetes.default.svc --dest-namespace guestbook \\
+      --sync-policy automated --auto-prune --self-heal""")
+@click.option("-f", "--file", "file_", type=click.File("r"), help="an Argo CD Application manifest (YAML or JSON; - for stdin)")
+@click.option("--name")
+@click.option("--repo", help="spec.source.repoURL")
+@click.option("--path", help="spec.source.path (default .)")
+@click.option("--revision", default="HEAD", show_default=True, help="spec.source.targetRevision")
+@click.option("--dest-server", help="spec.destination.server")
+@click.option("--dest-name", help="spec.destination.name (a registered cluster)")
+@click.option("--dest-namespace", help="spec.destination.namespace")
+@click.option("--project", default="default", show_default=True)
+@click.option("--sync-policy", type=click.Choice(["automated", "none"]), help="automated: sync on every change")
+@click.option("--auto-prune", is_flag=True, help="with --sync-policy automated: delete objects gone from Git")
+@click.option("--self-heal", is_flag=True, help="with --sync-policy automated: undo changes made in the cluster")
+@click.option("--sync-option", "sync_options", multiple=True, help="e.g. CreateNamespace=true (repeatable)")
+@click.option("--upsert", is_flag=True, help="replace an application of the same name")
+@click.option("-o", "--output", type=OUTPUTS)
+def app_create(file_: Any, name: str | None, repo: str | None, path: str | None, revision: str,
+               dest_server: str | None, dest_name: str | None, dest_namespace: str | None, project: str,
+               sync_policy: str | None, auto_prune: bool, self_heal: bool, sync_options: tuple[str, ...],
+               upsert: bool, output: str | None) -> None:
+    """Register an application, from a manifest (sent unchanged) or from flags."""
+    if file_ is not None:
+        if name or repo or dest_server or dest_name:
+            raise click.UsageError("give -f or the flags, not both")
+        body: Any = file_.read()
+    else:
+        body = _manifest_from_flags(name or "", repo or "", path, revision, dest_server, dest_name, dest_namespace,
+                                    sync_policy, auto_prune, self_heal, sync_options, project)
+    created = _client().call("POST", "/api/v1/applications", body, {"upsert": "true"} if upsert else None)
+    if output in ("json", "yaml"):
+        _dump(created, output)
+    else:
+        click.echo(f"application '{created['metadata']['name']}' {'updated' if upsert else 'created'}")
+
+
+def _dest(spec: dict[str, Any]) -> str:
+    dest = spec.get("destination") or {}
+    return str(dest.get("name") or dest.get("server") or "")
+
+
+@app.command("list")
+@click.option("-o", "--output", type=OUTPUTS)
+def app_list(output: str | None) -> None:
+    """List applications with their sync and health status."""
+    items = _client().call("GET", "/api/v1/applications")["items"]
+    if output in ("json", "yaml"):
+        return _dump(items, output)
+    if output == "name":
+        for item in items:
+            click.echo(item["metadata"]["name"])
+        return
+    columns = ["NAME", "CLUSTER", "NAMESPACE", "STATUS", "HEALTH", "SYNCPOLICY", "REVISION"]
+    if output == "wide":
+        columns += ["REPO", "PATH", "TARGET"]
+    rows = []
+    for item in items:
+        spec, status = item["spec"], item.get("status") or {}
+        source = spec.get("source") or {}
+        row = [item["metadata"]["name"], _dest(spec), (spec.get("destination") or {}).get("namespace", ""),
+               (status.get("sync") or {}).get("status", "Unknown"),
+               (status.get("health") or {}).get("status", "Unknown"),
+               "Auto" + ("-Prune" if ((spec.get("syncPolicy") or {}).get("automated") or {}).get("prune") else "")
+               if (spec.get("syncPolicy") or {}).get("automated") is not None else "Manual",
+               ((status.get("sync") or {}).get("revision") or "")[:7]]
+        if output == "wide":
+            row += [source.get("repoURL", ""), source.get("path") or source.get("chart") or "",
+                    source.get("targetRevision", "")]
+        rows.append(row)
+    _table(columns, rows)
+
+
+def _print_app(doc: dict[str, Any], wide: bool) -> None:
+    spec, status = doc["spec"], doc.get("status") or {}
+    source = spec.get("source") or {}
+    automated = (spec.get("syncPolicy") or {}).get("automated")
+    op = status.get("operationState") or {}
+    lines = [
+        ("Name", doc["metadata"]["name"]),
+        ("Project", spec.get("project", "default")),
+        ("Server", _dest(spec)),
+        ("Namespace", (spec.get("destination") or {}).get("namespace", "")),
+        ("Repo", source.get("repoURL", "")),
+        ("Target", source.get("targetRevision", "")),
+        ("Path" if not source.get("chart") else "Chart", source.get("path") or source.get("chart") or ""),
+        ("Sync Policy", "Automated" + (" (Prune)" if (automated or {}).get("prune") else "") if automated is not None
+         else "Manual"),
+        ("Sync Status", f"{(status.get('sync') or {}).get('status', 'Unknown')} to {source.get('targetRevision', '')}"
+         + (f" ({(status.get('sync') or {}).get('revision', '')[:7]})" if (status.get("sync") or {}).get("revision")
+            else "")),
+        ("Health Status", (status.get("health") or {}).get("status", "Unknown")),
+    ]
+    if doc["metadata"].get("deletionTimestamp"):
+        lines.append(("Deleting since", doc["metadata"]["deletionTimestamp"]))
+    width = max(len(k) for k, _ in lines) + 2
+    for key, value in lines:
+        click.echo(f"{key + ':':<{width}}{value}")
+    if op:
+        click.echo("")
+        click.echo(f"{'Operation:':<{width}}Sync")
+        click.echo(f"{'Phase:':<{width}}{op.get('phase', '')}")
+        click.echo(f"{'Start:':<{width}}{op.get('startedAt', '')}")
+        click.echo(f"{'Finished:':<{width}}{op.get('finishedAt', '')}")
+        click.echo(f"{'Message:':<{width}}{op.get('message', '')}")
+    conditions = status.get("conditions") or []
+    if conditions:
+        click.echo("")
+        _table(["CONDITION", "MESSAGE", "LAST TRANSITION"],
+               [[c.get("type"), c.get("message"), c.get("lastTransitionTime", "")] for c in conditions])
+    resources = status.get("resources") or []
+    if resources:
+        click.echo("")
+        results = {(r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name")): r
+                   for r in ((op.get("syncResult") or {}).get("resources") or [])}
+        columns = ["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH", "MESSAGE"]
+        if wide:
+            columns.insert(4, "WAVE")
+        rows = []
+        for r in resources:
+            key = (r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name"))
+            row = [r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name"), r.get("status", ""),
+                   (r.get("health") or {}).get("status", ""), (results.get(key) or {}).get("message", "")]
+            if wide:
+                row.insert(4, r.get("syncWave", 0))
+            rows.append(row)
+        _table(columns, rows)
+        summary = status.get("resourcesSummary") or {}
+        if summary.get("next"):
+            click.echo(f"... {summary['total'] - summary['shown']} more resources (-o json, or GET {summary['next']})")
+
+
+@app.command("get")
+@click.argument("name")
+@click.option("-o", "--output", type=OUTPUTS)
+def app_get(name: str, output: str | None) -> None:
+    """An application's source, destination, status, health, last operation and resources."""
+    doc = _client().call("GET", f"/api/v1/applications/{name}")
+    if output in ("json", "yaml"):
+        return _dump(doc, output)
+    if output == "name":
+        return click.echo(doc["metadata"]["name"])
+    _print_app(doc, wide=output == "wide")
+
+
+def _parse_resource(text: str) -> dict[str, str]:
+    """GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME (argocd's --resource); GROUP empty for core."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise click.BadParameter(f"{text!r} is not GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME", param_hint="--resource")
+    namespace, _, name = parts[2].rpartition("/")
+    return {"group": parts[0], "kind": parts[1], "namespace": namespace, "name": name}
+
+
+def _operation_mark(doc: dict[str, Any]) -> tuple[Any, Any]:
+    op = (doc.get("status") or {}).get("operationState") or {}
+    return op.get("startedAt"), op.get("finishedAt")
+
+
+def _poll(what: str, check: Callable[[], bool], timeout: float, interval: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            click.echo(f"gitferry: timed out after {timeout:g} s waiting for {what}", err=True)
+            return False
+        time.sleep(interval)
+
+
+@app.command("sync", epilog="""\b
+Examples:
+  gitferry app sync guestbook
+  gitferry app sync guestbook --prune --revision v1.2.0
+  gitferry app sync guestbook --resource apps:Deployment:guestbook/guestbook-ui --dry-run
+  gitferry app sync guestbook --async""")
+@click.argument("name")
+@click.option("--revision", help="a branch, tag or commit (default: the app's targetRevision)")
+@click.option("--prune", is_flag=True, default=None, help="delete the app's objects gone from Git")
+@click.option("--dry-run", is_flag=True, help="the API server's dry run only: nothing is changed")
+@click.option("--resource", "resources", multiple=True, help="GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME (repeatable)")
+@click.option("--sync-option", "sync_options", multiple=True, help="e.g. Replace=true (repeatable)")
+@click.option("--async", "async_", is_flag=True, help="do not wait for the operation to finish")
+@click.option("--timeout", default=300.0, show_default=True, help="seconds to wait for the operation")
+def app_sync(name: str, revision: str | None, prune: bool | None, dry_run: bool, resources: tuple[str, ...],
+             sync_options: tuple[str, ...], async_: bool, timeout: float) -> None:
+    """Sync an application; waits for the operation and exits 1 when it fails."""
+    body: dict[str, Any] = {}
+    if revision:
+        body["revision"] = revision
+    if prune:
+        body["prune"] = True
+    if dry_run:
+        body["dryRun"] = True
+    if resources:
+        body["resources"] = [_parse_resource(r) for r in resources]
+    if sync_options:
+        body["syncOptions"] = list(sync_options)
+    client = _client()
+    before = _operation_mark(client.call("GET", f"/api/v1/applications/{name}"))
+    answer = client.call("POST", f"/api/v1/applications/{name}/sync", body)
+    click.echo(f"sync of '{name}' to {answer['revision'][:12]} queued" + (" (dry run)" if dry_run else ""))
+    if async_:
+        return
+    final: dict[str, Any] = {}
+
+    def finished() -> bool:
+        doc = client.call("GET", f"/api/v1/applications/{name}")
+        op = (doc.get("status") or {}).get("operationState") or {}
+        if _operation_mark(doc) != before and op.get("phase") in TERMINAL:
+            final.update(op)
+            return True
+        return False
+
+    if not _poll(f"the sync of {name!r}", finished, timeout):
+        sys.exit(FAILED)
+    click.echo(f"Phase: {final.get('phase')}  Message: {final.get('message', '')}")
+    results = (final.get("syncResult") or {}).get("resources") or []
+    if results:
+        _table(["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "MESSAGE"],
+               [[r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name"), r.get("status", ""),
+                 r.get("message", "")] for r in results])
+    if final.get("phase") != "Succeeded":
+        sys.exit(FAILED)
+
+
+@app.command("diff", epilog="Exit status: 0 no differences, 1 differences (as kubectl diff), 3+ errors.")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
+def app_diff(name: str, output: str | None) -> None:
+    """What a sync would change: a unified diff per resource (live -> target), Secret values masked."""
+    answer = _client().call("GET", f"/api/v1/applications/{name}/diff")
+    if output:
+        _dump(answer, output)
+    else:
+        for item in answer["items"]:
+            if item["status"] == "Synced" and not item.get("requiresPruning"):
+                continue
+            group_kind = f"{item['group']}/{item['kind']}" if item["group"] else f"/{item['kind']}"
+            click.echo(f"===== {group_kind} {item['namespace']}/{item['name']} ======")
+            click.echo(item.get("diff") or item.get("message") or "(differs; diff not shown: response bound reached)")
+        if answer.get("truncated"):
+            click.echo("(more resources differ than one answer shows; gitferry app get lists them all)", err=True)
+    if answer.get("differences"):
+        sys.exit(FAILED)
+
+
+@app.command("wait", epilog="""\b
+With none of --health/--sync/--operation, waits for all three (as argocd app wait).
+Example: gitferry app wait guestbook --health --timeout 120""")
+@click.argument("name")
+@click.option("--health", is_flag=True, help="until Healthy")
+@click.option("--sync", "sync_", is_flag=True, help="until Synced")
+@click.option("--operation", is_flag=True, help="until no operation is running or requested")
+@click.option("--timeout", default=300.0, show_default=True, help="seconds; exit 1 when they run out")
+def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: float) -> None:
+    """Wait until an application is healthy / synced / idle."""
+    if not (health or sync_ or operation):
+        health = sync_ = operation = True
+    client = _client()
+    seen: dict[str, Any] = {}
+
+    def ready() -> bool:
+        status = client.call("GET", f"/api/v1/applications/{name}").get("status") or {}
+        seen.update(status)
+        op = status.get("operationState") or {}
+        return ((not health or (status.get("health") or {}).get("status") == "Healthy")
+                and (not sync_ or (status.get("sync") or {}).get("status") == "Synced")
+                and (not operation or (op.get("phase") != "Running" and not status.get("syncRequested"))))
+
+    if not _poll(f"application {name!r}", ready, timeout):
+        click.echo(f"last seen: sync {(seen.get('sync') or {}).get('status')}, "
+                   f"health {(seen.get('health') or {}).get('status')}, "
+                   f"operation {(seen.get('operationState') or {}).get('phase')}", err=True)
+        sys.exit(FAILED)
+    click.echo(f"application '{name}': sync {(seen.get('sync') or {}).get('status', 'Unknown')}, "
+               f"health {(seen.get('health') or {}).get('status', 'Unknown')}")
+
+
+@app.command("history")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
+def app_history(name: str, output: str | None) -> None:
+    """The recorded syncs (ids for app rollback)."""
+    items = _client().call("GET", f"/api/v1/applications/{name}/history")["items"]
+    if output:
+        return _dump(items, output)
+    _table(["ID", "DATE", "REVISION"], [[h["id"], h.get("deployedAt", ""), h.get("revision", "")] for h in items])
+
+
+@app.command("rollback")
+@click.argument("name")
+@click.argument("history_id", type=int)
+def app_rollback(name: str, history_id: int) -> None:
+    """Re-apply the revision of history entry HISTORY_ID (refused while automated sync is on)."""
+    answer = _client().call("POST", f"/api/v1/applications/{name}/rollback/{history_id}")
+    click.echo(f"rollback of '{name}' to {answer['revision'][:12]} (history {history_id}) queued")
+
+
+@app.command("delete")
+@click.argument("name")
+@click.option("--cascade/--no-cascade", default=True, show_default=True,
+              help="delete the app's objects in the cluster too")
+@click.option("--propagation-policy", type=click.Choice(["foreground", "background"]))
+@click.option("-y", "--yes", is_flag=True, help="(accepted for argocd compatibility; gitferry never prompts)")
+def app_delete(name: str, cascade: bool, propagation_policy: str | None, yes: bool) -> None:
+    """Delete an application (its objects too, asynchronously, unless --no-cascade)."""
+    query = {"cascade": "true" if cascade else "false"}
+    if propagation_policy:
+        query["propagationPolicy"] = propagation_policy
+    _client().call("DELETE", f"/api/v1/applications/{name}", query=query)
+    click.echo(f"application '{name}' " + ("is being deleted with its resources" if cascade else "deleted"))
+
+
+@app.command("refresh")
+@click.argument("name")
+def app_refresh(name: str) -> None:
+    """Compare with Git and the cluster now instead of at the next poll."""
+    answer = _client().call("POST", f"/api/v1/applications/{name}/refresh")
+    click.echo(f"refresh of '{name}' at {answer['revision'][:12]} queued")
+
+
+# ---------------------------------------------------------------------------- repositories
+
+
+@cli.group(cls=Group)
+def repo() -> None:
+    """Git and Helm repositories and their credentials."""
+
+
+@repo.command("add", epilog="""\b
+Examples:
+  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt""")
+@click.argument("url")
+@click.option("--name", help="a short name (repo rm NAME)")
+@click.option("--username")
+@click.option("--password", help="prefer --password-stdin: a flag shows in the process list")
+@click.option("--password-stdin", is_flag=True, help="read the password (or token) from standard input")
+@click.option("--upsert", is_flag=True, help="replace the repository if already registered")
+def repo_add(url: str, name: str | None, username: str | None, password: str | None, password_stdin: bool,
+             upsert: bool) -> None:
+    """Register a repository (credentials go to Secrets Manager, never shown again)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    body = {k: v for k, v in (("url", url), ("name", name), ("username", username), ("password", password)) if v}
+    answer = _client().call("POST", "/api/v1/repositories", body, {"upsert": "true"} if upsert else None)
+    click.echo(f"repository '{answer['url']}' added")
+
+
+@repo.command("list")
+@click.option("-o", "--output", type=OUTPUTS)
+def repo_list(output: str | None) -> None:
+    """List registered repositories."""
+    items = _client().call("GET", "/api/v1/repositories")["items"]
+    if output in ("json", "yaml"):
+        return _dump(items, output)
+    if output == "name":
+        for r in items:
+            click.echo(r["url"])
+        return
+    _table(["REPO", "NAME", "USER", "CREDENTIALS"],
+           [[r["url"], r.get("name", ""), r.get("username", ""), "yes" if r.get("hasCredentials") else "no"]
+            for r in items])
+
+
+@repo.command("rm")
+@click.argument("repository")
+@click.option("--force", is_flag=True, help="even while applications use it")
+def repo_rm(repository: str, force: bool) -> None:
+    """Forget a repository (by URL or name) and its credentials."""
+    client = _client()
+    query = {"force": "true"} if force else {}
+    if "://" in repository or repository.startswith("git@"):
+        client.call("DELETE", "/api/v1/repositories", query={"url": repository, **query})
+    else:
+        client.call("DELETE", f"/api/v1/repositories/{repository}", query=query or None)
+    click.echo(f"repository '{repository}' removed")
+
+
+# ---------------------------------------------------------------------------- clusters
+
+
+@cli.group(cls=Group)
+def cluster() -> None:
+    """Destination clusters and their kubeconfigs."""
+
+
+def _one_context(kubeconfig: dict[str, Any], context: str | None, source: str) -> dict[str, Any]:
+    """A kubeconfig with only ``context`` (default: the current one), its cluster and user."""
+    contexts = {c.get("name"): c for c in kubeconfig.get("contexts") or [] if isinstance(c, dict)}
+    name = context or kubeconfig.get("current-context")
+    if not name or name not in contexts:
+        known = ", ".join(sorted(str(n) for n in contexts)) or "none"
+        raise click.BadParameter(f"{source} has no context {name!r} (contexts: {known})", param_hint="--context")
+    ctx = contexts[name]
+    cluster_name = (ctx.get("context") or {}).get("cluster")
+    user_name = (ctx.get("context") or {}).get("user")
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": name, "contexts": [ctx],
+        "clusters": [c for c in kubeconfig.get("clusters") or [] if c.get("name") == cluster_name],
+        "users": [u for u in kubeconfig.get("users") or [] if u.get("name") == user_name],
+    }
+
+
+@cluster.command("add", epilog="""\b
+Examples:
+  gitferry cluster add prod --kubeconfig ~/.kube/config --context prod-admin
+  gitferry cluster add local --kubeconfig ./kubeconfig --namespace apps""")
+@click.argument("name")
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="KUBECONFIG", required=True, help="kubeconfig file (default $KUBECONFIG)")
+@click.option("--context", help="the context to register (default: the current context)")
+@click.option("--namespace", help="the cluster's default namespace")
+@click.option("--upsert", is_flag=True, help="replace the cluster if already registered")
+def cluster_add(name: str, kubeconfig_path: Path, context: str | None, namespace: str | None, upsert: bool) -> None:
+    """Register a cluster from a kubeconfig file (only the chosen context is sent)."""
+    try:
+        doc = yaml.safe_load(kubeconfig_path.read_text())
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{kubeconfig_path} is not YAML: {exc}", param_hint="--kubeconfig") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{kubeconfig_path} is not a kubeconfig", param_hint="--kubeconfig")
+    body: dict[str, Any] = {"name": name, "kubeconfig": yaml.safe_dump(_one_context(doc, context, str(kubeconfig_path)))}
+    if namespace:
+        body["namespace"] = namespace
+    answer = _client().call("POST", "/api/v1/clusters", body, {"upsert": "true"} if upsert else None)
+    click.echo(f"cluster '{answer['name']}' added ({answer['server']}, {answer.get('serverVersion', '')})")
+
+
+@cluster.command("list")
+@click.option("-o", "--output", type=OUTPUTS)
+def cluster_list(output: str | None) -> None:
+    """List registered clusters."""
+    items = _client().call("GET", "/api/v1/clusters")["items"]
+    if output in ("json", "yaml"):
+        return _dump(items, output)
+    if output == "name":
+        for c in items:
+            click.echo(c["name"])
+        return
+    _table(["SERVER", "NAME", "VERSION", "NAMESPACE"],
+           [[c["server"], c["name"], c.get("serverVersion", ""), c.get("namespace", "")] for c in items])
+
+
+@cluster.command("rm")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="even while applications deploy to it")
+def cluster_rm(name: str, force: bool) -> None:
+    """Forget a cluster and its kubeconfig."""
+    _client().call("DELETE", f"/api/v1/clusters/{name}", query={"force": "true"} if force else None)
+    click.echo(f"cluster '{name}' removed")
+
+
+def main() -> None:
+    cli(prog_name="gitferry")
+
+
+__all__ = ["CONFLICT", "NOT_FOUND", "cli", "main"]
