@@ -366,8 +366,6 @@ def test_lambda_dying_between_two_waves_leaves_a_resumable_operation(faulty: Any
     def die() -> None:
         dead.append(faulty.ddb_proxy.add(dynamodb_error("AccessDeniedException", "injected: the invocation is dead"),
                                          body=r"APP#killed", times=None))
-        faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/killed/", drop=True,
-                                    times=None))  # nor do its writes to the cluster
 
     apply = _hold(world, "ApplyFunction")
     try:
@@ -377,6 +375,9 @@ def test_lambda_dying_between_two_waves_leaves_a_resumable_operation(faulty: Any
         apply.enabled = True
     faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/killed/configmaps/first",
                                 times=1, then=die))
+    # nor do its writes to the cluster after wave 0 (only wave 1 writes come after it)
+    faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/killed/configmaps/late",
+                                drop=True, times=None))
     world.stack.deliver()  # one round: the apply invocation that dies after wave 0
     faulty.clear()
     assert dead and dead[0].hits >= 1
