@@ -295,8 +295,6 @@ def _send_copy(world: Any, queue: str, m: dict[str, Any], dedup: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="found by this suite: the SQS stages are not idempotent; each copy of an "
-                   "ApplyRequest runs a sync and records history (pipeline.apply / lambda_sqs, followups' area)")
 def test_duplicate_apply_delivery_runs_one_operation(faulty: Any, outcome: Any) -> None:
     world = faulty.world
     register(faulty, "dup", automated=False)
@@ -316,26 +314,27 @@ def test_duplicate_apply_delivery_runs_one_operation(faulty: Any, outcome: Any) 
     history = world.api_ok("GET", "/api/v1/applications/dup/history")["items"]
     outcome("duplicate SQS delivery (apply x3)", cases=3, result=f"{len(history)} operations recorded (1 wanted)")
     assert len(history) == 1, history
+    op = world.status("dup")["operationState"]
+    assert op["operation"]["sync"]["operationId"] == json.loads(messages[0]["Body"])["operationId"]
     assert_consistent(faulty, "dup")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="found by this suite: an older ApplyRequest delivered after a newer one "
-                   "applies the older commit (no revision/ordering guard in pipeline.apply, followups' area)")
 def test_out_of_order_apply_delivery_does_not_roll_back(faulty: Any, outcome: Any) -> None:
+    """Two automated decisions (v1 at creation, v2 at a refresh) whose ApplyRequests SQS
+    delivers newest first: the older one is refused, the cluster stays at v2."""
     world = faulty.world
-    register(faulty, "ooo", automated=False)
-    world.settle()
     apply = _hold(world, "ApplyFunction")
     try:
-        world.api_ok("POST", "/api/v1/applications/ooo/sync")
+        register(faulty, "ooo")
         world.settle()
         old = _take_messages(world, "ApplyQueue")
         world.git.commit("ooo", wave_files("v2"), "v2")
-        world.api_ok("POST", "/api/v1/applications/ooo/sync")
+        world.api_ok("POST", "/api/v1/applications/ooo/refresh")
         world.settle()
         new = _take_messages(world, "ApplyQueue")
         assert len(old) == len(new) == 1
+        assert json.loads(old[0]["Body"])["decidedAt"] < json.loads(new[0]["Body"])["decidedAt"]
         _send_copy(world, "ApplyQueue", new[0], "ooo-new")
         _send_copy(world, "ApplyQueue", old[0], "ooo-old")  # the older request arrives last
     finally:
@@ -348,33 +347,55 @@ def test_out_of_order_apply_delivery_does_not_roll_back(faulty: Any, outcome: An
             result=f"cluster at {configmap(faulty, 'ooo', 'first')} after both (v2 wanted)")
     assert configmap(faulty, "ooo", "first") == {"tag": "v2"}, "an older request rolled the cluster back"
     assert status["sync"]["revision"] == status["operationState"]["syncResult"]["revision"]
+    assert status["operationState"]["operation"]["sync"]["operationId"] == json.loads(new[0]["Body"])["operationId"]
+    history = world.api_ok("GET", "/api/v1/applications/ooo/history")["items"]
+    assert [h["revision"] for h in history] == [json.loads(new[0]["Body"])["commit"]], history
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs the followups helper's change: the redelivered ApplyRequest meets "
-                   "the lease its own dead invocation still holds (LeaseHeldError) until the ApplyQueue DLQ takes "
-                   "it; the operation stays Running with only the lease expiry left")
 def test_lambda_dying_between_two_waves_leaves_a_resumable_operation(faulty: Any, outcome: Any) -> None:
-    """The apply invocation loses DynamoDB right after wave 0 went in (its writes and its lease
-    release fail: what a killed Lambda leaves). The message is redelivered and the operation
-    finishes; at no point is it Running with nothing to finish it."""
+    """The apply invocation dies right after wave 0 went in: from then on none of its DynamoDB
+    or Kubernetes requests get through (wave 1 is not applied, its status writes and its lease
+    release fail at once: what a killed Lambda leaves, the operation recorded Running and its
+    lease held). SQS redelivers the
+    message; the redelivery takes the operation over and finishes it, and at no point is it
+    Running with nothing to finish it."""
     world = faulty.world
-    drops = []
+    dead: list[Fault] = []
 
-    def lose_dynamodb() -> None:
-        drops.append(faulty.ddb_proxy.add(Fault(drop=True, body=r"APP#killed", times=8)))
+    def die() -> None:
+        dead.append(faulty.ddb_proxy.add(dynamodb_error("AccessDeniedException", "injected: the invocation is dead"),
+                                         body=r"APP#killed", times=None))
 
-    register(faulty, "killed")
+    apply = _hold(world, "ApplyFunction")
+    try:
+        register(faulty, "killed")
+        world.settle()  # render and diff: the ApplyRequest waits in ApplyQueue
+    finally:
+        apply.enabled = True
     faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/killed/configmaps/first",
-                                times=1, then=lose_dynamodb))
-    world.settle()
-    assert drops and drops[0].hits >= 1
+                                times=1, then=die))
+    # nor do its writes to the cluster after wave 0 (only wave 1 writes come after it)
+    faulty.kube_proxy.add(Fault(method="PATCH", path=NOT_DRY_RUN + r".*/namespaces/killed/configmaps/late",
+                                drop=True, times=None))
+    world.stack.deliver()  # one round: the apply invocation that dies after wave 0
+    faulty.clear()
+    assert dead and dead[0].hits >= 1
     assert any(inv.function == "ApplyFunction" and inv.error for inv in world.stack.invocations)
-    phase = (world.status("killed").get("operationState") or {}).get("phase")
-    outcome("Lambda dies between two waves (DynamoDB lost)", cases=drops[0].hits,
-            result=f"phase {phase}, DLQs {({k: v for k, v in dlq_depths(faulty).items() if v})} (resumed wanted)")
-    assert_consistent(faulty, "killed")  # whatever it left, something will finish it
+    running = world.status("killed")["operationState"]
+    lease = store(faulty).get_operation("killed")
+    assert running["phase"] == "Running" and lease is not None and lease.expires_at > time.time()
+    assert configmap(faulty, "killed", "first") == {"tag": "v1"} and configmap(faulty, "killed", "late") is None
+    assert_consistent(faulty, "killed")  # Running, with a live lease that will end it at worst
+    world.settle()  # the redelivery
     world.until("killed finished", lambda: (world.status("killed").get("operationState") or {}).get("phase")
-                == "Succeeded", timeout=120)
+                in ("Succeeded", "Failed", "Error"), timeout=120)
+    status = assert_consistent(faulty, "killed")
+    op = status["operationState"]
+    outcome("Lambda dies between two waves (DynamoDB lost)", cases=dead[0].hits,
+            result=f"redelivery took the operation over: {op['phase']}, DLQs "
+                   f"{({k: v for k, v in dlq_depths(faulty).items() if v})}")
+    assert op["phase"] == "Succeeded", op
+    assert op["operation"]["sync"]["operationId"] == running["operation"]["sync"]["operationId"]  # the same one
     assert configmap(faulty, "killed", "late") == {"tag": "v1"}
-    assert_consistent(faulty, "killed")
+    assert len(world.api_ok("GET", "/api/v1/applications/killed/history")["items"]) == 1

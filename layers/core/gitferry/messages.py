@@ -87,6 +87,13 @@ class ApplyRequest(_Message):
     prune: bool = False
     operation: Literal["sync", "delete"] = "sync"
     manual: ManualSync | None = None
+    # Which operation this request starts (or carries on), decided where the sync was decided:
+    # the diff (a digest of its decision's FIFO deduplication basis) or a person's sync (the API's
+    # ManualSync id). A second delivery of the same request finds it recorded and does nothing.
+    operation_id: str | None = Field(default=None, alias="operationId", min_length=1)
+    # When the decision's chain began (epoch seconds, the chain's startedAt): a request older
+    # than the operation last recorded is refused, so a late delivery never rolls the app back.
+    decided_at: float | None = Field(default=None, alias="decidedAt")
     # Set when continuing an operation that paused at a wave boundary (sync.run_sync's resume_from).
     resume_from: list[int] | None = Field(default=None, alias="resumeFrom")
     # Set when re-running a failed operation under spec.syncPolicy.retry (the attempt number).

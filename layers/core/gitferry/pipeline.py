@@ -79,6 +79,9 @@ class Settings:
     # must be before the poll (the safety net) re-sends it.
     followup_seconds: float = 2.0
     followup_grace_seconds: float = 60.0
+    # How soon an ApplyRequest that finds another operation's lease looks again (a delayed
+    # follow-up, at the latest when the lease expires) instead of failing into the DLQ.
+    lease_busy_seconds: float = 5.0
     # Argo CD's self-heal backoff: 5 s after the first self-heal, doubling up to 3 minutes.
     self_heal_backoff_seconds: float = 5.0
     self_heal_backoff_factor: float = 2.0
@@ -422,16 +425,19 @@ class Engine:
                     app=app.name, dueAt=now.timestamp() + delay, token=f"health:{uuid.uuid4().hex}",
                     diff=request.model_copy(update={"check": request.check + 1})))
         if decision is not None:
-            apply_request = ApplyRequest(
-                app=app.name, commit=request.commit, manifests=request.manifests, reason=decision,
-                initiatedBy=request.initiated_by if request.sync else "automated",
-                startedAt=request.started_at, prune=_prune_for(app, request), manual=request.manual,
-            )
             # Automated decisions taken from the same last operation are one sync: two diffs of
             # the same commit in flight (a create and a poll, a webhook and a poll) apply once.
             basis = (f"person:{request.started_at}" if request.sync else
                      f"auto:{previous.operation_state.finished_at if previous.operation_state else 'never'}")
-            self.queues.send(apply_request, dedup=f"{request.commit}:{request.manifests}:{decision}:{basis}")
+            dedup = f"{request.commit}:{request.manifests}:{decision}:{basis}"
+            apply_request = ApplyRequest(
+                app=app.name, commit=request.commit, manifests=request.manifests, reason=decision,
+                initiatedBy=request.initiated_by if request.sync else "automated",
+                startedAt=request.started_at, prune=_prune_for(app, request), manual=request.manual,
+                operationId=decided_operation_id(request, dedup),
+                decidedAt=request.started_at or now.timestamp(),
+            )
+            self.queues.send(apply_request, dedup=dedup)
         self._report(app.name, "status", request, {"diff": time.monotonic() - started}, status, previous)
         return apply_request
 
@@ -458,29 +464,35 @@ class Engine:
             self.end_request(request.app, request.manual)
             return None
         app = manual_app(app, request.manual)  # syncOptions of the request, for this operation only
-        lease_id = uuid.uuid4().hex
+        invocation = uuid.uuid4().hex
+        # The lease is held in the operation's name: a redelivery of a message whose invocation
+        # died renews its own operation's lease instead of meeting it (SQS redelivers only after
+        # the visibility timeout, longer than the Lambda's, so the first holder is gone).
+        lease_id = request.operation_id or invocation
         if not self.state.acquire_operation(app.name, lease_id, self.settings.operation_timeout_seconds):
-            from gitferry.errors import LeaseHeldError
-
-            if request.follow_up is not None:
-                # Another invocation holds the operation (a duplicate delivery, a person's sync):
-                # look again shortly instead of waiting out the queue's visibility timeout.
-                self._send_follow_up(FollowUpRequest(app=app.name, dueAt=self.clock().timestamp() + 5,
-                                                     token=f"{request.follow_up}:busy:{lease_id}", apply=request))
-                return None
+            # Another operation holds the lease (live, or dead until it expires): look again
+            # shortly through a delayed follow-up instead of failing the message into the DLQ.
             lease = self.state.get_operation(app.name)
-            raise LeaseHeldError(app.name, lease.op_id if lease else "?", lease.expires_at if lease else 0)
+            now = self.clock().timestamp()
+            due = now + self.settings.lease_busy_seconds
+            if lease is not None and lease.expires_at > now:
+                due = min(due, float(lease.expires_at))
+            self._send_follow_up(FollowUpRequest(app=app.name, dueAt=due,
+                                                 token=f"{request.follow_up or lease_id}:busy:{invocation}",
+                                                 apply=request))
+            return None
         try:
-            return self._apply_leased(app, request, lease_id, remaining_ms)
+            return self._apply_leased(app, request, lease_id, invocation, remaining_ms)
         finally:
             self.state.release_operation(app.name, lease_id)
 
-    def _apply_leased(self, app: Application, request: ApplyRequest, lease_id: str,
+    def _apply_leased(self, app: Application, request: ApplyRequest, lease_id: str, invocation: str,
                       remaining_ms: Callable[[], int] | None) -> OperationState | None:
         status = self.state.get_status(app.name) or AppStatus()
         previous = status.operation_state
         pending = self.followups.get(app.name)
         resuming = request.follow_up is not None
+        taking_over = False
         if resuming:
             if (pending is None or pending.token != request.follow_up or previous is None
                     or previous.phase != "Running"):
@@ -488,12 +500,25 @@ class Engine:
             if pending.due_at > self.clock().timestamp() + 0.5:
                 # Early (a retry's backoff is not over): it goes back to wait for its time.
                 self._send_follow_up(FollowUpRequest(app=app.name, dueAt=pending.due_at,
-                                                     token=f"{pending.token}:early:{lease_id}", apply=request))
+                                                     token=f"{pending.token}:early:{invocation}", apply=request))
                 return previous
-        elif pending is not None:
-            self.followups.clear(app.name)  # a new operation replaces the one that was waiting
+        else:
+            verdict = delivery_verdict(request, previous, pending.op_id if pending else None)
+            if verdict == "duplicate":
+                return None  # this very operation ran (or its follow-up carries it on)
+            if verdict == "stale":
+                self._refuse_stale(app, request, previous)
+                return None
+            if verdict == "take-over":
+                # Its invocation died mid-way: carry the recorded operation on from its last
+                # recorded wave boundary (re-applying a wave is idempotent, server-side apply).
+                doc = ((previous.operation if previous else None) or {}).get("sync") or {}
+                request = request.model_copy(update={"resume_from": doc.get("resumeFrom") or None})
+                resuming = taking_over = True
+            elif pending is not None:
+                self.followups.clear(app.name)  # a new operation replaces the one that was waiting
         assert previous is not None or not resuming
-        operation_id = pending.op_id if resuming and pending is not None else lease_id
+        operation_id = pending.op_id if resuming and pending is not None and not taking_over else lease_id
         started = (previous.started_at if resuming and previous and previous.started_at else None) or self.clock()
         initiator = (OperationInitiator(automated=True) if request.initiated_by == "automated"
                      else OperationInitiator(username=request.initiated_by))
@@ -512,6 +537,7 @@ class Engine:
         try:
             if not resuming:
                 self._record_running(outcome, "sync started")
+            if not resuming or taking_over:
                 self.end_request(app.name, request.manual)  # the Running operation now says "busy"
             self._run_operation(outcome, resuming, remaining_ms, status, previous, earlier)
         except Exception as exc:  # recorded, then re-raised so SQS retries / DLQ keeps the message
@@ -526,7 +552,7 @@ class Engine:
             DiffRequest(app=app.name, commit=request.commit, manifests=request.manifests, reason="rollout",
                         initiatedBy=request.initiated_by, startedAt=request.started_at,
                         check=0 if outcome.phase == "Running" else 1),
-            dedup=f"{request.commit}:{lease_id}:after-sync",
+            dedup=f"{request.commit}:{invocation}:after-sync",
         )
         if outcome.phase != "Running":
             self._report(app.name, "operation", request,
@@ -534,6 +560,19 @@ class Engine:
                           "total": max(0.0, self.clock().timestamp() - request.started_at) if request.started_at else 0.0},
                          self.state.get_status(app.name))
         return operation
+
+    def _refuse_stale(self, app: Application, request: ApplyRequest, previous: OperationState | None) -> None:
+        """An ApplyRequest decided before the operation last recorded: it would roll the app
+        back to an older decision. Nothing runs; the operation and history stay as they are;
+        the audit log says why (and a person's "operation requested" mark is given back)."""
+        from gitferry.audit import AuditLog
+
+        self.end_request(app.name, request.manual)
+        seen_id, seen_at = operation_identity(previous)
+        AuditLog(self.state).record(request.initiated_by, "operation.superseded", app.name, now=self.clock(),
+                                    revision=request.commit, reason=request.reason,
+                                    operation=request.operation_id or "", decidedAt=request.decided_at,
+                                    newer=seen_id or "", newerDecidedAt=seen_at)
 
     def _run_operation(self, outcome: _Outcome, resuming: bool, remaining_ms: Callable[[], int] | None,
                        status: AppStatus, previous: OperationState | None, earlier: list[ResourceResult]) -> None:
@@ -614,6 +653,8 @@ class Engine:
         request = outcome.request
         doc = _operation_doc(request, outcome.resume_from if phase == "Running" else None)
         doc["sync"]["operationId"] = outcome.operation_id
+        if request.decided_at is not None:
+            doc["sync"]["decidedAt"] = request.decided_at
         if outcome.before:
             doc["sync"]["before"] = outcome.before
         if outcome.self_heals:
@@ -677,7 +718,8 @@ class Engine:
         token = uuid.uuid4().hex
         common = {"app": request.app, "commit": request.commit, "manifests": request.manifests,
                   "prune": request.prune, "initiatedBy": request.initiated_by, "reason": request.reason,
-                  "startedAt": request.started_at, "followUp": token, "manual": request.manual}
+                  "startedAt": request.started_at, "followUp": token, "manual": request.manual,
+                  "operationId": outcome.operation_id, "decidedAt": request.decided_at}
         if outcome.retry_at is not None:
             kind, due = followups.RETRY, outcome.retry_at.timestamp()
             follow = ApplyRequest(**common, retry=request.retry + 1)
@@ -703,9 +745,10 @@ class Engine:
             self._send_follow_up(message)
             return "delayed"
         if message.apply is not None:
-            pending = self.followups.get(message.app)
-            if pending is None or pending.token != message.apply.follow_up:
-                return "stale"
+            if message.apply.follow_up is not None:  # an operation's next step: only while it is pending
+                pending = self.followups.get(message.app)
+                if pending is None or pending.token != message.apply.follow_up:
+                    return "stale"
             # The message's own token: a re-delayed copy (early, lease busy) has a token of its
             # own, so the FIFO queue drops only true duplicates of this very message.
             self.queues.send(message.apply, dedup=f"followup:{message.token}")
@@ -919,6 +962,44 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if automated.self_heal:
         return "drift-check"
     return None
+
+
+def decided_operation_id(request: DiffRequest, dedup: str) -> str:
+    """The id of the operation a diff decides to run: a person's sync keeps the id the API gave
+    it; an automated one is named by its decision (the same commit, manifests and last
+    operation give the same id, so a redelivered diff decides the same operation)."""
+    if request.manual is not None:
+        return request.manual.operation_id
+    return hashlib.sha256(dedup.encode()).hexdigest()[:32]
+
+
+def operation_identity(op: OperationState | None) -> tuple[str | None, float | None]:
+    """(operationId, decidedAt) recorded with an operation; (None, None) for an older record."""
+    doc = ((op.operation if op else None) or {}).get("sync") or {}
+    decided = doc.get("decidedAt")
+    return (str(doc["operationId"]) if doc.get("operationId") else None,
+            float(decided) if isinstance(decided, int | float) else None)
+
+
+def delivery_verdict(request: ApplyRequest, previous: OperationState | None,
+                     pending_op: str | None) -> str:
+    """What apply does with an ApplyRequest that is not a follow-up, given the operation last
+    recorded and the op id of the pending follow-up (if any):
+
+    - ``"duplicate"``: the same operation is recorded (ended, or paused with its follow-up
+      pending): a second delivery of one request; nothing to do.
+    - ``"take-over"``: the same operation is recorded Running with no follow-up: the invocation
+      that ran it died (the caller holds its lease now); carry it on from where it was recorded.
+    - ``"stale"``: decided before the operation last recorded; refused (no rollback).
+    - ``"run"``: a new operation."""
+    seen_id, seen_at = operation_identity(previous)
+    if request.operation_id is not None and seen_id == request.operation_id:
+        if previous is not None and previous.phase == "Running" and pending_op != request.operation_id:
+            return "take-over"
+        return "duplicate"
+    if request.decided_at is not None and seen_at is not None and request.decided_at < seen_at:
+        return "stale"
+    return "run"
 
 
 def retry_delay(retry: Any, attempt: int) -> float | None:
