@@ -284,16 +284,54 @@ def _print_app(doc: dict[str, Any], wide: bool) -> None:
             click.echo(f"... {summary['total'] - summary['shown']} more resources (-o json, or GET {summary['next']})")
 
 
-@app.command("get")
+def _print_tree(nodes: list[dict[str, Any]]) -> None:
+    """The resource tree as ``argocd app get -o tree`` prints it: each managed object, then its
+    live descendants (by ownerReferences) indented under it, with health and pod status."""
+    by_uid = {n.get("uid"): n for n in nodes if n.get("uid")}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for node in nodes:
+        parents = [p.get("uid") for p in node.get("parentRefs") or [] if p.get("uid") in by_uid]
+        if parents:
+            children.setdefault(parents[0], []).append(node)
+        else:
+            roots.append(node)
+    rows: list[list[Any]] = []
+
+    def walk(node: dict[str, Any], prefix: str, last: bool, depth: int) -> None:
+        branch = "" if depth == 0 else prefix + ("└─" if last else "├─")
+        info = {i.get("name"): i.get("value") for i in node.get("info") or []}
+        rows.append([f"{branch}{node.get('kind')}", node.get("namespace", ""), node.get("name"),
+                     (node.get("health") or {}).get("status", ""), info.get("Status Reason", "")])
+        kids = children.get(node.get("uid") or "", [])
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("" if depth == 0 else ("  " if last else "│ ")), i == len(kids) - 1, depth + 1)
+
+    for root in roots:
+        walk(root, "", True, 0)
+    _table(["KIND", "NAMESPACE", "NAME", "HEALTH", "STATUS"], rows)
+
+
+@app.command("get", epilog="""\b
+Examples:
+  gitferry app get guestbook
+  gitferry app get guestbook -o tree   # managed objects and their ReplicaSets / Pods""")
 @click.argument("name")
-@click.option("-o", "--output", type=OUTPUTS)
+@click.option("-o", "--output", type=click.Choice(["json", "yaml", "wide", "name", "tree"]))
 def app_get(name: str, output: str | None) -> None:
     """An application's source, destination, status, health, last operation and resources."""
-    doc = _client().call("GET", f"/api/v1/applications/{name}")
+    client = _client()
+    doc = client.call("GET", f"/api/v1/applications/{name}")
     if output in ("json", "yaml"):
         return _dump(doc, output)
     if output == "name":
         return click.echo(doc["metadata"]["name"])
+    if output == "tree":
+        nodes = client.call("GET", f"/api/v1/applications/{name}/resource-tree").get("nodes") or []
+        _print_app({**doc, "status": {k: v for k, v in (doc.get("status") or {}).items() if k != "resources"}},
+                   wide=False)
+        click.echo("")
+        return _print_tree(nodes)
     _print_app(doc, wide=output == "wide")
 
 
@@ -406,11 +444,14 @@ Example: gitferry app wait guestbook --health --timeout 120""")
 @click.option("--health", is_flag=True, help="until Healthy")
 @click.option("--sync", "sync_", is_flag=True, help="until Synced")
 @click.option("--operation", is_flag=True, help="until no operation is running or requested")
+@click.option("--revision", help="until synced at this commit (a prefix is enough); implies --sync")
 @click.option("--timeout", default=300.0, show_default=True, help="seconds; exit 1 when they run out")
-def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: float) -> None:
+def app_wait(name: str, health: bool, sync_: bool, operation: bool, revision: str | None, timeout: float) -> None:
     """Wait until an application is healthy / synced / idle."""
     if not (health or sync_ or operation):
         health = sync_ = operation = True
+    if revision:
+        sync_ = True
     client = _client()
     seen: dict[str, Any] = {}
 
@@ -420,6 +461,7 @@ def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: flo
         op = status.get("operationState") or {}
         return ((not health or (status.get("health") or {}).get("status") == "Healthy")
                 and (not sync_ or (status.get("sync") or {}).get("status") == "Synced")
+                and (not revision or str((status.get("sync") or {}).get("revision") or "").startswith(revision))
                 and (not operation or (op.get("phase") != "Running" and not status.get("syncRequested"))))
 
     if not _poll(f"application {name!r}", ready, timeout):
