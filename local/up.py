@@ -142,12 +142,20 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
     token_file = workdir / "api-token"
     _write_private(token_file, token + "\n")
     stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
+    # The webhook secrets the banner's examples use (an admin puts these in Secrets Manager once).
+    webhook_secret = secrets.token_urlsafe(18)
+    for provider in ("github", "gitea", "gitlab", "bitbucket-server"):
+        stack.resources.client("secretsmanager").create_secret(
+            Name=f"gitferry/webhooks/{provider}", SecretString=webhook_secret)
+    webhook_file = workdir / "webhook-secret"
+    _write_private(webhook_file, webhook_secret + "\n")
     registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
     stack.start_loop(schedule_interval=args.schedule_interval)
     res = stack.resources
     info = {"api": api, "token": token, "tokenFile": str(token_file), "kubeconfig": kube.kubeconfig_path,
             "kubesim": kube.url, "git": git.base_url, "gitRoot": str(workdir / "git"), "helmRepo": charts.url,
-            "aws": res.endpoint, "cluster": "local", "workdir": str(workdir)}
+            "aws": res.endpoint, "cluster": "local", "clusterServer": kube.url, "workdir": str(workdir),
+            "webhookSecretFile": str(webhook_file), "webhooks": f"{api}/webhooks/<provider>"}
     _write_private(args.info_file, json.dumps(info, indent=2) + "\n")
     print(
         f"""
@@ -158,7 +166,8 @@ gitferry is up (workdir {workdir})
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
-  git server       {git.base_url}
+  git server       {git.base_url}/<name>.git   (bare repos in {workdir / 'git'}; push over HTTP works)
+  webhooks         {api}/webhooks/github (gitea, gitlab, bitbucket-server): secret in {webhook_file}
   Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
   all of the above {args.info_file} (JSON)
@@ -168,7 +177,12 @@ Try:
   gitferry cluster list && gitferry app list
   curl -s -H "Authorization: Bearer $(cat {token_file})" {api}/api/v1/applications
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
-  python -c "from local.gitserver import GitServer"   # repos live under {workdir / 'git'}
+  # a repository of your own on the local git server, and an app from it:
+  git init --bare --initial-branch=main {workdir / 'git'}/myapp.git
+  git -C my-manifests push {git.base_url}/myapp.git HEAD:main
+  gitferry repo add {git.base_url}/myapp.git
+  gitferry app create --name myapp --repo {git.base_url}/myapp.git --path . --dest-name local \\
+      --dest-namespace myapp --sync-option CreateNamespace=true --sync-policy automated
 
 Ctrl-C stops everything.
 ready""",
