@@ -350,6 +350,8 @@ class Engine:
         if app is None:
             return None
         previous = self.state.get_status(app.name) or AppStatus()
+        if _superseded_recheck(request, previous):
+            return None
         try:
             cluster = self.cluster_for(app)
             desired = self.manifests.get_manifests(request.manifests)
@@ -1088,6 +1090,18 @@ def _merge_results(earlier: list[ResourceResult], results: Iterable[Any]) -> lis
 
 def _self_heal_count(operation: OperationState | None) -> int:
     return followups.self_heal_attempts(operation)
+
+
+def _superseded_recheck(request: DiffRequest, previous: AppStatus) -> bool:
+    """A look after a sync (``rollout``) at the operation's revision, when a comparison made
+    after that operation finished already compared another revision (the branch head after a
+    rollback, a newer commit): it would write the older revision's Synced over it. Dropped; the
+    newer comparison schedules its own looks."""
+    op = previous.operation_state
+    if request.reason != "rollout" or op is None or op.finished_at is None or previous.reconciled_at is None:
+        return False
+    return (previous.sync.revision not in (None, "", request.commit)
+            and previous.reconciled_at > op.finished_at)
 
 
 def _prune_for(app: Application, request: DiffRequest) -> bool:
