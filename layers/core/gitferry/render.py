@@ -49,13 +49,14 @@ import yaml
 
 from gitferry import loader
 from gitferry.errors import RenderError, redact_url
-from gitferry.model import ApplicationSource, DirectoryOptions
+from gitferry.model import ApplicationSource, DirectoryOptions, ref_value_file
 
 __all__ = [
     "render_directory",
     "render_source",
     "detect_source_type",
     "find_tool",
+    "tool_runs",
     "glob_match",
     "MAX_TOTAL_BYTES",
     "TOOL_TIMEOUT_SECONDS",
@@ -413,17 +414,24 @@ def render_source(
     app_name: str,
     namespace: str | None,
     kube_version: str | None = None,
+    refs: dict[str, Path] | None = None,
+    kubeconfig: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Manifests of ``source`` in checked-out repo ``root``: a directory, a kustomization or
     a Helm chart (see :func:`detect_source_type`). ``app_name`` is the default Helm release
     name and ``namespace`` (the destination namespace) the default Helm namespace, as in
-    Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
+    Argo CD. Every failure is a :class:`RenderError` naming the file when known.
+
+    ``refs``: repository roots of a multi-source app's ``ref`` sources, for ``$<ref>/<path>``
+    value files. ``kubeconfig``: a Helm source renders with ``--dry-run=server`` against it so
+    ``lookup`` reads the cluster (:mod:`gitferry.lookup_proxy`, read-only); without it charts
+    render offline and ``lookup`` returns nothing, as in Argo CD."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
         manifests = _render_kustomize(Path(root), source)
     elif kind == "helm":
         manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                                 kube_version=kube_version)
+                                 kube_version=kube_version, refs=refs or {}, kubeconfig=kubeconfig)
     else:
         manifests = render_directory(root, source.path, source.directory)
     if len(manifests) > MAX_OBJECTS:
@@ -499,6 +507,15 @@ _GO_OOM = re.compile(r"fatal error: (?:runtime: )?out of memory|runtime: out of 
 _GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|\t|\S+\.go:\d+|created by )", re.M)
 
 
+_TOOL_RUNS = 0
+
+
+def tool_runs() -> int:
+    """How many helm / kustomize / jsonnet processes this process has started (the render
+    cache's proof: a second render of the same inputs starts none)."""
+    return _TOOL_RUNS
+
+
 def _tool_memory_mb() -> int:
     return int(os.environ.get("TOOL_MEMORY_MB") or TOOL_MEMORY_MB)
 
@@ -519,6 +536,8 @@ def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str
     collector works hard before the bound is reached); stdout goes to a file so its size is
     checked before it is read (a chart looping over a huge range must not exhaust the Lambda's
     memory). A Go out-of-memory dump or a kill by signal becomes one readable RenderError."""
+    global _TOOL_RUNS
+    _TOOL_RUNS += 1
     out_path = work / "stdout"
     memory_mb = _tool_memory_mb()
     env = _tool_env(work)
@@ -981,8 +1000,18 @@ def _helm_error(message: str, chart_rel: str, chart_file: str) -> RenderError:
     return RenderError(f"helm: {message}", _helm_file(match.group("file"), chart_rel), line)
 
 
+def _ref_value_file(refs: dict[str, Path], ref: tuple[str, str], where: str) -> Path:
+    """``$<ref>/<path>``: a file of the ref source's repository (relative to its root, Argo CD)."""
+    name, rel = ref
+    if name not in refs:
+        raise RenderError(f"{where}: no source in spec.sources has ref {name!r}")
+    ref_root = Path(os.path.realpath(refs[name]))
+    return resolve_in_repo(ref_root, ref_root, rel, file=None, field=where, absolute="repo")
+
+
 def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namespace: str | None,
-                 kube_version: str | None) -> list[dict[str, Any]]:
+                 kube_version: str | None, refs: dict[str, Path] | None = None,
+                 kubeconfig: Path | None = None) -> list[dict[str, Any]]:
     real_root, chart, _rel_path = _source_base(root, source.path)
     opts = source.helm
     meta = _chart_yaml(chart, real_root)
@@ -1002,11 +1031,14 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
         if opts is not None:
             for i, vf in enumerate(opts.value_files):
                 where = f"spec.source.helm.valueFiles[{i}]"
-                real = _inside_repo(real_root, chart, vf, chart_file, where)
+                ref = ref_value_file(vf)
+                real = (_ref_value_file(refs or {}, ref, where) if ref is not None
+                        else _inside_repo(real_root, chart, vf, chart_file, where))
                 if not real.is_file():
                     if opts.ignore_missing_value_files:
                         continue
-                    raise RenderError(f"{where}: {vf!r} does not exist in the repository", chart_file)
+                    repo = f"the repository of ref {ref[0]!r}" if ref is not None else "the repository"
+                    raise RenderError(f"{where}: {vf!r} does not exist in {repo}", chart_file)
                 argv += ["--values", str(real)]
             inline: str | None = None
             if opts.values_object is not None:  # Argo CD: valuesObject wins over values
@@ -1028,9 +1060,14 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
                 argv += ["--api-versions", api]
         argv.append("--skip-crds" if opts is not None and opts.skip_crds else "--include-crds")
         version = (opts.kube_version if opts else None) or kube_version
-        if version:
+        if version and kubeconfig is None:  # against a cluster, helm asks it for its version
             argv += ["--kube-version", version]
-        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file)
+        extra_env: dict[str, str] = {}
+        if kubeconfig is not None:
+            argv.append("--dry-run=server")
+            extra_env["KUBECONFIG"] = str(kubeconfig)
+        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file,
+                                         extra_env=extra_env)
         if code != 0:
             raise _helm_error(_clean_stderr(stderr, real_root, work), chart_rel, chart_file)
 
