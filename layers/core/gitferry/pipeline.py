@@ -456,9 +456,12 @@ class Engine:
         status.resources = [_resource_status(r) for r in comparison.resources]
         shared_since = {c.message: c.last_transition_time for c in status.conditions if c.type == SHARED_RESOURCE}
         repeated_since = {c.message: c.last_transition_time for c in status.conditions if c.type == REPEATED_RESOURCE}
+        repeated = request.warnings
+        if repeated is None:  # not from a render: the warnings of these manifests' render stay
+            repeated = list(repeated_since) if previous.sync.manifests == request.manifests else []
         status.conditions = [c for c in status.conditions
                              if c.type not in COMPARISON_CONDITIONS and c.type not in (SHARED_RESOURCE, REPEATED_RESOURCE)]
-        for message in request.warnings:  # an object produced by more than one of spec.sources
+        for message in repeated:  # an object produced by more than one of spec.sources
             status.conditions.append(Condition(type=REPEATED_RESOURCE, message=message,
                                                last_transition_time=repeated_since.get(message) or now))
         if comparison.errors:
