@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from gitferry import render
+
 from local.helmrepo import HelmRepoServer, helm_binary
 from local.story import LocalWorld
 
