@@ -227,3 +227,30 @@ def test_multi_source_refusals(world: LocalWorld, charts: HelmRepoServer) -> Non
     plugin = multi_app("plugin", server, "plugin", [{"repoURL": charts.url, "path": ".", "plugin": {"name": "x"}}])
     status, answer = world.call("POST", "/api/v1/applications", plugin)
     assert status == 400 and "not supported by gitferry" in str(answer) and "commit the output" in str(answer)
+
+
+def test_one_read_per_repository_per_tick_shared_by_sources_and_apps(world: LocalWorld,
+                                                                   charts: HelmRepoServer) -> None:
+    """Two multi-source apps on the same chart repository and the same values repository (one
+    of them also a directory source of its own): the poll reads each repository once."""
+    server = world.register_cluster("local")
+    repo = world.git.make_repo("shared-values", {"values.yaml": "replicas: 1\n",
+                                                 "extra/cm.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+                                                                  "metadata: {name: extra}\n"})
+    for name in ("share-a", "share-b"):
+        sources = [
+            {"repoURL": charts.url, "chart": "web", "targetRevision": "1.0.0", "helm": {"valueFiles": ["$v/values.yaml"]}},
+            {"repoURL": repo, "targetRevision": "HEAD", "ref": "v"},
+            {"repoURL": repo, "targetRevision": "HEAD", "path": "extra"},
+        ]
+        world.api_ok("POST", "/api/v1/applications", multi_app(name, server, name, sources))
+    world.until("both synced", lambda: all((world.status(n).get("sync") or {}).get("status") == "Synced"
+                                           for n in ("share-a", "share-b")))
+    git_before, helm_before = len(world.git.requests_for("shared-values")), len(charts.requests)
+    world.stack.tick("PollFunction")  # the poll alone, before what it causes is delivered
+    ls_remotes = [r for r in world.git.requests_for("shared-values")[git_before:] if r[1].endswith("/info/refs")]
+    indexes = [p for p in charts.requests[helm_before:] if p.endswith("index.yaml")]
+    assert len(ls_remotes) == 1 and indexes == ["/index.yaml"]
+    world.settle()
+    sha = world.git.rev_parse("shared-values", "HEAD")
+    assert world.status("share-a")["sync"]["revisions"] == ["1.0.0", sha, sha]
