@@ -85,6 +85,10 @@ def test_lookup_refused_without_the_clusters_allowance(world: LocalWorld) -> Non
     bad["metadata"]["annotations"]["gitferry.dev/helm-lookup"] = "yes"
     status, answer = world.call("POST", "/api/v1/applications", yaml.safe_dump(bad))
     assert status == 400 and 'must be "true" or "false"' in str(answer), answer
+    pinned = yaml.safe_load(lookup_app("kvlook", repo, "lookup-no", "nolook"))
+    pinned["spec"]["source"]["helm"] = {"kubeVersion": "1.29.0"}  # helm would ignore it against a cluster
+    status, answer = world.call("POST", "/api/v1/applications", yaml.safe_dump(pinned))
+    assert status == 400 and "spec.source.helm.kubeVersion: cannot be used with" in str(answer), answer
 
     # the allowance withdrawn after registration: a ComparisonError saying why, nothing rendered
     register(world, "lookup-later", allow=True)

@@ -34,7 +34,7 @@ import yaml
 
 from gitferry.model import Application
 
-__all__ = ["ANNOTATION", "ReadOnlyProxy", "refusal", "wanted", "check_annotation"]
+__all__ = ["ANNOTATION", "ReadOnlyProxy", "check_annotation", "conflicts", "refusal", "wanted"]
 
 ANNOTATION = "gitferry.dev/helm-lookup"
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -49,6 +49,16 @@ def check_annotation(app: Application) -> str | None:
     if value is None or value in ("true", "false"):
         return None
     return f"metadata.annotations.{ANNOTATION}: must be \"true\" or \"false\" (got {value[:40]!r})"
+
+
+def conflicts(app: Application) -> list[str]:
+    """Problem lines for options a lookup render could not honour: against a cluster helm takes
+    the cluster's version, so ``helm.kubeVersion`` would be silently ignored."""
+    if not wanted(app):
+        return []
+    return [f"{where}.helm.kubeVersion: cannot be used with {ANNOTATION}: \"true\" (rendering against the "
+            "cluster, helm takes the cluster's version)"
+            for where, src in app.spec.all_sources_with_paths() if src.helm is not None and src.helm.kube_version]
 
 
 def wanted(app: Application) -> bool:

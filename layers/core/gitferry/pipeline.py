@@ -391,10 +391,12 @@ class Engine:
             cluster = self.state.find_cluster(server=dest.server, name=dest.name)
         except NotFoundError as exc:
             raise RenderError(str(exc)) from None
-        if not cluster.allow_helm_lookup:
-            from gitferry import lookup_proxy
+        from gitferry import lookup_proxy
 
+        if not cluster.allow_helm_lookup:
             raise RenderError(lookup_proxy.refusal(cluster.name))
+        if lookup_proxy.conflicts(app):
+            raise RenderError("; ".join(lookup_proxy.conflicts(app)))
         return self.cluster_for(app)
 
     def _fetch_chart(self, source: ApplicationSource, version: str,

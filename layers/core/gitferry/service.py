@@ -100,8 +100,8 @@ class Service:
 
         app = Application.from_manifest(parse_document(body, "Application"))
         bad_annotation = lookup_proxy.check_annotation(app)
-        if bad_annotation:
-            raise InvalidSpecError([bad_annotation])
+        if bad_annotation or lookup_proxy.conflicts(app):
+            raise InvalidSpecError([p for p in [bad_annotation, *lookup_proxy.conflicts(app)] if p])
         dest = app.spec.destination
         try:
             cluster = self.state.find_cluster(server=dest.server, name=dest.name)
