@@ -11,7 +11,7 @@ layers, and helm + kubectl alone weigh ~125 MB, so the dependencies are cut by w
 * ``core``    - the engine (layers/core/gitferry) and every runtime dependency that is not only
                 needed by the kubernetes client (powertools, pydantic, dulwich, pyyaml, boto3...)
 * ``cluster`` - ``kubernetes`` and the packages only it needs; ``kubernetes/aio`` is removed
-                (the engine uses the synchronous client), used by diff, apply and api
+                (the engine uses the synchronous client), used by diff, apply, api and render (Helm lookup)
 * ``tools``   - helm and kubectl from layers/tools/bin (``bin/`` -> /opt/bin on PATH), render only
 
 ``python tools/package.py`` writes build/functions/<stage>.zip, build/layers/<layer>/ (the

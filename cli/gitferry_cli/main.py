@@ -211,7 +211,7 @@ def app_list(output: str | None) -> None:
     rows = []
     for item in items:
         spec, status = item["spec"], item.get("status") or {}
-        source = spec.get("source") or {}
+        source = spec.get("source") or (spec.get("sources") or [{}])[0]
         row = [item["metadata"]["name"], _dest(spec), (spec.get("destination") or {}).get("namespace", ""),
                (status.get("sync") or {}).get("status", "Unknown"),
                (status.get("health") or {}).get("status", "Unknown"),
@@ -227,7 +227,7 @@ def app_list(output: str | None) -> None:
 
 def _print_app(doc: dict[str, Any], wide: bool) -> None:
     spec, status = doc["spec"], doc.get("status") or {}
-    source = spec.get("source") or {}
+    source = spec.get("source") or (spec.get("sources") or [{}])[0]
     automated = (spec.get("syncPolicy") or {}).get("automated")
     op = status.get("operationState") or {}
     lines = [
@@ -510,10 +510,12 @@ def app_delete(name: str, cascade: bool, propagation_policy: str | None, yes: bo
 
 @app.command("refresh")
 @click.argument("name")
-def app_refresh(name: str) -> None:
+@click.option("--hard", is_flag=True, help="render again, bypassing the render cache (Argo CD's hard refresh)")
+def app_refresh(name: str, hard: bool) -> None:
     """Compare with Git and the cluster now instead of at the next poll."""
-    answer = _client().call("POST", f"/api/v1/applications/{name}/refresh")
-    click.echo(f"refresh of '{name}' at {answer['revision'][:12]} queued")
+    answer = _client().call("POST", f"/api/v1/applications/{name}/refresh",
+                            query={"hard": "true"} if hard else None)
+    click.echo(f"{'hard ' if hard else ''}refresh of '{name}' at {answer['revision'][:12]} queued")
 
 
 # ---------------------------------------------------------------------------- repositories

@@ -156,8 +156,16 @@ def sync(name: str) -> Response:
 
 @app.post("/api/v1/applications/<name>/refresh")
 def refresh(name: str) -> Response:
+    # ?hard=true: Argo CD's hard refresh, rendered again bypassing the render cache
+    query = app.current_event.query_string_parameters or {}
+    problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"hard"})]
+    hard = query.get("hard", "false").lower()
+    if hard not in ("true", "false"):
+        problems.append(f"hard: {query.get('hard')!r} is not true or false")
+    if problems:
+        raise InvalidSpecError(problems, "invalid refresh request")
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=service().refresh(name, caller()))
+                    body=service().refresh(name, caller(), hard=hard == "true"))
 
 
 @app.post("/api/v1/applications/<name>/rollback/<history_id>")

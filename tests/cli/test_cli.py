@@ -280,3 +280,29 @@ def test_the_token_never_appears_in_any_output(cli: Cli, world: LocalWorld) -> N
     assert len(OUTPUTS) > 40  # the commands of the whole module ran and were recorded
     leaked = [o for o in OUTPUTS if world.api_token in o]
     assert not leaked, leaked[:1]
+
+
+def test_refresh_hard_renders_again_a_normal_refresh_uses_the_cache(cli: Cli, world: LocalWorld) -> None:
+    from gitferry import render
+
+    repo = world.git.make_repo("hardref", {
+        "chart/Chart.yaml": "apiVersion: v2\nname: hr\nversion: 0.1.0\n",
+        "chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hr}\ndata: {a: b}\n"})
+    cli.ok("app", "create", "--name", "hardref", "--repo", repo, "--path", "chart", "--dest-server", world.kube.url,
+           "--dest-namespace", "hardref", "--sync-option", "CreateNamespace=true")
+    world.settle()
+
+    def refreshed(*flags: str) -> tuple[str, int]:
+        runs = render.tool_runs()
+        before = world.status("hardref").get("reconciledAt")
+        out = cli.ok("app", "refresh", "hardref", *flags)
+        _eventually("compared again", lambda: world.status("hardref").get("reconciledAt") != before
+                    and not world.stack.queue_depth("RenderQueue"))
+        return out, render.tool_runs() - runs
+
+    out, runs = refreshed()
+    assert out.startswith("refresh of 'hardref'") and runs == 0  # the render cache had these inputs
+    runs_before = render.tool_runs()
+    out = cli.ok("app", "refresh", "hardref", "--hard")
+    assert out.startswith("hard refresh of 'hardref'")
+    _eventually("helm template ran again", lambda: render.tool_runs() > runs_before)

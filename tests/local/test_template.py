@@ -71,7 +71,7 @@ def test_globals_and_function_settings(sam: dict[str, Any], cfn: dict[str, Any])
     assert (render["MemorySize"], render["Timeout"], render["EphemeralStorage"]["Size"]) == (1024, 300, 2048)
     assert fns["ApplyFunction"]["Properties"]["Timeout"] == 900
     layers = {lid: [lay["Ref"].rstrip("0123456789abcdef") for lay in fn["Properties"].get("Layers", [])] for lid, fn in fns.items()}
-    assert layers["RenderFunction"] == ["CoreLayer", "ToolsLayer"]
+    assert layers["RenderFunction"] == ["CoreLayer", "ToolsLayer", "ClusterLayer"]  # ClusterLayer: Helm lookup
     assert layers["DiffFunction"] == layers["ApplyFunction"] == ["CoreLayer", "ClusterLayer"]
     assert all("ToolsLayer" not in v for k, v in layers.items() if k != "RenderFunction")
     assert all(v[0] == "CoreLayer" for v in layers.values())

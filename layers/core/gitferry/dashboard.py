@@ -31,9 +31,11 @@ async function load() {
   document.getElementById("apps").innerHTML = data.items.map(a => {
     const st = a.status || {}, sync = (st.sync || {}).status, health = (st.health || {}).status;
     const op = st.operationState || {};
+    const src = a.spec.source || (a.spec.sources || [])[0] || {};
+    const more = (a.spec.sources || []).length > 1 ? ` +${a.spec.sources.length - 1}` : "";
     return `<tr><td>${esc(a.metadata.name)}</td><td class="${esc(sync)}">${esc(sync)}</td>
       <td class="${esc(health)}">${esc(health)}</td><td><code>${esc(((st.sync || {}).revision || "").slice(0, 8))}</code></td>
-      <td>${esc(a.spec.source.repoURL)} <code>${esc(a.spec.source.path || a.spec.source.chart)}</code></td>
+      <td>${esc(src.repoURL)} <code>${esc(src.path || src.chart)}</code>${esc(more)}</td>
       <td>${esc(a.spec.destination.server || a.spec.destination.name)} / ${esc(a.spec.destination.namespace)}</td>
       <td>${esc(op.phase)} ${esc(op.message)}</td></tr>`;
   }).join("") || '<tr><td colspan="7">no applications</td></tr>';

@@ -6,7 +6,7 @@ size is checked before it is read); the child evaluates with the ``jsonnet`` bin
 (``_jsonnet``) and prints the JSON. Every ``import`` / ``importstr`` / ``importbin`` goes through
 :func:`import_callback`, which searches the importing file's directory, then the library
 directories (the last listed first, as go-jsonnet's ``FileImporter`` and ``jsonnet -J`` do), and
-resolves each candidate with :func:`gitferry.render.resolve_in_repo`: remote, absolute and
+resolves each candidate with :func:`gitferry.paths.resolve_in_repo`: remote, absolute and
 out-of-repository imports are refused, naming the import.
 
 The request (JSON): ``file`` (absolute path of the file), ``root`` (the real repository root),
@@ -31,7 +31,7 @@ def import_callback(root: Path, jpaths: list[Path]) -> Callable[[str, str], tupl
     (path of the file found, its bytes). A refusal raises, and Jsonnet reports it at the
     import's file and line."""
     from gitferry.errors import RenderError
-    from gitferry.render import resolve_in_repo
+    from gitferry.paths import resolve_in_repo
 
     def find(base: str, rel: str) -> tuple[str, bytes]:
         for directory in [Path(base), *reversed(jpaths)]:

@@ -64,6 +64,8 @@ class RenderRequest(_Message):
     # True when a person asked for a sync (API) or a rollback: apply even without automation.
     sync: bool = False
     manual: ManualSync | None = None
+    # A hard refresh: render again even when the render cache has these inputs (Argo CD's hard refresh).
+    hard: bool = False
 
 
 class DiffRequest(_Message):
@@ -76,6 +78,9 @@ class DiffRequest(_Message):
     # >= 1: a health re-check after a sync (the n-th); the diff schedules the next one while
     # the app is Progressing, up to a bound (pipeline.health_check_delay).
     check: int = 0
+    # RepeatedResourceWarning messages of the render (an object produced by two spec.sources);
+    # None from anything but the render (apply, follow-ups): those recorded for the manifests stay.
+    warnings: list[str] | None = Field(default=None, max_length=51)
 
 
 class ApplyRequest(_Message):

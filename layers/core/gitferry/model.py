@@ -44,6 +44,8 @@ __all__ = [
     "AppMetadata",
     "AppSpec",
     "ApplicationSource",
+    "SourceEntry",
+    "ref_value_file",
     "DirectoryOptions",
     "JsonnetOptions",
     "JsonnetVar",
@@ -92,6 +94,8 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 #: a cluster name is a Secrets Manager name part and a file name: a DNS-1123 subdomain, shorter
 CLUSTER_NAME_MAX = 128
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+#: spec.sources entries one application may have (Argo CD: "more than 2-3 ... is abuse")
+MAX_SOURCES = 20
 
 #: syncOptions keys gitferry understands, with the values each accepts.
 SUPPORTED_SYNC_OPTIONS: dict[str, frozenset[str]] = {
@@ -112,19 +116,32 @@ _UNSUPPORTED_SYNC_OPTIONS: dict[str, str] = {
                              "client-side apply with kubectl.kubernetes.io/last-applied-configuration is not implemented",
 }
 
+_KUSTOMIZE_UNSUPPORTED = frozenset({
+    "version", "forceCommonLabels", "forceCommonAnnotations", "commonAnnotationsEnvsubst",
+    "components", "ignoreMissingComponents", "labelWithoutSelector", "labelIncludeTemplates",
+    "kubeVersion", "apiVersions",
+})
+
+#: what to use instead, for refused Argo CD fields where "not supported" alone leaves a user stuck
+_UNSUPPORTED_HINTS: dict[str, str] = {
+    "plugin": ("not supported by gitferry (Config Management Plugins run arbitrary code in the repo server): "
+               "render the manifests in CI and commit the output (a directory source), or use a Kustomize, "
+               "Helm or Jsonnet source"),
+    "ref": "not supported by gitferry in spec.source: a ref source is one entry of spec.sources",
+}
+
 #: Argo CD fields that exist but gitferry does not implement, by parent path.
 #: They get "not supported by gitferry" rather than "unknown field" so users
 #: know the field is real but the feature is missing here.
 _ARGO_UNSUPPORTED: dict[str, frozenset[str]] = {
     "": frozenset({"operation"}),
-    "spec": frozenset({"sources", "info", "sourceHydrator"}),
+    "spec": frozenset({"info", "sourceHydrator"}),
     "spec.source": frozenset({"plugin", "ref", "name"}),
+    "spec.sources": frozenset({"plugin", "name"}),
     "spec.source.helm": frozenset({"fileParameters", "passCredentials", "version"}),
-    "spec.source.kustomize": frozenset({
-        "version", "forceCommonLabels", "forceCommonAnnotations", "commonAnnotationsEnvsubst",
-        "components", "ignoreMissingComponents", "labelWithoutSelector", "labelIncludeTemplates",
-        "kubeVersion", "apiVersions",
-    }),
+    "spec.sources.helm": frozenset({"fileParameters", "passCredentials", "version"}),
+    "spec.source.kustomize": _KUSTOMIZE_UNSUPPORTED,
+    "spec.sources.kustomize": _KUSTOMIZE_UNSUPPORTED,
     "spec.syncPolicy": frozenset({"managedNamespaceMetadata"}),
     "spec.syncPolicy.automated": frozenset({"enabled"}),
 }
@@ -196,6 +213,17 @@ class HelmParameter(_Spec):
     force_string: bool = False
 
 
+#: ``$values/path/values.yaml``: a value file of the spec.sources entry with ``ref: values``
+_REF_VALUE_FILE = re.compile(r"^\$([A-Za-z0-9_-]+)/(.+)$")
+_REF_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+def ref_value_file(value_file: str) -> tuple[str, str] | None:
+    """(ref name, path in that source's repository) of a ``$ref/path`` value file, else None."""
+    match = _REF_VALUE_FILE.match(value_file)
+    return (match.group(1), match.group(2)) if match else None
+
+
 class HelmOptions(_Spec):
     """``spec.source.helm``: how ``helm template`` renders the chart at ``path``.
 
@@ -221,11 +249,13 @@ class HelmOptions(_Spec):
     def _repo_relative(cls, v: list[str]) -> list[str]:
         # Caught at registration so a user learns at once; render checks again after
         # resolving symlinks, which only the checked-out tree can tell.
-        bad = [f for f in v if "://" in f or f.startswith("$")]
+        # A ``$<ref>/<path>`` file is another source's (spec.sources); AppSpec checks the ref exists.
+        bad = [f for f in v if "://" in f or (f.startswith("$") and not _REF_VALUE_FILE.match(f))]
         if bad:
             raise ValueError(
-                f"{', '.join(map(repr, bad))}: only files inside the application's Git repository are supported"
-                " (remote value files and $ref sources are not supported by gitferry)"
+                f"{', '.join(map(repr, bad))}: only files inside the application's Git repository or "
+                "$<ref>/<path> files of a ref source in spec.sources are supported (remote value files are "
+                "not supported by gitferry)"
             )
         return v
 
@@ -406,9 +436,14 @@ class ApplicationSource(_Spec):
         # A chart source has no path; writing the default "." back would make the stored
         # document fail the "path or chart" rule when it is read again.
         data: dict[str, Any] = handler(self)
-        if self.chart is not None:
+        if self.chart is not None or not self.renders:
             data.pop("path", None)
         return data
+
+    @property
+    def renders(self) -> bool:
+        """False for a ``ref`` source without a path: it only provides value files (Argo CD)."""
+        return not (getattr(self, "ref", None) and "path" not in self.model_fields_set)
 
     @field_validator("chart")
     @classmethod
@@ -429,6 +464,27 @@ class ApplicationSource(_Spec):
     @classmethod
     def _revision_not_blank(cls, v: str) -> str:
         return v.strip() or "HEAD"
+
+
+class SourceEntry(ApplicationSource):
+    """One ``spec.sources[]`` entry: an ApplicationSource that may carry ``ref``, the name by which
+    other entries' ``helm.valueFiles`` use its repository (``$<ref>/<path>``, relative to the
+    repository root). With a ``path`` it is also rendered; without, it only provides files."""
+
+    ref: str | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_name(cls, v: str | None) -> str | None:
+        if v is not None and not _REF_NAME.match(v):
+            raise ValueError("must be letters, digits, '-' or '_' (at most 63), used as $<ref>/ in valueFiles")
+        return v
+
+    @model_validator(mode="after")
+    def _ref_not_chart(self) -> SourceEntry:
+        if self.ref is not None and self.chart is not None:
+            raise ValueError("a source with ref cannot include chart: value files come from a Git repository")
+        return self
 
 
 class ApplicationDestination(_Spec):
@@ -554,11 +610,61 @@ class AppSpec(_Spec):
             shown = repr(v) if len(v) <= 64 else f"{v[:64]!r}... ({len(v)} characters)"
             raise ValueError(f"project {shown} is not supported by gitferry (AppProjects): use 'default'")
         return v
-    source: ApplicationSource
+    source: ApplicationSource | None = None
+    sources: list[SourceEntry] | None = None
     destination: ApplicationDestination
     sync_policy: SyncPolicy | None = None
     ignore_differences: list[IgnoreDifference] = Field(default_factory=list)
     revision_history_limit: int = Field(default=10, ge=0)
+
+    @model_validator(mode="after")
+    def _source_or_sources(self) -> AppSpec:
+        # Argo CD ignores spec.source when spec.sources is set; a manifest with both is a mistake
+        # waiting to deploy the wrong thing, so gitferry refuses it.
+        if self.source is not None and self.sources is not None:
+            raise ValueError("set spec.source or spec.sources, not both (Argo CD would silently ignore spec.source)")
+        if self.source is None and self.sources is None:
+            raise ValueError("one of source or sources is required")
+        problems: list[str] = []
+        if self.sources is not None:
+            if not self.sources:
+                problems.append("sources: at least one source")
+            if len(self.sources) > MAX_SOURCES:
+                problems.append(f"sources: at most {MAX_SOURCES} sources")
+            refs = [s.ref for s in self.sources if s.ref]
+            dupes = sorted({r for r in refs if refs.count(r) > 1})
+            if dupes:
+                problems.append(f"sources: ref {', '.join(map(repr, dupes))} is used by more than one source")
+            if not any(s.renders for s in self.sources):
+                problems.append("sources: every source is a ref without a path: nothing would be rendered")
+        for where, src in self.all_sources_with_paths():
+            for i, vf in enumerate(src.helm.value_files if src.helm else []):
+                ref = ref_value_file(vf)
+                if ref is None:
+                    continue
+                if self.sources is None:
+                    problems.append(f"{where}.helm.valueFiles[{i}]: {vf!r}: $ref value files need spec.sources "
+                                    "with a source carrying that ref")
+                elif ref[0] not in {s.ref for s in self.sources if s.ref}:
+                    problems.append(f"{where}.helm.valueFiles[{i}]: no source in spec.sources has ref {ref[0]!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def all_sources_with_paths(self) -> list[tuple[str, ApplicationSource]]:
+        """(field path, source) of every source, in order: ``spec.source`` or ``spec.sources[i]``."""
+        if self.sources is not None:
+            return [(f"spec.sources[{i}]", s) for i, s in enumerate(self.sources)]
+        return [("spec.source", self.source)] if self.source is not None else []
+
+    @property
+    def all_sources(self) -> list[ApplicationSource]:
+        """The sources to resolve, in order (one for ``spec.source``)."""
+        return [s for _, s in self.all_sources_with_paths()]
+
+    @property
+    def multi_source(self) -> bool:
+        return self.sources is not None
 
 
 class AppMetadata(_Spec):
@@ -685,7 +791,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             parent = _loc_path(tuple(p for p in loc[:-1] if not isinstance(p, int)))
             parent = "" if parent == "(root)" else parent
             if loc and loc[-1] in _ARGO_UNSUPPORTED.get(parent, frozenset()):
-                msg = "not supported by gitferry"
+                msg = _UNSUPPORTED_HINTS.get(str(loc[-1]), "not supported by gitferry")
             else:
                 msg = "unknown field"
         elif typ in ("value_error", "assertion_error"):
@@ -738,6 +844,9 @@ class Cluster(_Api):
     namespace: str = "default"
     # gitVersion from the cluster's /version when it was registered (Helm's .Capabilities.KubeVersion).
     server_version: str | None = None
+    # Apps annotated gitferry.dev/helm-lookup: "true" may render Helm lookup against this cluster,
+    # read-only (gitferry.lookup_proxy); off by default, as Argo CD renders offline.
+    allow_helm_lookup: bool = False
 
     @field_validator("name")
     @classmethod
@@ -767,12 +876,16 @@ class ComparedTo(_Api):
     """What the last comparison used (source + destination), like Argo CD."""
 
     source: ApplicationSource | None = None
+    sources: list[SourceEntry] | None = None
     destination: ApplicationDestination | None = None
 
 
 class SyncStatus(_Api):
     status: SyncStatusCode = "Unknown"
+    #: a multi-source app's revisions joined by "," (gitferry's pinned identity; Argo CD leaves it empty)
     revision: str | None = None
+    #: multi-source apps: each source's revision, in spec.sources order (Argo CD's field)
+    revisions: list[str] | None = None
     compared_to: ComparedTo | None = None
     #: the stored rendered manifests this comparison used (what GET .../diff compares again)
     manifests: str | None = None
@@ -830,8 +943,10 @@ class ResourceResult(_Api):
 
 class SyncOperationResult(_Api):
     revision: str | None = None
+    revisions: list[str] | None = None
     resources: list[ResourceResult] = Field(default_factory=list)
     source: ApplicationSource | None = None
+    sources: list[SourceEntry] | None = None
 
 
 class OperationState(_Api):
@@ -856,6 +971,8 @@ class HistoryEntry(_Api):
     deploy_started_at: datetime | None = None
     initiated_by: OperationInitiator | None = None
     source: ApplicationSource | None = None
+    revisions: list[str] | None = None
+    sources: list[SourceEntry] | None = None
 
 
 class AppStatus(_Api):

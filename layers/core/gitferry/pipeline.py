@@ -24,7 +24,14 @@ from typing import Any
 from gitferry import diff as diffing
 from gitferry import followups, tracking
 from gitferry.blobs import ManifestStore
-from gitferry.errors import GitError, GitferryError, HelmRepoError, NotFoundError, RenderError
+from gitferry.errors import (
+    GitError,
+    GitferryError,
+    HelmRepoError,
+    NotFoundError,
+    RenderError,
+    RevisionNotFoundError,
+)
 from gitferry.messages import ApplyRequest, DiffRequest, FollowUpRequest, RenderRequest, ReportRequest
 from gitferry.model import (
     Application,
@@ -52,6 +59,8 @@ FLEET = "_fleet"  # message group / app name of the fleet summary sent by each p
 COMPARISON_CONDITIONS = ("ComparisonError", "InvalidSpecError")
 # Desired objects live with another app's tracking annotation; replaced by every successful comparison.
 SHARED_RESOURCE = "SharedResourceWarning"
+# An object produced by more than one of spec.sources (the last one wins); replaced by every comparison.
+REPEATED_RESOURCE = "RepeatedResourceWarning"
 MAX_SHARED_CONDITIONS = 50
 
 
@@ -178,54 +187,55 @@ class Engine:
         statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
         by_repo: dict[tuple[str, str], list[Application]] = defaultdict(list)
         for app in apps:
-            by_repo[_repo_key(app.spec.source)].append(app)
+            for key in dict.fromkeys(_repo_key(src) for src in app.spec.all_sources):
+                by_repo[key].append(app)
         scheduled: list[RenderRequest] = []
         outgoing: list[tuple[Any, str]] = []
         to_clear: list[str] = []  # request flags, cleared only once their messages are sent
         errors: dict[str, str] = {}
         # One network call per repository, all repositories at once: hundreds of repos must fit
-        # in one tick, and each call is mostly waiting on the Git / Helm server.
+        # in one tick, and each call is mostly waiting on the Git / Helm server. A repository is
+        # read once however many apps (and sources of a multi-source app) use it.
         # A repository that has not answered by the deadline is skipped this tick (a condition
         # on its apps) so a slow or hostile one cannot hold back the others' renders.
         pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gitferry-poll")
         futures = {key: pool.submit(self._resolver, *key) for key in by_repo}
         deadline = time.monotonic() + self.settings.repo_timeout_seconds
-        for (kind, url), repo_apps in by_repo.items():
+        resolvers: dict[tuple[str, str], Callable[[ApplicationSource, str], str] | GitferryError] = {}
+        for (kind, url) in by_repo:
             try:
                 try:
-                    revision_of = futures[(kind, url)].result(timeout=max(0.0, deadline - time.monotonic()))
+                    resolvers[(kind, url)] = futures[(kind, url)].result(
+                        timeout=max(0.0, deadline - time.monotonic()))
                 except FuturesTimeout:
                     raise _slow_repository(kind, url, self.settings.repo_timeout_seconds) from None
             except GitferryError as exc:
-                for app in repo_apps:
-                    errors[app.name] = str(exc)
-                    self.record_comparison_error(app, statuses.get(app.name), None, exc)
+                resolvers[(kind, url)] = exc
+        for app in apps:
+            status = statuses.get(app.name)
+            try:
+                commit = pinned_revision(app, resolvers)
+            except GitferryError as exc:
+                errors[app.name] = str(exc)
+                self.record_comparison_error(app, status, None, exc)
                 continue
-            for app in repo_apps:
-                status = statuses.get(app.name)
-                try:
-                    commit = revision_of(app.spec.source, app.spec.source.target_revision)
-                except GitferryError as exc:
-                    errors[app.name] = str(exc)
-                    self.record_comparison_error(app, status, None, exc)
-                    continue
-                op = status.operation_state if status else None
-                if op is not None and op.phase == "Running":
-                    # The safety net, not the mechanism: the operation's own follow-up moves it on.
-                    overdue = self._overdue_follow_up(app.name, now)
-                    if overdue is not None:
-                        outgoing.append(overdue)
-                reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
-                if reason is None:
-                    continue
-                request = RenderRequest(
-                    app=app.name, commit=commit, reason=reason, initiatedBy="poll",
-                    startedAt=now.timestamp(), sync=bool(status and status.sync_requested),
-                )
-                outgoing.append((request, f"{commit}:{reason}:{now.timestamp()}"))
-                if status and (status.refresh_requested or status.sync_requested):
-                    to_clear.append(app.name)
-                scheduled.append(request)
+            op = status.operation_state if status else None
+            if op is not None and op.phase == "Running":
+                # The safety net, not the mechanism: the operation's own follow-up moves it on.
+                overdue = self._overdue_follow_up(app.name, now)
+                if overdue is not None:
+                    outgoing.append(overdue)
+            reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
+            if reason is None:
+                continue
+            request = RenderRequest(
+                app=app.name, commit=commit, reason=reason, initiatedBy="poll",
+                startedAt=now.timestamp(), sync=bool(status and status.sync_requested),
+            )
+            outgoing.append((request, f"{commit}:{reason}:{now.timestamp()}"))
+            if status and (status.refresh_requested or status.sync_requested):
+                to_clear.append(app.name)
+            scheduled.append(request)
         from gitferry import deletion
 
         outgoing += deletion.due_resumes(stored_apps, now)
@@ -243,7 +253,7 @@ class Engine:
         return PollResult(scheduled, errors, len(apps), out_of_sync, degraded)
 
     def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
-                       commit: str | None = None, manual: Any = None) -> RenderRequest:
+                       commit: str | None = None, manual: Any = None, hard: bool = False) -> RenderRequest:
         """Resolve the app's revision now (one ls-remote, or one index.yaml fetch for a chart) and
         queue a render: what the API's sync / refresh / rollback and the webhook do instead of
         waiting for the next tick."""
@@ -251,14 +261,22 @@ class Engine:
             commit = self.resolve_revision(app)
         now = self.clock()
         request = RenderRequest(app=app.name, commit=commit, reason=reason, initiatedBy=initiated_by,
-                                startedAt=now.timestamp(), sync=sync, manual=manual)
+                                startedAt=now.timestamp(), sync=sync, manual=manual, hard=hard)
         self.queues.send(request, dedup=f"{commit}:{reason}:{initiated_by}:{now.timestamp()}")
         return request
 
     def resolve_revision(self, app: Application, revision: str | None = None) -> str:
         """``revision`` (default the app's targetRevision) as the pipeline pins it: a commit SHA
         for a Git source, the chosen chart version for a chart from a Helm repository."""
+        if app.spec.multi_source:
+            if revision is not None:
+                raise RevisionNotFoundError(
+                    "a sync to one revision is not supported by gitferry for spec.sources applications: "
+                    "change the sources' targetRevision instead", app.name, revision)
+            return pinned_revision(app, {key: self._resolver(*key) for key in
+                                         dict.fromkeys(_repo_key(s) for s in app.spec.all_sources)})
         source = app.spec.source
+        assert source is not None
         kind, url = _repo_key(source)
         return self._resolver(kind, url)(source, revision or source.target_revision)
 
@@ -287,39 +305,99 @@ class Engine:
     # ------------------------------------------------------------------ render
 
     def render(self, request: RenderRequest) -> DiffRequest | None:
-        """Fetch the commit, render the source, store the manifests; a Git or render error is
-        recorded on the app as a ComparisonError condition naming the file, and the cluster is
-        not touched."""
-        from gitferry import git, render
+        """Render the app's sources at the pinned revision(s) and store the manifests; a Git or
+        render error is recorded on the app as a ComparisonError condition naming the file, and
+        the cluster is not touched. The same inputs are rendered once (:mod:`gitferry.rendercache`)
+        unless the request is a hard refresh or the app reads the cluster (Helm ``lookup``)."""
+        from gitferry import lookup_proxy, rendercache
 
         started = time.monotonic()
         app = self._app_or_none(request.app)
         if app is None:
             return None
-        url = app.spec.source.repo_url
         try:
-            credentials = self.secrets.get_repo_credentials(url)
-            source = app.spec.source
-            if source.chart is not None:
-                root, source = self._fetch_chart(source, request.commit, credentials)
+            kube_version = self._kube_version(app)
+            lookup = lookup_proxy.wanted(app)
+            if lookup:
+                self._lookup_cluster(app)  # refused unless the destination allows it
+            cache = rendercache.RenderCache(self.manifests)
+            cache_key = None if lookup else self._render_cache_key(app, request.commit, kube_version)
+            hit = cache.get(cache_key) if cache_key is not None and not request.hard else None
+            if hit is not None:
+                key, warnings = hit
             else:
-                root = Path(git.checkout(url, request.commit, credentials, self.settings.git_cache_dir))
-            manifests = render.render_source(root, source, app_name=app.name,
-                                             namespace=app.spec.destination.namespace,
-                                             kube_version=self._kube_version(app))
+                manifests, warnings = self._render_app(app, request.commit, kube_version, lookup)
+                key = self.manifests.put_manifests(manifests)
+                if cache_key is not None:
+                    cache.put(cache_key, key, warnings)
         except (GitError, RenderError, HelmRepoError) as exc:
             status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self.end_request(app.name, request.manual)
             self._report(app.name, "status", request, {"render": time.monotonic() - started}, status)
             return None
-        key = self.manifests.put_manifests(manifests)
         diff_request = DiffRequest(
             app=app.name, commit=request.commit, manifests=key, reason=request.reason,
             initiatedBy=request.initiated_by, startedAt=request.started_at, sync=request.sync,
-            manual=request.manual,
+            manual=request.manual, warnings=warnings,
         )
         self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
         return diff_request
+
+    def _render_app(self, app: Application, commit: str, kube_version: str | None,
+                    lookup: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        """Check out / fetch every source and render them (one source, or spec.sources combined)."""
+        from gitferry import git, lookup_proxy, render
+        from gitferry import sources as multi
+
+        def materialize(source: ApplicationSource, revision: str) -> tuple[Path, ApplicationSource]:
+            credentials = self.secrets.get_repo_credentials(source.repo_url)
+            if source.chart is not None:
+                return self._fetch_chart(source, revision, credentials)
+            return Path(git.checkout(source.repo_url, revision, credentials, self.settings.git_cache_dir)), source
+
+        def render_with(kubeconfig: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
+            def render_one(root: Path, source: ApplicationSource, refs: dict[str, Path]) -> list[dict[str, Any]]:
+                return render.render_source(root, source, app_name=app.name,
+                                            namespace=app.spec.destination.namespace,
+                                            kube_version=kube_version, refs=refs, kubeconfig=kubeconfig)
+
+            return multi.render_sources(app, commit, materialize, render_one)
+
+        if not lookup:
+            return render_with(None)
+        with lookup_proxy.ReadOnlyProxy(self._lookup_cluster(app).api_client) as proxy:
+            return render_with(proxy.kubeconfig)
+
+    def _render_cache_key(self, app: Application, commit: str, kube_version: str | None) -> str | None:
+        """The cache key of this render: no checkout, no tool; a chart's digest from the index
+        (None, not cached, for a chart its index gives no digest for: its content is unpinned)."""
+        from gitferry import helmrepo, rendercache
+        from gitferry import sources as multi
+
+        revisions = multi.revisions_of(app, commit)
+        digests: dict[int, str] = {}
+        for i, (source, revision) in enumerate(zip(app.spec.all_sources, revisions, strict=True)):
+            if source.chart is not None:
+                index = helmrepo.fetch_index(source.repo_url, self.secrets.get_repo_credentials(source.repo_url))
+                digests[i] = helmrepo.resolve(index, source.chart, revision).digest
+                if not digests[i]:
+                    return None
+        return rendercache.cache_key(rendercache.cache_inputs(app, revisions, digests, kube_version))
+
+    def _lookup_cluster(self, app: Application) -> Any:
+        """The destination's client for a Helm ``lookup`` render, or a RenderError saying why not."""
+        dest = app.spec.destination
+        try:
+            cluster = self.state.find_cluster(server=dest.server, name=dest.name)
+        except NotFoundError as exc:
+            raise RenderError(str(exc)) from None
+        from gitferry import lookup_proxy
+
+        if not cluster.allow_helm_lookup:
+            raise RenderError(lookup_proxy.refusal(cluster.name))
+        if lookup_proxy.conflicts(app):
+            raise RenderError("; ".join(lookup_proxy.conflicts(app)))
+        return self.cluster_for(app)
 
     def _fetch_chart(self, source: ApplicationSource, version: str,
                      credentials: Any) -> tuple[Path, ApplicationSource]:
@@ -345,6 +423,8 @@ class Engine:
     def diff(self, request: DiffRequest) -> ApplyRequest | None:
         """Compare the rendered manifests with the live cluster, store status, health and the
         resource list, and ask for a sync when the policy (or a person) says so."""
+        from gitferry import sources as multi
+
         started = time.monotonic()
         app = self._app_or_none(request.app)
         if app is None:
@@ -372,14 +452,22 @@ class Engine:
         status = previous.model_copy(deep=True)
         status.sync = SyncStatus(
             status=comparison.sync_status, revision=request.commit, manifests=request.manifests,
-            compared_to=ComparedTo(source=app.spec.source, destination=app.spec.destination),
+            compared_to=ComparedTo(**multi.source_fields(app), destination=app.spec.destination),
+            **multi.status_fields(app, request.commit),
         )
         app_health = comparison.health
         status.health = HealthStatus(status=app_health, message=_health_message(comparison))
         status.resources = [_resource_status(r) for r in comparison.resources]
         shared_since = {c.message: c.last_transition_time for c in status.conditions if c.type == SHARED_RESOURCE}
+        repeated_since = {c.message: c.last_transition_time for c in status.conditions if c.type == REPEATED_RESOURCE}
+        repeated = request.warnings
+        if repeated is None:  # not from a render: the warnings of these manifests' render stay
+            repeated = list(repeated_since) if previous.sync.manifests == request.manifests else []
         status.conditions = [c for c in status.conditions
-                             if c.type not in COMPARISON_CONDITIONS and c.type != SHARED_RESOURCE]
+                             if c.type not in COMPARISON_CONDITIONS and c.type not in (SHARED_RESOURCE, REPEATED_RESOURCE)]
+        for message in repeated:  # an object produced by more than one of spec.sources
+            status.conditions.append(Condition(type=REPEATED_RESOURCE, message=message,
+                                               last_transition_time=repeated_since.get(message) or now))
         if comparison.errors:
             status.conditions.append(Condition(type="ComparisonError", message="; ".join(comparison.errors)[:2000],
                                                last_transition_time=now))
@@ -652,6 +740,8 @@ class Engine:
 
     def _operation_state(self, outcome: _Outcome, phase: str, message: str,
                          finished: datetime | None) -> OperationState:
+        from gitferry import sources as multi
+
         request = outcome.request
         doc = _operation_doc(request, outcome.resume_from if phase == "Running" else None)
         doc["sync"]["operationId"] = outcome.operation_id
@@ -667,8 +757,9 @@ class Engine:
             operation=doc, retry_count=request.retry + (1 if outcome.retry_at is not None else 0),
             phase=phase, message=message, started_at=outcome.started,
             finished_at=None if phase == "Running" else finished, initiated_by=outcome.initiator,
-            sync_result=SyncOperationResult(revision=request.commit, source=outcome.app.spec.source,
-                                            resources=list(outcome.resources)),
+            sync_result=SyncOperationResult(revision=request.commit, resources=list(outcome.resources),
+                                            **multi.source_fields(outcome.app),
+                                            **multi.status_fields(outcome.app, request.commit)),
         )
 
     def _finish_safely(self, outcome: _Outcome) -> OperationState:
@@ -708,9 +799,11 @@ class Engine:
             AuditLog(self.state).record(request.initiated_by, "operation.attempt-failed", app.name, now=finished,
                                         revision=request.commit, attempt=request.retry, message=message[:500])
         if phase == "Succeeded" and not (request.manual and request.manual.dry_run):  # a dry run deployed nothing
+            from gitferry import sources as multi
+
             self.state.append_history(app.name, HistoryEntry(
                 id=0, revision=request.commit, deployed_at=finished, deploy_started_at=outcome.started,
-                initiated_by=outcome.initiator, source=app.spec.source,
+                initiated_by=outcome.initiator, **multi.source_fields(app), **multi.status_fields(app, request.commit),
             ), limit=app.spec.revision_history_limit)
         return operation
 
@@ -874,8 +967,11 @@ class Engine:
             condition_type = "ComparisonError"
         status.conditions = [c for c in status.conditions if c.type not in COMPARISON_CONDITIONS]
         status.conditions.append(Condition(type=condition_type, message=str(exc)[:2000], last_transition_time=now))
-        status.sync = SyncStatus(status="Unknown", revision=commit or status.sync.revision,
-                                 compared_to=ComparedTo(source=app.spec.source, destination=app.spec.destination))
+        from gitferry import sources as multi
+
+        revision = commit or status.sync.revision
+        status.sync = SyncStatus(status="Unknown", revision=revision, **multi.status_fields(app, revision),
+                                 compared_to=ComparedTo(**multi.source_fields(app), destination=app.spec.destination))
         status.reconciled_at = now
         status.next_check_at = None
         self.state.put_status(app.name, status)
@@ -909,6 +1005,21 @@ def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
     what = "Helm repository" if kind == "helm" else "Git repository"
     message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
     return HelmRepoError(message, url) if kind == "helm" else GitError(message, url)
+
+
+def pinned_revision(app: Application,
+                    resolvers: dict[tuple[str, str], Callable[[ApplicationSource, str], str] | GitferryError]) -> str:
+    """The app's pinned revision from what this tick read of each repository (one resolver per
+    repository, shared by apps and sources); the first repository error of its sources is raised."""
+    from gitferry import sources as multi
+
+    revisions: list[str] = []
+    for source in app.spec.all_sources:
+        resolver = resolvers[_repo_key(source)]
+        if isinstance(resolver, GitferryError):
+            raise resolver
+        revisions.append(resolver(source, source.target_revision))
+    return multi.pinned(revisions)
 
 
 def _repo_key(source: ApplicationSource) -> tuple[str, str]:

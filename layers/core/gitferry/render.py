@@ -49,13 +49,15 @@ import yaml
 
 from gitferry import loader
 from gitferry.errors import RenderError, redact_url
-from gitferry.model import ApplicationSource, DirectoryOptions
+from gitferry.model import ApplicationSource, DirectoryOptions, ref_value_file
+from gitferry.paths import _REMOTE, _inside, _repo_rel, resolve_in_repo  # noqa: F401 - re-exported
 
 __all__ = [
     "render_directory",
     "render_source",
     "detect_source_type",
     "find_tool",
+    "tool_runs",
     "glob_match",
     "MAX_TOTAL_BYTES",
     "TOOL_TIMEOUT_SECONDS",
@@ -126,45 +128,6 @@ def glob_match(pattern: str, rel_path: str) -> bool:
 # --------------------------------------------------------------------------- render
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-#: what a reference naming something outside the checked-out tree looks like: a URL, an scp-like
-#: ``git@host:path``, go-getter's ``git::``, kustomize's ``repo//subdir`` and ``?ref=`` forms
-_REMOTE = re.compile(
-    r"^(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9+.-]*::|[\w.-]+@[\w.-]+:|(?:github\.com|gitlab\.com|bitbucket\.org)/)"
-    r"|\?(?:ref|version|submodules|timeout)=|[^/]//",
-    re.I,
-)
-
-
-def resolve_in_repo(root: Path, base: Path, ref: str, *, file: str | None, field: str,
-                    absolute: Literal["repo", "refuse"] = "refuse") -> Path:
-    """THE check every source type uses for every path a tool will read: ``ref`` (relative
-    to ``base``) resolved with symlinks, or a RenderError naming ``file`` and ``field``.
-
-    Refused: remote references (URLs, git bases; gitferry fetches nothing but the app's own
-    repository), absolute paths unless ``absolute="repo"`` (Argo CD's repo-absolute value
-    files; kustomize and helm would read them from the Lambda's filesystem), and anything
-    that resolves outside ``root``."""
-    text = ref.strip()
-    if _REMOTE.search(text):
-        raise RenderError(f"{field}: {ref!r}: remote resources are not supported by gitferry "
-                          "(only files in this repository)", file)
-    if os.path.isabs(text):
-        if absolute == "refuse":
-            raise RenderError(f"{field}: {ref!r}: absolute paths are not allowed; use a path relative to "
-                              f"{_repo_rel(base, root) or '.'!r}", file)
-        target = root / text.lstrip("/")
-    else:
-        target = base / text
-    real = Path(os.path.realpath(target))
-    if not _inside(real, root):
-        raise RenderError(f"{field} {ref!r} resolves outside the repository", file)
-    return real
-
-
 def _options(directory_options: DirectoryOptions | dict[str, Any] | None) -> DirectoryOptions:
     if directory_options is None:
         return DirectoryOptions()
@@ -192,14 +155,6 @@ def _candidate_files(root: Path, base: Path, opts: DirectoryOptions) -> Iterator
             if opts.include and not glob_match(opts.include, rel):
                 continue
             yield rel, full
-
-
-def _repo_rel(path: Path, root: Path) -> str:
-    """``path`` relative to the repo root for messages (symlinks not resolved)."""
-    try:
-        return Path(os.path.abspath(path)).relative_to(root).as_posix()
-    except ValueError:
-        return path.name
 
 
 def _parse(text: str | bytes, rel: str, *, as_json: bool | None = None) -> list[Any]:
@@ -413,17 +368,24 @@ def render_source(
     app_name: str,
     namespace: str | None,
     kube_version: str | None = None,
+    refs: dict[str, Path] | None = None,
+    kubeconfig: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Manifests of ``source`` in checked-out repo ``root``: a directory, a kustomization or
     a Helm chart (see :func:`detect_source_type`). ``app_name`` is the default Helm release
     name and ``namespace`` (the destination namespace) the default Helm namespace, as in
-    Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
+    Argo CD. Every failure is a :class:`RenderError` naming the file when known.
+
+    ``refs``: repository roots of a multi-source app's ``ref`` sources, for ``$<ref>/<path>``
+    value files. ``kubeconfig``: a Helm source renders with ``--dry-run=server`` against it so
+    ``lookup`` reads the cluster (:mod:`gitferry.lookup_proxy`, read-only); without it charts
+    render offline and ``lookup`` returns nothing, as in Argo CD."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
         manifests = _render_kustomize(Path(root), source)
     elif kind == "helm":
         manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                                 kube_version=kube_version)
+                                 kube_version=kube_version, refs=refs or {}, kubeconfig=kubeconfig)
     else:
         manifests = render_directory(root, source.path, source.directory)
     if len(manifests) > MAX_OBJECTS:
@@ -499,6 +461,15 @@ _GO_OOM = re.compile(r"fatal error: (?:runtime: )?out of memory|runtime: out of 
 _GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|\t|\S+\.go:\d+|created by )", re.M)
 
 
+_TOOL_RUNS = 0
+
+
+def tool_runs() -> int:
+    """How many helm / kustomize / jsonnet processes this process has started (the render
+    cache's proof: a second render of the same inputs starts none)."""
+    return _TOOL_RUNS
+
+
 def _tool_memory_mb() -> int:
     return int(os.environ.get("TOOL_MEMORY_MB") or TOOL_MEMORY_MB)
 
@@ -519,6 +490,8 @@ def _run_tool(argv: list[str], *, work: Path, cwd: Path, what: str, subject: str
     collector works hard before the bound is reached); stdout goes to a file so its size is
     checked before it is read (a chart looping over a huge range must not exhaust the Lambda's
     memory). A Go out-of-memory dump or a kill by signal becomes one readable RenderError."""
+    global _TOOL_RUNS
+    _TOOL_RUNS += 1
     out_path = work / "stdout"
     memory_mb = _tool_memory_mb()
     env = _tool_env(work)
@@ -981,8 +954,18 @@ def _helm_error(message: str, chart_rel: str, chart_file: str) -> RenderError:
     return RenderError(f"helm: {message}", _helm_file(match.group("file"), chart_rel), line)
 
 
+def _ref_value_file(refs: dict[str, Path], ref: tuple[str, str], where: str) -> Path:
+    """``$<ref>/<path>``: a file of the ref source's repository (relative to its root, Argo CD)."""
+    name, rel = ref
+    if name not in refs:
+        raise RenderError(f"{where}: no source in spec.sources has ref {name!r}")
+    ref_root = Path(os.path.realpath(refs[name]))
+    return resolve_in_repo(ref_root, ref_root, rel, file=None, field=where, absolute="repo")
+
+
 def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namespace: str | None,
-                 kube_version: str | None) -> list[dict[str, Any]]:
+                 kube_version: str | None, refs: dict[str, Path] | None = None,
+                 kubeconfig: Path | None = None) -> list[dict[str, Any]]:
     real_root, chart, _rel_path = _source_base(root, source.path)
     opts = source.helm
     meta = _chart_yaml(chart, real_root)
@@ -1002,11 +985,14 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
         if opts is not None:
             for i, vf in enumerate(opts.value_files):
                 where = f"spec.source.helm.valueFiles[{i}]"
-                real = _inside_repo(real_root, chart, vf, chart_file, where)
+                ref = ref_value_file(vf)
+                real = (_ref_value_file(refs or {}, ref, where) if ref is not None
+                        else _inside_repo(real_root, chart, vf, chart_file, where))
                 if not real.is_file():
                     if opts.ignore_missing_value_files:
                         continue
-                    raise RenderError(f"{where}: {vf!r} does not exist in the repository", chart_file)
+                    repo = f"the repository of ref {ref[0]!r}" if ref is not None else "the repository"
+                    raise RenderError(f"{where}: {vf!r} does not exist in {repo}", chart_file)
                 argv += ["--values", str(real)]
             inline: str | None = None
             if opts.values_object is not None:  # Argo CD: valuesObject wins over values
@@ -1028,9 +1014,14 @@ def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namesp
                 argv += ["--api-versions", api]
         argv.append("--skip-crds" if opts is not None and opts.skip_crds else "--include-crds")
         version = (opts.kube_version if opts else None) or kube_version
-        if version:
+        if version and kubeconfig is None:  # against a cluster, helm asks it for its version
             argv += ["--kube-version", version]
-        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file)
+        extra_env: dict[str, str] = {}
+        if kubeconfig is not None:
+            argv.append("--dry-run=server")
+            extra_env["KUBECONFIG"] = str(kubeconfig)
+        code, stdout, stderr = _run_tool(argv, work=work, cwd=work, what="helm template", subject=chart_file,
+                                         extra_env=extra_env)
         if code != 0:
             raise _helm_error(_clean_stderr(stderr, real_root, work), chart_rel, chart_file)
 

@@ -96,15 +96,22 @@ class Service:
     def create_app(self, body: str | bytes | None, *, upsert: bool = False, caller: str = "api") -> dict[str, Any]:
         """Register an Application manifest. Its destination cluster must be registered first,
         so a typo in ``destination.server`` is refused now rather than failing every tick."""
+        from gitferry import lookup_proxy
+
         app = Application.from_manifest(parse_document(body, "Application"))
+        bad_annotation = lookup_proxy.check_annotation(app)
+        if bad_annotation or lookup_proxy.conflicts(app):
+            raise InvalidSpecError([p for p in [bad_annotation, *lookup_proxy.conflicts(app)] if p])
         dest = app.spec.destination
         try:
-            self.state.find_cluster(server=dest.server, name=dest.name)
+            cluster = self.state.find_cluster(server=dest.server, name=dest.name)
         except NotFoundError:
             where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
             raise InvalidSpecError(
                 [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
             ) from None
+        if lookup_proxy.wanted(app) and not cluster.allow_helm_lookup:
+            raise InvalidSpecError([f"metadata.annotations.{lookup_proxy.refusal(cluster.name)}"])
         expected = None
         if upsert:
             try:
@@ -115,10 +122,12 @@ class Service:
                 raise ConflictError(f"application {app.name!r} is being deleted")
             expected = stored.version if stored is not None else None
         self.state.put_app(app, expected_version=expected)
+        first = app.spec.all_sources[0]
         self.audit.record(caller, "app.update" if expected is not None else "app.create", app.name,
-                          repoURL=app.spec.source.repo_url,
-                          **({"chart": app.spec.source.chart} if app.spec.source.chart else {"path": app.spec.source.path}),
-                          targetRevision=app.spec.source.target_revision)
+                          repoURL=first.repo_url,
+                          **({"chart": first.chart} if first.chart else {"path": first.path}),
+                          targetRevision=first.target_revision,
+                          **({"sources": len(app.spec.all_sources)} if app.spec.multi_source else {}))
         # Look at it now rather than at the next tick; a Git error shows as a condition.
         try:
             self.engine.request_render(app, reason="create", initiated_by=caller)
@@ -206,7 +215,13 @@ class Service:
         then the revision looked up in what was read, so the two failures never mix."""
         from gitferry.pipeline import _repo_key
 
+        if app.spec.multi_source:
+            if revision:
+                raise UnprocessableError("revision: a sync to one revision is not supported by gitferry for "
+                                         "spec.sources applications: change the sources' targetRevision instead")
+            return self.engine.resolve_revision(app)
         source = app.spec.source
+        assert source is not None
         revision_of = self.engine._resolver(*_repo_key(source))
         try:
             return revision_of(source, revision or source.target_revision)
@@ -266,11 +281,13 @@ class Service:
             self.state.clear_operation_request(app.name, manual.operation_id)
             raise
 
-    def refresh(self, name: str, caller: str) -> dict[str, Any]:
+    def refresh(self, name: str, caller: str, *, hard: bool = False) -> dict[str, Any]:
+        """Argo CD's refresh: render and compare now. ``hard``: render again even when the render
+        cache holds these inputs (a normal refresh uses the cache)."""
         app = self.state.get_app(name).app
-        request = self.engine.request_render(app, reason="refresh", initiated_by=caller)
-        self.audit.record(caller, "app.refresh", name, revision=request.commit)
-        return {"app": name, "revision": request.commit, "queued": True}
+        request = self.engine.request_render(app, reason="refresh", initiated_by=caller, hard=hard)
+        self.audit.record(caller, "app.refresh", name, revision=request.commit, **({"hard": True} if hard else {}))
+        return {"app": name, "revision": request.commit, "queued": True, **({"hard": True} if hard else {})}
 
     def rollback(self, name: str, history_id: int, caller: str) -> dict[str, Any]:
         """Re-apply a recorded revision. Refused while automated sync is on, as in Argo CD:
@@ -410,9 +427,11 @@ class Service:
         409 unless ``upsert`` (then it is replaced)."""
         doc = parse_document(body, "cluster")
         problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
-        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
+        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace", "allowHelmLookup"})
         problems += [f"{k}: unknown field" for k in unknown]
         problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
+        if not isinstance(doc.get("allowHelmLookup", False), bool):
+            problems.append("allowHelmLookup: must be true or false")
         if not isinstance(doc.get("kubeconfig"), (str, dict)):
             problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
         if problems:
@@ -425,7 +444,7 @@ class Service:
         server = doc.get("server") or _kubeconfig_server(kubeconfig)
         version = _server_version(kubeconfig)
         cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
-                          server_version=version)
+                          server_version=version, allow_helm_lookup=bool(doc.get("allowHelmLookup", False)))
         self.secrets.put_kubeconfig(cluster.name, kubeconfig)
         self.state.put_cluster(cluster)
         self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
@@ -515,7 +534,7 @@ class Service:
     def _apps_from(self, repo: Repository) -> list[str]:
         url = webhooks.normalise_repo_url(repo.url)
         return sorted(s.app.name for s in self.state.list_apps()
-                      if webhooks.normalise_repo_url(s.app.spec.source.repo_url) == url)
+                      if any(webhooks.normalise_repo_url(src.repo_url) == url for src in s.app.spec.all_sources))
 
     def get_repository(self, ref: str) -> dict[str, Any]:
         """A registered repository (by URL or name; never its credentials) and the apps using it."""
@@ -565,8 +584,15 @@ class Service:
             return 200, {"message": "pong"}
         pushed = {webhooks.normalise_repo_url(u) for u in event.repo_urls}
         by_url: dict[str, list[Application]] = {}
+        multi: list[Application] = []
         for stored in self.state.list_apps():
             app = stored.app
+            if app.spec.source is None:  # spec.sources: any of its Git repositories pushed to
+                if (event.branch is not None or event.tag is not None) and any(
+                        src.chart is None and webhooks.normalise_repo_url(src.repo_url) in pushed
+                        for src in app.spec.all_sources):
+                    multi.append(app)
+                continue
             if app.spec.source.chart is not None:
                 continue  # a Helm repository is not pushed to; the poll sees its new versions
             if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
@@ -576,6 +602,14 @@ class Service:
             by_url.setdefault(app.spec.source.repo_url, []).append(app)
         queued = []
         initiated_by = f"webhook:{provider}:{event.delivery}"
+        for app in multi:  # every source resolved again (a refresh of an unchanged one is harmless)
+            try:
+                request = self.engine.request_render(app, reason="webhook", initiated_by=initiated_by)
+            except GitferryError as exc:
+                self.engine.record_comparison_error(app, self.state.get_status(app.name), None, exc)
+                continue
+            queued.append({"app": app.name, "revision": request.commit})
+            self.audit.record(initiated_by, "app.refresh", app.name, revision=request.commit, ref=event.ref)
         for url, apps in by_url.items():
             credentials = self.secrets.get_repo_credentials(url)
             try:
