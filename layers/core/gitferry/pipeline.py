@@ -65,6 +65,9 @@ class Settings:
     git_cache_dir: str = "/tmp/gitferry-git"
     # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
     helm_cache_dir: str = "/tmp/gitferry-helm"
+    # Pulled OCI charts and artifacts, by manifest digest (oci.pull); chart dependencies (helmdeps).
+    oci_cache_dir: str = "/tmp/gitferry-oci"
+    helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
     drift_check_seconds: int = 180
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
@@ -98,6 +101,8 @@ class Settings:
             secret_prefix=env.get("SECRET_PREFIX", "gitferry/"),
             git_cache_dir=env.get("GIT_CACHE_DIR", "/tmp/gitferry-git"),
             helm_cache_dir=env.get("HELM_CACHE_DIR", "/tmp/gitferry-helm"),
+            oci_cache_dir=env.get("OCI_CACHE_DIR", "/tmp/gitferry-oci"),
+            helm_deps_cache_dir=env.get("HELM_DEPS_CACHE_DIR", "/tmp/gitferry-helmdeps"),
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
@@ -265,6 +270,11 @@ class Engine:
     def _resolver(self, kind: str, url: str) -> Callable[[ApplicationSource, str], str]:
         """Read the repository once (ls-remote / index.yaml) and return how to resolve a source's
         revision against what was read, so a tick costs one request per repository."""
+        if kind == "oci":
+            from gitferry import oci
+
+            ref = oci.reference_for(url, None)
+            return oci.resolver(ref, self._oci_access(ref))  # type: ignore[no-any-return]
         credentials = self.secrets.get_repo_credentials(url)
         if kind == "helm":
             from gitferry import helmrepo
@@ -298,9 +308,16 @@ class Engine:
             return None
         url = app.spec.source.repo_url
         try:
-            credentials = self.secrets.get_repo_credentials(url)
             source = app.spec.source
-            if source.chart is not None:
+            kind = _repo_key(source)[0]
+            credentials = None if kind == "oci" else self.secrets.get_repo_credentials(url)
+            if kind == "oci":
+                from gitferry import oci
+
+                ref = oci.reference_for(source.repo_url, source.chart)
+                root, source = oci.source_tree(source, request.commit, self._oci_access(ref),
+                                               self.settings.oci_cache_dir)
+            elif source.chart is not None:
                 root, source = self._fetch_chart(source, request.commit, credentials)
             else:
                 root = Path(git.checkout(url, request.commit, credentials, self.settings.git_cache_dir))
@@ -320,6 +337,12 @@ class Engine:
         )
         self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
         return diff_request
+
+    def _oci_access(self, ref: Any) -> Any:
+        """Credentials / plain HTTP for an OCI repository from the registered repositories."""
+        from gitferry import oci
+
+        return oci.access_for(ref, self.state.list_repositories(), self.secrets)
 
     def _fetch_chart(self, source: ApplicationSource, version: str,
                      credentials: Any) -> tuple[Path, ApplicationSource]:
@@ -904,14 +927,19 @@ class Engine:
 
 
 def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
-    what = "Helm repository" if kind == "helm" else "Git repository"
+    what = {"helm": "Helm repository", "oci": "OCI repository"}.get(kind, "Git repository")
     message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
-    return HelmRepoError(message, url) if kind == "helm" else GitError(message, url)
+    return HelmRepoError(message, url) if kind in ("helm", "oci") else GitError(message, url)
 
 
 def _repo_key(source: ApplicationSource) -> tuple[str, str]:
-    """("helm", url) for a chart from a Helm repository, ("git", url) otherwise: the two are
-    read differently, so an index fetch and an ls-remote never share a group."""
+    """("oci", host/repository) for an OCI chart or artifact, ("helm", url) for a chart from a
+    Helm repository, ("git", url) otherwise: each is read differently, so a tag list, an index
+    fetch and an ls-remote never share a group."""
+    from gitferry import oci
+
+    if oci.is_oci_source(source.repo_url, source.chart):
+        return ("oci", oci.reference_for(source.repo_url, source.chart).name)
     return ("helm" if source.chart is not None else "git", source.repo_url)
 
 
