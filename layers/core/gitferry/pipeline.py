@@ -321,9 +321,13 @@ class Engine:
                 root, source = self._fetch_chart(source, request.commit, credentials)
             else:
                 root = Path(git.checkout(url, request.commit, credentials, self.settings.git_cache_dir))
+            from gitferry import helmdeps
+
+            dependencies = helmdeps.Access(self.secrets, self.state.list_repositories,
+                                           self.settings.helm_deps_cache_dir)
             manifests = render.render_source(root, source, app_name=app.name,
                                              namespace=app.spec.destination.namespace,
-                                             kube_version=self._kube_version(app))
+                                             kube_version=self._kube_version(app), dependencies=dependencies)
         except (GitError, RenderError, HelmRepoError) as exc:
             status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self.end_request(app.name, request.manual)

@@ -413,17 +413,20 @@ def render_source(
     app_name: str,
     namespace: str | None,
     kube_version: str | None = None,
+    dependencies: Any = None,
 ) -> list[dict[str, Any]]:
     """Manifests of ``source`` in checked-out repo ``root``: a directory, a kustomization or
     a Helm chart (see :func:`detect_source_type`). ``app_name`` is the default Helm release
     name and ``namespace`` (the destination namespace) the default Helm namespace, as in
-    Argo CD. Every failure is a :class:`RenderError` naming the file when known."""
+    Argo CD. ``dependencies`` (a :class:`gitferry.helmdeps.Access`) lets a chart's missing
+    dependencies be built (:mod:`gitferry.helmdeps`); without it they must be vendored.
+    Every failure is a :class:`RenderError` naming the file when known."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
         manifests = _render_kustomize(Path(root), source)
     elif kind == "helm":
         manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                                 kube_version=kube_version)
+                                 kube_version=kube_version, dependencies=dependencies)
     else:
         manifests = render_directory(root, source.path, source.directory)
     if len(manifests) > MAX_OBJECTS:
@@ -982,27 +985,36 @@ def _helm_error(message: str, chart_rel: str, chart_file: str) -> RenderError:
 
 
 def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namespace: str | None,
-                 kube_version: str | None) -> list[dict[str, Any]]:
+                 kube_version: str | None, dependencies: Any = None) -> list[dict[str, Any]]:
     real_root, chart, _rel_path = _source_base(root, source.path)
     opts = source.helm
     meta = _chart_yaml(chart, real_root)
     chart_rel = _repo_rel(chart, real_root)
     chart_file = _repo_rel(chart / "Chart.yaml", real_root)
     _check_symlinks(chart, real_root)
-    _check_dependencies(chart, meta, real_root)
-    if not (opts is not None and opts.skip_schema_validation):
-        _check_schemas(chart, real_root)
+    build = False
+    if dependencies is not None:
+        from gitferry import helmdeps
+
+        build = bool(helmdeps.missing(chart, meta))
+    if not build:
+        _check_dependencies(chart, meta, real_root)
     helm = find_tool("helm")
 
     release = (opts.release_name if opts else None) or app_name
     ns = (opts.namespace if opts else None) or namespace or "default"
-    argv = [helm, "template", release, str(chart), "--namespace", ns]
     with tempfile.TemporaryDirectory(prefix="gitferry-helm-") as tmp:
         work = Path(tmp)
+        values_base = chart  # value files are the repository's, relative to the chart in it
+        if build:
+            chart = helmdeps.prepare(real_root, chart, meta, work, dependencies)
+        if not (opts is not None and opts.skip_schema_validation):
+            _check_schemas(chart, work / "deps-tree" if build else real_root)
+        argv = [helm, "template", release, str(chart), "--namespace", ns]
         if opts is not None:
             for i, vf in enumerate(opts.value_files):
                 where = f"spec.source.helm.valueFiles[{i}]"
-                real = _inside_repo(real_root, chart, vf, chart_file, where)
+                real = _inside_repo(real_root, values_base, vf, chart_file, where)
                 if not real.is_file():
                     if opts.ignore_missing_value_files:
                         continue
