@@ -278,6 +278,17 @@ def test_ecr_credentials_from_the_function_role(world: LocalWorld, ecr_like: Oci
         "repoURL": f"{ecr_like.host}/prod", "chart": "ecr-web", "targetRevision": "1.x"}, server, "ociecr"))
     world.until("Synced through the ECR token",
                 synced_healthy(world, "ociecr", revision=ecr_like.digest("prod/ecr-web", "1.0.0")))
+    # what the template grants for it: the token (Resource "*", the only form AWS supports) and
+    # pulls scoped to the account's repositories
+    from tests.e2e.test_least_privilege import allowed, grants
+
+    res = world.stack.resources
+    policy = grants(res)
+    repo_arn = f"arn:aws:ecr:{res.region}:{res.account_id}:repository/prod/ecr-web"
+    for function in ("PollFunction", "RenderFunction", "ApiFunction"):
+        assert allowed(policy[function], "ecr:GetAuthorizationToken", "*"), function
+        assert allowed(policy[function], "ecr:BatchGetImage", repo_arn), function
+    assert not allowed(policy["DiffFunction"], "ecr:GetAuthorizationToken", "*")
 
 
 @pytest.mark.parametrize(("body", "problem"), [
