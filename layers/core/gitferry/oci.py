@@ -387,10 +387,10 @@ class RegistryClient:
 
     # -- the API ---------------------------------------------------------------
 
-    def tags(self, repository: str) -> list[str]:
+    def tags(self, repository: str, page: int = 1000) -> list[str]:
         """Every tag of ``repository`` (the ``Link`` pagination followed, at most MAX_TAGS)."""
         tags: list[str] = []
-        path = f"{repository}/tags/list?n=1000"
+        path = f"{repository}/tags/list?n={page}"
         while path:
             resp = self._request("GET", path, repository)
             try:
