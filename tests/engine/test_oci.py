@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from gitferry import oci
 from gitferry.errors import OciError
+
 from local.ociregistry import OCI_LAYER_TAR_GZIP, OciRegistry, tar_gz
 
 
