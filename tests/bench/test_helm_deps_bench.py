@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from gitferry import helmdeps, render
 from gitferry.model import ApplicationSource, Repository
+
 from local.helmrepo import HelmRepoServer, helm_binary
 from local.ociregistry import OciRegistry, helm_push, package_chart
 

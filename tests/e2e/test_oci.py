@@ -154,6 +154,12 @@ def test_oci_helm_chart_follows_new_tags_and_matches_helm_template(world: LocalW
     assert world.deployment("ociweb", "ociweb-web").metadata.labels["chart"] == "web-1.2.0"
     history = world.api_ok("GET", "/api/v1/applications/ociweb/history")["items"]
     assert {digest, new_digest} <= {h["revision"] for h in history}
+    # a person's sync names a tag (or a constraint, or a digest): it is pinned to the digest
+    status, answer = world.call("POST", "/api/v1/applications/ociweb/sync", {"revision": "1.0.0"})
+    assert status == 202 and answer["revision"] == registry.digest("charts/web", "1.0.0"), answer
+    status, answer = world.call("POST", "/api/v1/applications/ociweb/sync", {"revision": "9.9.9"})
+    assert status == 422 and "1.2.0" in answer["message"], answer
+    world.settle()
 
 
 def test_one_tag_list_per_repository_per_tick(world: LocalWorld, registry: OciRegistry) -> None:
