@@ -105,15 +105,103 @@ def tar_gz(files: dict[str, str | bytes], prefix: str = "") -> bytes:
     return buf.getvalue()
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """The distribution spec's token service (what Docker Hub, GHCR and Harbor run in front of
+    their registries): ``GET /token?service=&scope=`` with basic auth answers a JWT signed by
+    a self-signed key whose certificate the registry trusts (``rootcertbundle``), carrying the
+    ``access`` the scope asked for. ``requests`` records (path, had Authorization)."""
+
+    def __init__(self, root: Path, auth: tuple[str, str], service: str, issuer: str) -> None:
+        import datetime
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.x509.oid import NameOID
+
+        self.auth, self.service, self.issuer = auth, service, issuer
+        self.requests: list[tuple[str, bool]] = []
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gitferry-local-token")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.cert_path = root / "token-cert.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_GET(self) -> None:
+                given = self.headers.get("Authorization", "")
+                outer.requests.append((self.path, bool(given)))
+                expected = "Basic " + base64.b64encode(f"{outer.auth[0]}:{outer.auth[1]}".encode()).decode()
+                if given != expected:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                query = parse_qs(urlsplit(self.path).query)
+                access = []
+                for scope in query.get("scope", []):
+                    kind, _, rest = scope.partition(":")
+                    repo, _, actions = rest.rpartition(":")
+                    access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+                at = int(time.time())
+                claims = {"iss": outer.issuer, "sub": outer.auth[0], "aud": outer.service, "exp": at + 300,
+                          "nbf": at - 10, "iat": at, "jti": hashlib.sha256(os.urandom(8)).hexdigest(),
+                          "access": access}
+                header = {"typ": "JWT", "alg": "RS256", "x5c": [x5c]}
+                signing = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+                signature = key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+                body = json.dumps({"token": f"{signing}.{_b64url(signature)}", "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="oci-token", daemon=True)
+        self._thread.start()
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 class OciRegistry:
     """``docker-registry serve`` on ``127.0.0.1:<free port>``, storage under ``root``.
 
-    ``auth=(user, password)`` turns on htpasswd basic auth for every request."""
+    ``auth=(user, password)`` turns on htpasswd basic auth for every request; with
+    ``bearer=True`` the registry asks for tokens from a :class:`TokenServer` instead (the
+    distribution token flow), which takes those credentials."""
 
-    def __init__(self, root: str | Path, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, root: str | Path, auth: tuple[str, str] | None = None, *, bearer: bool = False) -> None:
         self.root = Path(root)
         self.auth = auth
+        self.bearer = bearer
         self.port = 0
+        self.token_server: TokenServer | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -131,7 +219,12 @@ class OciRegistry:
                         "delete": {"enabled": True}, "cache": {"blobdescriptor": "inmemory"}},
             "http": {"addr": f"127.0.0.1:{self.port}", "secret": hashlib.sha256(os.urandom(16)).hexdigest()},
         }
-        if self.auth is not None:
+        if self.auth is not None and self.bearer:
+            self.token_server = TokenServer(self.root, self.auth, "gitferry-local", "gitferry-token")
+            config["auth"] = {"token": {"realm": self.token_server.realm, "service": "gitferry-local",
+                                        "issuer": "gitferry-token",
+                                        "rootcertbundle": str(self.token_server.cert_path)}}
+        elif self.auth is not None:
             (self.root / "htpasswd").write_text(_htpasswd_line(*self.auth) + "\n")
             config["auth"] = {"htpasswd": {"realm": "gitferry-local", "path": str(self.root / "htpasswd")}}
         (self.root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
@@ -162,6 +255,9 @@ class OciRegistry:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self.token_server is not None:
+            self.token_server.stop()
+            self.token_server = None
 
     def __enter__(self) -> OciRegistry:
         return self.start()
@@ -190,6 +286,16 @@ class OciRegistry:
         if self.auth is not None:
             token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
             all_headers["Authorization"] = f"Basic {token}"
+            if self.token_server is not None:  # the test's own pushes: a push+pull token for the repository
+                from urllib.parse import urlencode, urlsplit
+
+                repo = urlsplit(url).path.removeprefix("/v2/").split("/blobs/")[0].split("/manifests/")[0]
+                repo = repo.split("/tags/")[0]
+                query = urlencode({"service": "gitferry-local", "scope": f"repository:{repo}:pull,push"})
+                req = urllib.request.Request(f"{self.token_server.realm}?{query}",
+                                             headers={"Authorization": f"Basic {token}"})
+                with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+                    all_headers["Authorization"] = f"Bearer {json.load(resp)['token']}"
         request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - loopback

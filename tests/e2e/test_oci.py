@@ -297,6 +297,21 @@ def test_ecr_credentials_from_the_function_role(world: LocalWorld, ecr_like: Oci
     assert not allowed(policy["DiffFunction"], "ecr:GetAuthorizationToken", "*")
 
 
+def test_registry_behind_a_token_service(world: LocalWorld, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Docker Hub / GHCR / Harbor style: the registry's Bearer challenge sends gitferry to the
+    token service with the registered login."""
+    server = world.register_cluster("local")
+    with OciRegistry(tmp_path_factory.mktemp("oci-bearer"), auth=("robot", "tok3n-pw"), bearer=True) as reg:
+        digest = reg.push_artifact("apps/site", "2.0.0", {"cm.yaml": yaml.safe_dump(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site"}, "data": {"a": "b"}})})
+        register(world, reg.host, username="robot", password="tok3n-pw")
+        world.api_ok("POST", "/api/v1/applications", application("ocibearer", {
+            "repoURL": f"oci://{reg.host}/apps/site", "targetRevision": "2.0.0"}, server, "ocibearer"))
+        world.until("Synced through a Bearer token", synced_healthy(world, "ocibearer", revision=digest))
+        assert reg.token_server is not None and any(auth for _path, auth in reg.token_server.requests)
+        world.api_ok("DELETE", "/api/v1/applications/ocibearer?cascade=false")
+
+
 @pytest.mark.parametrize(("body", "problem"), [
     ({"url": "oci://127.0.0.1:5000", "type": "oci", "plainHttp": "yes"}, "plainHttp"),
     ({"url": "https://charts.example.com", "plainHttp": True}, "plainHttp"),

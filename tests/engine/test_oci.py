@@ -129,3 +129,24 @@ def test_what_is_not_a_registry() -> None:
     assert not oci.looks_like_registry("git@github.com:o/r")
     assert not oci.is_oci_source("https://charts.example.com", "web")
     assert not oci.is_oci_source("registry.example.com/charts", None)  # without chart: refused by the model
+
+
+def test_bearer_token_flow_of_the_distribution_spec(tmp_path: Path) -> None:
+    """A registry behind a token service (as Docker Hub, GHCR, Harbor): the 401's Bearer
+    challenge is answered with a token fetched from its realm with the registered login,
+    reused for the repository's next requests; a wrong or missing login is named."""
+    with OciRegistry(tmp_path / "reg", auth=("ci", "tok-pw"), bearer=True) as reg:
+        digest = reg.push_artifact("team/app", "1.0.0", {"cm.yaml": "kind: ConfigMap\n"})
+        good = oci.RegistryAccess(username="ci", password="tok-pw", plain_http=True)
+        client = oci.RegistryClient(reg.host, good)
+        assert client.tags("team/app") == ["1.0.0"] and client.digest_of("team/app", "1.0.0") == digest
+        assert client.requests == 4  # tags (401 + Bearer challenge), token, tags, HEAD with the same token
+        assert reg.token_server is not None
+        assert reg.token_server.requests[-1] == (
+            "/token?service=gitferry-local&scope=repository%3Ateam%2Fapp%3Apull", True)
+        assert oci.pull(oci.Reference(reg.host, "team/app"), digest, good, tmp_path / "cache").kind == "files"
+        with pytest.raises(OciError, match="refused the stored credentials"):
+            oci.RegistryClient(reg.host, oci.RegistryAccess(username="ci", password="nope", plain_http=True)
+                               ).tags("team/app")
+        with pytest.raises(OciError, match="requires authentication"):
+            oci.RegistryClient(reg.host, oci.RegistryAccess(plain_http=True)).tags("team/app")

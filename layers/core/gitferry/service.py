@@ -481,7 +481,7 @@ class Service:
         problems = [] if doc.get("url") else ["url: field required"]
         known = {"url", "username", "password", "token", "name", "type", "plainHttp", "ecrRegistryId"}
         problems += [f"{k}: unknown field" for k in sorted(set(doc) - known)]
-        kind = doc.get("type", "git")
+        kind = doc.get("type") or ("oci" if str(doc.get("url", "")).startswith("oci://") else "git")
         if kind not in ("git", "helm", "oci"):
             problems.append("type: must be git, helm or oci")
         registry = kind == "oci" or (kind == "helm" and str(doc.get("url", "")).startswith("oci://"))
