@@ -68,7 +68,7 @@ def test_globals_and_function_settings(sam: dict[str, Any], cfn: dict[str, Any])
         assert env["DRIFT_CHECK_SECONDS"] == {"Ref": "DriftCheckSeconds"}
     assert sam["Parameters"]["DriftCheckSeconds"]["Default"] == 180
     render = fns["RenderFunction"]["Properties"]
-    assert (render["MemorySize"], render["Timeout"], render["EphemeralStorage"]["Size"]) == (1024, 300, 2048)
+    assert (render["MemorySize"], render["Timeout"], render["EphemeralStorage"]["Size"]) == (1024, 300, 3072)
     assert fns["ApplyFunction"]["Properties"]["Timeout"] == 900
     layers = {lid: [lay["Ref"].rstrip("0123456789abcdef") for lay in fn["Properties"].get("Layers", [])] for lid, fn in fns.items()}
     assert layers["RenderFunction"] == ["CoreLayer", "ToolsLayer"]

@@ -20,7 +20,7 @@ name, version, sha256 digest), the archives stored by digest. A second render of
 copies the archives into ``charts/`` and fetches nothing and runs no tool besides ``helm
 template``. A chart without ``Chart.lock`` re-resolves its ranges after
 ``UNLOCKED_TTL_SECONDS`` (24 h, Argo CD's repository cache default); commit a lock to pin them.
-The cache is bounded (``MAX_CACHE_BYTES``, least recently used first) like the chart cache.
+The cache is bounded (``MAX_CACHE_BYTES``, 256 MiB, least recently used first) like the chart cache.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = ["Access", "missing", "prepare", "DEFAULT_CACHE_DIR", "UNLOCKED_TTL_SE
 
 DEFAULT_CACHE_DIR = "/tmp/gitferry-helmdeps"
 UNLOCKED_TTL_SECONDS = 24 * 3600
-MAX_CACHE_BYTES = 512 * 1024 * 1024
+MAX_CACHE_BYTES = 256 * 1024 * 1024  # /tmp also holds the Git and chart caches
 #: what the fetched dependencies of one chart may weigh (each archive also ≤ helmrepo's bound)
 MAX_DEPENDENCY_BYTES = 128 * 1024 * 1024
 #: how many builds this process ran (``make bench`` shows a second render runs none)

@@ -84,7 +84,7 @@ MAX_TAGS = 20_000
 MAX_LAYER_BYTES = 64 * 1024 * 1024
 MAX_EXTRACTED_BYTES = 128 * 1024 * 1024
 MAX_MEMBERS = 10_000
-MAX_CACHE_BYTES = 512 * 1024 * 1024
+MAX_CACHE_BYTES = 256 * 1024 * 1024  # /tmp also holds the Git and chart caches
 HTTP_TIMEOUT_SECONDS = 30
 HTTP_TOTAL_SECONDS = 60
 #: an ECR token is renewed this long before the expiry ECR gives it (12 h after issue)

@@ -7,7 +7,8 @@ writing into the checked-out tree (a cache shared by renders). Both get a minima
 environment, a timeout and a bound on output; their errors become RenderErrors
 naming the file. Every reference a kustomization or a Helm source makes (bases,
 patches, value files, symlinks in charts) is resolved and refused when it leaves
-the repository; remote bases and chart dependencies are not fetched.
+the repository; remote bases are not fetched, and chart dependencies only by
+:mod:`gitferry.helmdeps` when the caller gives it the registered credentials.
 
 Directory sources, a path of plain YAML/JSON manifests:
 
