@@ -528,19 +528,28 @@ def repo() -> None:
 
 @repo.command("add", epilog="""\b
 Examples:
-  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt""")
+  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt
+  gitferry repo add oci://registry.example.com/charts --type oci --username ci --password-stdin < pw.txt""")
 @click.argument("url")
 @click.option("--name", help="a short name (repo rm NAME)")
 @click.option("--username")
 @click.option("--password", help="prefer --password-stdin: a flag shows in the process list")
 @click.option("--password-stdin", is_flag=True, help="read the password (or token) from standard input")
 @click.option("--upsert", is_flag=True, help="replace the repository if already registered")
+@click.option("--type", "kind", type=click.Choice(["git", "helm", "oci"]), default=None,
+              help="oci: an OCI registry (oci://host[/prefix]); helm: a Helm repository (docs/oci.md)")
+@click.option("--plain-http", is_flag=True, help="an OCI registry without TLS (type oci)")
+@click.option("--ecr-registry-id", help="ECR account id: log in with the functions' IAM role (type oci)")
 def repo_add(url: str, name: str | None, username: str | None, password: str | None, password_stdin: bool,
-             upsert: bool) -> None:
+             upsert: bool, kind: str | None, plain_http: bool, ecr_registry_id: str | None) -> None:
     """Register a repository (credentials go to Secrets Manager, never shown again)."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-    body = {k: v for k, v in (("url", url), ("name", name), ("username", username), ("password", password)) if v}
+    body: dict[str, object] = {k: v for k, v in (("url", url), ("name", name), ("username", username),
+                                                 ("password", password), ("type", kind),
+                                                 ("ecrRegistryId", ecr_registry_id)) if v}
+    if plain_http:
+        body["plainHttp"] = True
     answer = _client().call("POST", "/api/v1/repositories", body, {"upsert": "true"} if upsert else None)
     click.echo(f"repository '{answer['url']}' added")
 
@@ -556,9 +565,9 @@ def repo_list(output: str | None) -> None:
         for r in items:
             click.echo(r["url"])
         return
-    _table(["REPO", "NAME", "USER", "CREDENTIALS"],
-           [[r["url"], r.get("name", ""), r.get("username", ""), "yes" if r.get("hasCredentials") else "no"]
-            for r in items])
+    _table(["REPO", "TYPE", "NAME", "USER", "CREDENTIALS"],
+           [[r["url"], r.get("type", "git"), r.get("name", ""), r.get("username", ""),
+             "yes" if r.get("hasCredentials") else "ecr" if r.get("ecrRegistryId") else "no"] for r in items])
 
 
 @repo.command("rm")

@@ -150,6 +150,24 @@ def test_repo_add_list_and_rm(cli: Cli, world: LocalWorld) -> None:
     assert cli("repo", "rm", other).code == 5
 
 
+def test_repo_add_an_oci_registry(cli: Cli, world: LocalWorld) -> None:
+    cli.ok("repo", "add", "oci://127.0.0.1:5999/charts", "--type", "oci", "--plain-http", "--username", "ci",
+           "--password-stdin", stdin="oci-pw\n")
+    cli.ok("repo", "add", "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type", "oci",
+           "--ecr-registry-id", "123456789012")
+    rows = {r["url"]: r for r in json.loads(cli.ok("repo", "list", "-o", "json"))}
+    plain = rows["oci://127.0.0.1:5999/charts"]
+    assert plain["type"] == "oci" and plain["plainHttp"] is True and plain["hasCredentials"] is True
+    assert rows["oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com"]["ecrRegistryId"] == "123456789012"
+    table = cli.ok("repo", "list")
+    assert "oci-pw" not in table and "TYPE" in table and " ecr" in table
+    refused = cli("repo", "add", "https://charts.example.com", "--plain-http")  # plainHttp is for OCI registries
+    assert refused.code != 0 and "plainHttp" in refused.err
+    for url in rows:
+        if url.startswith("oci://"):
+            cli.ok("repo", "rm", url)
+
+
 def test_app_create_from_a_manifest_file_is_sent_unchanged(cli: Cli, world: LocalWorld, tmp_path: Path) -> None:
     repo = _repo(world, "fromfile")
     manifest = yaml.safe_load(application("fromfile", repo, world.kube.url, automated=False, path="app",

@@ -83,6 +83,8 @@ def recorded() -> Iterator[tuple[LocalWorld, list[Call]]]:
         elif service == "kms":  # Decrypt names no key: the ciphertext says which, and gitferry has one
             key = params.get("KeyId") or res.physical["ManifestKey"]
             calls.append((lid, f"kms:{name}", f"arn:aws:kms:{res.region}:{res.account_id}:key/{key}"))
+        elif service == "ecr" and name == "GetAuthorizationToken":  # supports only Resource "*"
+            calls.append((lid, "ecr:GetAuthorizationToken", "*"))
         elif service == "sns" and name == "Publish":
             calls.append((lid, "sns:Publish", params["TopicArn"]))
         elif service == "secretsmanager":

@@ -70,6 +70,16 @@ def test_up_writes_its_info_refuses_a_second_start_and_cleans_up(tmp_path: Path)
         clusters = subprocess.run([str(GITFERRY), "cluster", "list", "-o", "name"], env=env, text=True,
                                   capture_output=True, timeout=60)
         assert clusters.stdout.split() == ["local"]
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{info['ociRegistry']}/v2/", timeout=10) as resp:  # docker-registry
+            assert resp.status == 200 and resp.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+        request = urllib.request.Request(f"{info['api']}/api/v1/repositories",
+                                         headers={"Authorization": f"Bearer {info['token']}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            registered = json.load(resp)["items"]
+        assert {"url": f"oci://{info['ociRegistry']}", "type": "oci", "plainHttp": True} in [
+            {k: r.get(k) for k in ("url", "type", "plainHttp")} for r in registered]
 
         _own_repository_as_the_banner_says(info, printed, env, tmp_path)
 

@@ -421,12 +421,14 @@ class ApplicationSource(_Spec):
             problems.append("targetRevision is required with chart: a chart version or a semver constraint "
                             "(1.2.3, 1.2.*, ^1.2, >=1.0.0 <2.0.0)")
         else:
+            from gitferry import oci
             from gitferry.helmrepo import parse_constraint
 
             try:
                 parse_constraint(self.target_revision)
             except ValueError as exc:
-                problems.append(f"targetRevision: {exc}")
+                if not (oci.is_oci_source(self.repo_url, self.chart) and oci.check_revision(self.target_revision)):
+                    problems.append(f"targetRevision: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -457,8 +459,36 @@ class ApplicationSource(_Spec):
     @field_validator("repo_url")
     @classmethod
     def _no_credentials_in_url(cls, v: str) -> str:
+        from gitferry import oci
+
+        if v.strip().startswith("oci://") or oci.looks_like_registry(v):
+            oci.check_oci_url(v)  # a scheme-less registry needs chart: checked by _oci_source
+            return v
         check_repo_url(v)
         return v
+
+    @model_validator(mode="after")
+    def _oci_source(self) -> ApplicationSource:
+        """Argo CD's OCI forms: ``chart`` with a scheme-less or ``oci://`` registry, or an
+        ``oci://`` artifact with ``path`` (docs/oci.md)."""
+        from gitferry import oci
+
+        url = self.repo_url.strip()
+        if not url.startswith("oci://") and not oci.looks_like_registry(url):
+            return self
+        problems: list[str] = []
+        if not url.startswith("oci://") and self.chart is None:
+            problems.append("repoURL without a scheme is an OCI registry only with chart (an OCI Helm chart); "
+                            "write oci://... for an OCI artifact or https://... for Git")
+        if self.chart is None:
+            if "target_revision" not in self.model_fields_set:
+                problems.append("targetRevision is required with an oci:// repoURL: a tag, a semver constraint "
+                                "over the tags (1.2.*, ^1.2) or a digest (sha256:...)")
+            elif not oci.check_revision(self.target_revision):
+                problems.append(f"targetRevision {self.target_revision!r} is not a tag, digest or semver constraint")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("target_revision")
     @classmethod
@@ -828,10 +858,16 @@ class Repository(_Api):
     which is not secret), so it can be returned by the API as is."""
 
     url: str
-    type: Literal["git"] = "git"
+    #: ``oci`` / ``helm``: an OCI registry (``oci://host[/prefix]``) or a Helm repository whose
+    #: credentials apply to charts, artifacts and chart dependencies under that URL (docs/oci.md)
+    type: Literal["git", "helm", "oci"] = "git"
     name: str | None = None
     username: str | None = None
     has_credentials: bool = False
+    #: an OCI registry without TLS (the local stack's): spoken to over http://, helm --plain-http
+    plain_http: bool = False
+    #: ECR registry (account) id: credentials from ecr:GetAuthorizationToken with the function's role
+    ecr_registry_id: str | None = None
 
 
 class Cluster(_Api):

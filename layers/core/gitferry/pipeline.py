@@ -74,6 +74,9 @@ class Settings:
     git_cache_dir: str = "/tmp/gitferry-git"
     # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
     helm_cache_dir: str = "/tmp/gitferry-helm"
+    # Pulled OCI charts and artifacts, by manifest digest (oci.pull); chart dependencies (helmdeps).
+    oci_cache_dir: str = "/tmp/gitferry-oci"
+    helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
     drift_check_seconds: int = 180
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
@@ -107,6 +110,8 @@ class Settings:
             secret_prefix=env.get("SECRET_PREFIX", "gitferry/"),
             git_cache_dir=env.get("GIT_CACHE_DIR", "/tmp/gitferry-git"),
             helm_cache_dir=env.get("HELM_CACHE_DIR", "/tmp/gitferry-helm"),
+            oci_cache_dir=env.get("OCI_CACHE_DIR", "/tmp/gitferry-oci"),
+            helm_deps_cache_dir=env.get("HELM_DEPS_CACHE_DIR", "/tmp/gitferry-helmdeps"),
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
@@ -283,6 +288,11 @@ class Engine:
     def _resolver(self, kind: str, url: str) -> Callable[[ApplicationSource, str], str]:
         """Read the repository once (ls-remote / index.yaml) and return how to resolve a source's
         revision against what was read, so a tick costs one request per repository."""
+        if kind == "oci":
+            from gitferry import oci
+
+            ref = oci.reference_for(url, None)
+            return oci.resolver(ref, self._oci_access(ref))  # type: ignore[no-any-return]
         credentials = self.secrets.get_repo_credentials(url)
         if kind == "helm":
             from gitferry import helmrepo
@@ -350,16 +360,27 @@ class Engine:
         from gitferry import sources as multi
 
         def materialize(source: ApplicationSource, revision: str) -> tuple[Path, ApplicationSource]:
+            if _repo_key(source)[0] == "oci":
+                from gitferry import oci
+
+                ref = oci.reference_for(source.repo_url, source.chart)
+                root, rendered = oci.source_tree(source, revision, self._oci_access(ref), self.settings.oci_cache_dir)
+                return Path(root), rendered
             credentials = self.secrets.get_repo_credentials(source.repo_url)
             if source.chart is not None:
                 return self._fetch_chart(source, revision, credentials)
             return Path(git.checkout(source.repo_url, revision, credentials, self.settings.git_cache_dir)), source
 
+        from gitferry import helmdeps
+
+        dependencies = helmdeps.Access(self.secrets, self.state.list_repositories, self.settings.helm_deps_cache_dir)
+
         def render_with(kubeconfig: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
             def render_one(root: Path, source: ApplicationSource, refs: dict[str, Path]) -> list[dict[str, Any]]:
                 return render.render_source(root, source, app_name=app.name,
                                             namespace=app.spec.destination.namespace,
-                                            kube_version=kube_version, refs=refs, kubeconfig=kubeconfig)
+                                            kube_version=kube_version, refs=refs, kubeconfig=kubeconfig,
+                                            dependencies=dependencies)
 
             return multi.render_sources(app, commit, materialize, render_one)
 
@@ -377,7 +398,7 @@ class Engine:
         revisions = multi.revisions_of(app, commit)
         digests: dict[int, str] = {}
         for i, (source, revision) in enumerate(zip(app.spec.all_sources, revisions, strict=True)):
-            if source.chart is not None:
+            if source.chart is not None and _repo_key(source)[0] != "oci":  # an OCI revision is its digest
                 index = helmrepo.fetch_index(source.repo_url, self.secrets.get_repo_credentials(source.repo_url))
                 digests[i] = helmrepo.resolve(index, source.chart, revision).digest
                 if not digests[i]:
@@ -398,6 +419,12 @@ class Engine:
         if lookup_proxy.conflicts(app):
             raise RenderError("; ".join(lookup_proxy.conflicts(app)))
         return self.cluster_for(app)
+
+    def _oci_access(self, ref: Any) -> Any:
+        """Credentials / plain HTTP for an OCI repository from the registered repositories."""
+        from gitferry import oci
+
+        return oci.access_for(ref, self.state.list_repositories(), self.secrets)
 
     def _fetch_chart(self, source: ApplicationSource, version: str,
                      credentials: Any) -> tuple[Path, ApplicationSource]:
@@ -1002,9 +1029,9 @@ class Engine:
 
 
 def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
-    what = "Helm repository" if kind == "helm" else "Git repository"
+    what = {"helm": "Helm repository", "oci": "OCI repository"}.get(kind, "Git repository")
     message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
-    return HelmRepoError(message, url) if kind == "helm" else GitError(message, url)
+    return HelmRepoError(message, url) if kind in ("helm", "oci") else GitError(message, url)
 
 
 def pinned_revision(app: Application,
@@ -1023,8 +1050,13 @@ def pinned_revision(app: Application,
 
 
 def _repo_key(source: ApplicationSource) -> tuple[str, str]:
-    """("helm", url) for a chart from a Helm repository, ("git", url) otherwise: the two are
-    read differently, so an index fetch and an ls-remote never share a group."""
+    """("oci", host/repository) for an OCI chart or artifact, ("helm", url) for a chart from a
+    Helm repository, ("git", url) otherwise: each is read differently, so a tag list, an index
+    fetch and an ls-remote never share a group."""
+    from gitferry import oci
+
+    if oci.is_oci_source(source.repo_url, source.chart):
+        return ("oci", oci.reference_for(source.repo_url, source.chart).name)
     return ("helm" if source.chart is not None else "git", source.repo_url)
 
 

@@ -490,14 +490,30 @@ class Service:
 
     def register_repository(self, body: str | bytes | None, caller: str = "api", *,
                             upsert: bool = False) -> dict[str, Any]:
-        """``{url, username?, password?, token?, name?}``: credentials to Secrets Manager only.
-        A URL already registered is 409 unless ``upsert`` (then it is replaced)."""
+        """``{url, username?, password?, token?, name?, type?, plainHttp?, ecrRegistryId?}``:
+        credentials to Secrets Manager only. ``type`` ``oci`` / ``helm`` registers an OCI
+        registry or Helm repository (docs/oci.md). A URL already registered is 409 unless
+        ``upsert`` (then it is replaced)."""
+        from gitferry import oci
+
         doc = parse_document(body, "repository")
         problems = [] if doc.get("url") else ["url: field required"]
-        problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
-        problems += _field_problems(doc, {"url": check_repo_url})
+        known = {"url", "username", "password", "token", "name", "type", "plainHttp", "ecrRegistryId"}
+        problems += [f"{k}: unknown field" for k in sorted(set(doc) - known)]
+        kind = doc.get("type") or ("oci" if str(doc.get("url", "")).startswith("oci://") else "git")
+        if kind not in ("git", "helm", "oci"):
+            problems.append("type: must be git, helm or oci")
+        registry = kind == "oci" or (kind == "helm" and str(doc.get("url", "")).startswith("oci://"))
+        problems += _field_problems(doc, {"url": oci.check_oci_url if registry else check_repo_url})
         problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
                      if doc.get(k) is not None and not isinstance(doc[k], str)]
+        if doc.get("plainHttp") is not None and (not isinstance(doc["plainHttp"], bool) or not registry):
+            problems.append("plainHttp: must be true or false, and only for an OCI registry (type oci)")
+        ecr_id = doc.get("ecrRegistryId")
+        if ecr_id is not None and (not registry or not isinstance(ecr_id, str) or not re.fullmatch(r"\d{12}", ecr_id)):
+            problems.append("ecrRegistryId: must be a 12-digit AWS account id, for an OCI registry (type oci)")
+        if ecr_id is not None and (doc.get("password") or doc.get("token")):
+            problems.append("ecrRegistryId: ECR credentials come from the function's role; give no password or token")
         if problems:
             raise InvalidSpecError(problems, "invalid repository")
         if not upsert and self._repository_or_none(doc["url"]) is not None:
@@ -508,7 +524,8 @@ class Service:
         if has_credentials:
             self.secrets.put_repo_credentials(doc["url"], creds)
         repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
-                          has_credentials=has_credentials)
+                          has_credentials=has_credentials, type=kind, plain_http=bool(doc.get("plainHttp")),
+                          ecr_registry_id=ecr_id)
         self.state.put_repository(repo)
         self.audit.record(caller, "repository.register", repo.url, hasCredentials=has_credentials)
         return repo.to_json_dict()
@@ -589,12 +606,13 @@ class Service:
             app = stored.app
             if app.spec.source is None:  # spec.sources: any of its Git repositories pushed to
                 if (event.branch is not None or event.tag is not None) and any(
-                        src.chart is None and webhooks.normalise_repo_url(src.repo_url) in pushed
+                        src.chart is None and not src.repo_url.startswith("oci://")
+                        and webhooks.normalise_repo_url(src.repo_url) in pushed
                         for src in app.spec.all_sources):
                     multi.append(app)
                 continue
-            if app.spec.source.chart is not None:
-                continue  # a Helm repository is not pushed to; the poll sees its new versions
+            if app.spec.source.chart is not None or app.spec.source.repo_url.startswith("oci://"):
+                continue  # a Helm repository / OCI registry is not pushed to; the poll sees new versions
             if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
                 continue
             if event.branch is None and event.tag is None:
