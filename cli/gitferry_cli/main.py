@@ -605,6 +605,11 @@ def cluster_rm(name: str, force: bool) -> None:
     click.echo(f"cluster '{name}' removed")
 
 
+from gitferry_cli.tokens import token  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(token)
+
+
 def main() -> None:
     cli(prog_name="gitferry")
 

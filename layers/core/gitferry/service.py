@@ -7,7 +7,6 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 import uuid
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from gitferry.model import (
 )
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
+from gitferry.tokens import ADMIN, Principal, TokenStore
 
 #: the largest request body the API reads (an Application, a cluster with its kubeconfig)
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,21 +75,33 @@ class Service:
         self.state = engine.state
         self.secrets = engine.secrets
         self.audit = AuditLog(engine.state)
+        self.tokens = TokenStore(engine.secrets, engine.state)
 
     # ------------------------------------------------------------------ authentication
 
-    def authorize(self, authorization: str | None) -> None:
-        """Require ``Authorization: Bearer <token>`` matching the token in Secrets Manager
-        (``<prefix>api-token``). No token configured means no access at all: the API registers
-        clusters and credentials, so it never runs open by default."""
-        scheme, _, given = (authorization or "").partition(" ")
-        expected = self.secrets.get_api_token()
-        if expected and scheme.lower() == "bearer" and not _same(given.strip(), expected):
-            expected = self.secrets.get_api_token(fresh=True)  # rotated just now? (rate-limited)
-        if not expected:
-            raise UnauthorizedError(f"no API token configured: put one in Secrets Manager as {self.secrets.api_token_name()}")
-        if scheme.lower() != "bearer" or not _same(given.strip(), expected):
-            raise UnauthorizedError("missing or invalid bearer token")
+    def authorize(self, authorization: str | None, *, iam_arn: str | None = None,
+                  iam: bool = False) -> Principal:
+        """Who is calling (tokens.py). ``iam``: API Gateway authenticated the caller with SigV4
+        (template parameter ApiAuth=AWS_IAM) and its IAM policy allowed the method; the caller
+        is its principal ARN, with the admin role (narrow it with execute-api IAM policies)."""
+        if iam:
+            if not iam_arn:
+                raise UnauthorizedError("no IAM identity on the request (ApiAuth=AWS_IAM): sign it with SigV4")
+            return Principal(f"api:{iam_arn}", ADMIN)
+        return self.tokens.authenticate(authorization)
+
+    def create_token(self, body: str | bytes | None, caller: str) -> dict[str, Any]:
+        created = self.tokens.create(parse_document(body, "token"))
+        self.audit.record(caller, "token.create", created["name"], role=created["role"])
+        return created
+
+    def list_tokens(self) -> dict[str, Any]:
+        return {"items": self.tokens.list()}
+
+    def revoke_token(self, name: str, caller: str) -> dict[str, Any]:
+        answer = self.tokens.revoke(name)
+        self.audit.record(caller, "token.revoke", name, role=answer.get("role"))
+        return answer
 
     # ------------------------------------------------------------------ applications
 
@@ -704,10 +716,6 @@ def _tracks(refs: dict[str, str], target_revision: str, pushed_ref: str) -> bool
     candidates = [rev] if rev.startswith("refs/") else [f"refs/{rev}", f"refs/tags/{rev}", f"refs/heads/{rev}"]
     tracked = next((ref for ref in candidates if ref in refs), None)
     return tracked == pushed_ref
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _namespace(value: str) -> str:
