@@ -27,7 +27,9 @@ from gitferry_cli.client import (
     ApiError,
     Client,
     Login,
+    default_region,
     load_login,
+    region_of,
     save_login,
 )
 
@@ -94,21 +96,33 @@ def cli() -> None:
 @cli.command(epilog="""\b
 Examples:
   gitferry login http://127.0.0.1:8080 --token "$TOKEN"
-  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt""")
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --aws""")
 @click.argument("server")
 @click.option("--token", help="the API bearer token (prompted for when neither this nor --token-stdin is given)")
 @click.option("--token-stdin", is_flag=True, help="read the token from standard input")
-def login(server: str, token: str | None, token_stdin: bool) -> None:
-    """Check SERVER (the API URL) and TOKEN and keep them in the config file (mode 600, under
-    $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by default)."""
-    if token_stdin:
-        token = sys.stdin.readline().strip()
-    if not token:
-        token = click.prompt("API token", hide_input=True)
-    candidate = Login(server.rstrip("/"), str(token))
-    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL or token fails here
+@click.option("--aws", "aws", is_flag=True,
+              help="sign every request with SigV4 from your AWS credentials (an API deployed with ApiAuth=AWS_IAM)")
+@click.option("--region", help="with --aws: the API's region (default: from an execute-api URL, else your AWS config)")
+def login(server: str, token: str | None, token_stdin: bool, aws: bool, region: str | None) -> None:
+    """Check SERVER (the API URL) and TOKEN (or, with --aws, your AWS credentials) and keep them
+    in the config file (mode 600, under $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by
+    default). With --aws only the server and region are kept, never a credential."""
+    if aws:
+        if token or token_stdin:
+            raise click.UsageError("--aws signs requests with AWS credentials: give no token")
+        candidate = Login(server.rstrip("/"), auth="aws", region=region or region_of(server) or default_region())
+    else:
+        if region:
+            raise click.UsageError("--region goes with --aws")
+        if token_stdin:
+            token = sys.stdin.readline().strip()
+        if not token:
+            token = click.prompt("API token", hide_input=True)
+        candidate = Login(server.rstrip("/"), str(token))
+    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL, token or signature fails here
     path = save_login(candidate)
-    click.echo(f"logged in to {candidate.server} (saved in {path})")
+    click.echo(f"logged in to {candidate.server}{' with AWS SigV4' if aws else ''} (saved in {path})")
 
 
 # ---------------------------------------------------------------------------- apps
