@@ -269,6 +269,33 @@ def register_repository() -> Response:
                     body=service().register_repository(app.current_event.decoded_body, caller(), upsert=_upsert()))
 
 
+def _repository_url() -> str:
+    url = (app.current_event.query_string_parameters or {}).get("url")
+    if not url:
+        raise InvalidSpecError(["url: query parameter required (or /api/v1/repositories/{name})"], "invalid request")
+    return url
+
+
+@app.put("/api/v1/repositories")
+def replace_repository_by_url() -> dict:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories")
+def patch_repository_by_url() -> dict:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=False)
+
+
+@app.put("/api/v1/repositories/<repo>")
+def replace_repository(repo: str) -> dict:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories/<repo>")
+def patch_repository(repo: str) -> dict:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=False)
+
+
 # A repository by its registered name (a URL does not fit in one path segment behind API
 # Gateway: use ?url= on /api/v1/repositories instead).
 @app.get("/api/v1/repositories/<repo>")

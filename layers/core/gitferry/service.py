@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, webhooks
+from gitferry import deletion, loader, repositories, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -35,7 +35,6 @@ from gitferry.model import (
     Repository,
     SyncPolicy,
     check_cluster_name,
-    check_repo_url,
     format_validation_error,
 )
 from gitferry.pipeline import Engine
@@ -483,27 +482,40 @@ class Service:
 
     def register_repository(self, body: str | bytes | None, caller: str = "api", *,
                             upsert: bool = False) -> dict[str, Any]:
-        """``{url, username?, password?, token?, name?}``: credentials to Secrets Manager only.
-        A URL already registered is 409 unless ``upsert`` (then it is replaced)."""
-        doc = parse_document(body, "repository")
-        problems = [] if doc.get("url") else ["url: field required"]
-        problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
-        problems += _field_problems(doc, {"url": check_repo_url})
-        problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
-                     if doc.get(k) is not None and not isinstance(doc[k], str)]
-        if problems:
-            raise InvalidSpecError(problems, "invalid repository")
-        if not upsert and self._repository_or_none(doc["url"]) is not None:
-            raise ConflictError(f"repository {doc['url']!r} is already registered: "
+        """Register a repository (repositories.py: fields, connection check); credentials go to
+        Secrets Manager only. A URL already registered is 409 unless ``upsert`` (then replaced)."""
+        repo, creds = repositories.parse(parse_document(body, "repository"))
+        existing = self._repository_or_none(repo.url)
+        if not upsert and existing is not None:
+            raise ConflictError(f"repository {repo.url!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
-        has_credentials = bool(creds.password or creds.token)
-        if has_credentials:
-            self.secrets.put_repo_credentials(doc["url"], creds)
-        repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
-                          has_credentials=has_credentials)
+        return self._store_repository(repo, creds, existing, caller, "repository.register")
+
+    def update_repository(self, ref: str, body: str | bytes | None, caller: str, *, replace: bool) -> dict[str, Any]:
+        """PUT (``replace``: the body is the whole registration) or PATCH (only the fields given
+        change; ``null`` removes one) a registered repository, e.g. to rotate its credentials."""
+        existing = self._find_repository(ref)
+        doc = parse_document(body, "repository")
+        if replace:
+            doc.setdefault("url", existing.url)
+            if doc["url"] != existing.url:
+                raise InvalidSpecError(["url: cannot be changed (register the new URL, delete the old one)"],
+                                       "invalid repository update")
+        else:
+            doc = repositories.merge(existing, self.secrets.get_repo_credentials(existing.url)
+                                     if existing.has_credentials else None, doc)
+        repo, creds = repositories.parse(doc)
+        return self._store_repository(repo, creds, existing, caller, "repository.update")
+
+    def _store_repository(self, repo: Repository, creds: RepoCredentials, existing: Repository | None,
+                          caller: str, action: str) -> dict[str, Any]:
+        repositories.check_connection(repo, creds)  # 422 naming why, before anything is kept
+        if repo.has_credentials:
+            self.secrets.put_repo_credentials(repo.url, creds)
+        elif existing is not None and existing.has_credentials:
+            self.secrets.delete_repo_credentials(repo.url)
         self.state.put_repository(repo)
-        self.audit.record(caller, "repository.register", repo.url, hasCredentials=has_credentials)
+        self.audit.record(caller, action, repo.url, type=repo.type, hasCredentials=repo.has_credentials)
         return repo.to_json_dict()
 
     def list_repositories(self) -> dict[str, Any]:
