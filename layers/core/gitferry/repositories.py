@@ -49,8 +49,8 @@ def parse(doc: dict[str, Any]) -> tuple[Repository, RepoCredentials]:
             check_repo_url(url)
         except ValueError as exc:
             problems.append(f"url: {exc}")
-    if problems:
-        raise InvalidSpecError(problems, "invalid repository")
+    if any(p.startswith(("url:", "type:")) or p.endswith("must be a string") for p in problems):
+        raise InvalidSpecError(problems, "invalid repository")  # the rest depends on a usable URL
     kind = doc.get("type") or "git"
     if kind not in ("git", "helm"):
         problems.append(f"type: {kind!r} is not git or helm")
