@@ -498,21 +498,54 @@ def repo() -> None:
 
 @repo.command("add", epilog="""\b
 Examples:
-  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt""")
+  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt
+  gitferry repo add https://gitlab.example.com/org/apps.git --token-stdin < token.txt
+  gitferry repo add git@github.com:org/apps.git --ssh-private-key-path ~/.ssh/deploy_ed25519 \\
+      --ssh-known-hosts-path ~/.ssh/known_hosts
+  gitferry repo add https://charts.example.com --type helm --username ci --password-stdin < pw.txt""")
 @click.argument("url")
 @click.option("--name", help="a short name (repo rm NAME)")
+@click.option("--type", "kind", type=click.Choice(["git", "helm"]), default=None, help="default git")
 @click.option("--username")
 @click.option("--password", help="prefer --password-stdin: a flag shows in the process list")
-@click.option("--password-stdin", is_flag=True, help="read the password (or token) from standard input")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--token", help="an access token (sent as the basic-auth password); prefer --token-stdin")
+@click.option("--token-stdin", is_flag=True, help="read the access token from standard input")
+@click.option("--ssh-private-key-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="an unencrypted OpenSSH/PEM private key, for an ssh URL")
+@click.option("--ssh-known-hosts-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="known_hosts lines of the ssh server (required with a key: host keys are always checked)")
 @click.option("--upsert", is_flag=True, help="replace the repository if already registered")
-def repo_add(url: str, name: str | None, username: str | None, password: str | None, password_stdin: bool,
-             upsert: bool) -> None:
-    """Register a repository (credentials go to Secrets Manager, never shown again)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    body = {k: v for k, v in (("url", url), ("name", name), ("username", username), ("password", password)) if v}
+def repo_add(url: str, name: str | None, kind: str | None, username: str | None, password: str | None,
+             password_stdin: bool, token: str | None, token_stdin: bool, ssh_private_key_path: Path | None,
+             ssh_known_hosts_path: Path | None, upsert: bool) -> None:
+    """Register a repository. It is read once with the credentials first (a repository that
+    cannot be read is refused with the reason); credentials go to Secrets Manager, never shown again."""
+    body = repo_body(url, name=name, kind=kind, username=username, password=password, password_stdin=password_stdin,
+                     token=token, token_stdin=token_stdin, ssh_private_key_path=ssh_private_key_path,
+                     ssh_known_hosts_path=ssh_known_hosts_path)
     answer = _client().call("POST", "/api/v1/repositories", body, {"upsert": "true"} if upsert else None)
     click.echo(f"repository '{answer['url']}' added")
+
+
+def repo_body(url: str | None, *, name: str | None = None, kind: str | None = None, username: str | None = None,
+              password: str | None = None, password_stdin: bool = False, token: str | None = None,
+              token_stdin: bool = False, ssh_private_key_path: Path | None = None,
+              ssh_known_hosts_path: Path | None = None) -> dict[str, Any]:
+    """The API document of ``repo add`` / ``repo update`` flags (files and stdin read here)."""
+    if password_stdin and token_stdin:
+        raise click.UsageError("--password-stdin and --token-stdin both read standard input: give one")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if token_stdin:
+        token = sys.stdin.readline().rstrip("\n")
+    body: dict[str, Any] = {k: v for k, v in (("url", url), ("name", name), ("type", kind), ("username", username),
+                                              ("password", password), ("token", token)) if v}
+    if ssh_private_key_path is not None:
+        body["sshPrivateKey"] = ssh_private_key_path.read_text()
+    if ssh_known_hosts_path is not None:
+        body["sshKnownHosts"] = ssh_known_hosts_path.read_text()
+    return body
 
 
 @repo.command("list")
@@ -619,9 +652,12 @@ def cluster_rm(name: str, force: bool) -> None:
     click.echo(f"cluster '{name}' removed")
 
 
-from gitferry_cli.tokens import token  # noqa: E402 - it builds on the helpers above
+from gitferry_cli.repos import repo_get, repo_update  # noqa: E402 - they build on the helpers above
+from gitferry_cli.tokens import token  # noqa: E402
 
 cli.add_command(token)
+repo.add_command(repo_get)
+repo.add_command(repo_update)
 
 
 def main() -> None:

@@ -95,6 +95,9 @@ def test_unreachable_and_badly_formed_repositories(world: LocalWorld) -> None:
     assert set(answer["problems"]) == {"insecure: not supported by gitferry",
                                        "token: give a password or a token, not both",
                                        "sshPrivateKey: only for an ssh URL (ssh://... or user@host:path)"}
+    status, answer = world.call("POST", "/api/v1/repositories", {"url": "ssh://git:hunter2@127.0.0.1/x.git"})
+    assert status == 400 and answer["problems"] == [
+        "url: must not contain a password; register an ssh private key with the repository"]
 
 
 def test_ssh_repository_synced_through_the_pipeline_with_its_host_key_checked(world: LocalWorld,

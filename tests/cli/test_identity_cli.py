@@ -1,6 +1,8 @@
-"""Named API tokens through the ``gitferry`` console script against the local stack:
-``token create|list|rm``, a read-only token reading and refreshing but refused on writes (exit 4,
-403), a revoked one 401, and no token value in any output but the one ``token create`` prints."""
+"""Named API tokens and repository credentials through the ``gitferry`` console script against
+the local stack: ``token create|list|rm``, a read-only token reading and refreshing but refused
+on writes (exit 4, 403), a revoked one 401; ``repo add`` with a password, a token or an ssh key
+(a real sshd), checked before it is kept (exit 7 with the reason), ``repo get``, ``repo update``;
+no token, password or key in any output but the one ``token create`` prints."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from local.sshd import SshServer, keygen
 from local.story import DEPLOYMENT, LocalWorld
 from tests.cli.test_cli import OUTPUTS, Cli
 
@@ -71,3 +74,41 @@ def test_token_create_list_rm_and_a_read_only_token_is_refused_on_writes(
     assert cli("token", "rm", "viewer").code == 5
     for text in OUTPUTS:
         assert value not in text and world.api_token not in text
+
+
+# ---------------------------------------------------------------------------- repositories
+
+
+def test_repo_add_with_password_token_or_ssh_key_get_and_update(cli: Cli, world: LocalWorld, tmp_path: Path) -> None:
+    password = "pw-" + secrets.token_urlsafe(12)
+    url = world.git.make_repo("clipriv", {"app/deployment.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.25")},
+                              auth=("deploy", password))
+    wrong = cli("repo", "add", url, "--username", "deploy", "--password-stdin", stdin="nope-" + password + "\n")
+    assert wrong.code == 7 and "422" in wrong.err and "credentials were refused" in wrong.err
+    cli.ok("repo", "add", url, "--name", "clipriv", "--username", "deploy", "--password-stdin", stdin=password + "\n")
+    shown = cli.ok("repo", "get", "clipriv")
+    assert "Type:         git" in shown and "Credentials:  yes" in shown and "Username:     deploy" in shown
+    world.git.set_auth("clipriv", "deploy", "new-" + password)
+    refused = cli("repo", "update", "clipriv", "--token-stdin", stdin="newer-" + password + "\n")
+    assert refused.code == 7
+    assert "updated" in cli.ok("repo", "update", "clipriv", "--token-stdin", stdin="new-" + password + "\n")
+    assert json.loads(cli.ok("repo", "get", url, "-o", "json"))["hasCredentials"] is True
+    assert cli("repo", "update", "clipriv").code == 2
+
+    with SshServer(tmp_path / "sshd", world.git.root) as ssh:
+        world.git.make_repo("clissh", {"app/deployment.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.25")})
+        key = tmp_path / "deploy_key"
+        key.write_text(ssh.private_key)
+        hosts = tmp_path / "known_hosts"
+        _, other = keygen(tmp_path / "other_host", "other")
+        hosts.write_text(f"[127.0.0.1]:{ssh.port} " + " ".join(other.split()[:2]) + "\n")
+        bad = cli("repo", "add", ssh.url("clissh"), "--ssh-private-key-path", str(key),
+                  "--ssh-known-hosts-path", str(hosts))
+        assert bad.code == 7 and "does not match the registered known hosts" in bad.err
+        hosts.write_text(ssh.known_hosts)
+        cli.ok("repo", "add", ssh.url("clissh"), "--ssh-private-key-path", str(key), "--ssh-known-hosts-path",
+               str(hosts))
+        assert "Credentials:  yes" in cli.ok("repo", "get", ssh.url("clissh"))
+    key_line = ssh.private_key.splitlines()[1]
+    for text in OUTPUTS:
+        assert password not in text and key_line not in text
