@@ -380,6 +380,7 @@ class Route:
     path: str  # resource path, e.g. /webhooks/{provider}
     function: str  # function logical id
     stage: str = "Prod"
+    authorization: str = "NONE"  # or AWS_IAM: API Gateway checks a SigV4 signature first (local/sigv4.py)
 
 
 @dataclass
@@ -806,6 +807,8 @@ def create_stack_resources(
             for other in resources.values():
                 if other["Type"] == "AWS::ApiGateway::Stage" and other["Properties"].get("RestApiId") == {"Ref": lid}:
                     stage = str(other["Properties"].get("StageName", stage))
+            sigv4 = {name for name, scheme in (body.get("securityDefinitions") or {}).items()
+                     if isinstance(scheme, dict) and scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"}
             for path, item in body.get("paths", {}).items():
                 for method, op in item.items():
                     integ = op.get("x-amazon-apigateway-integration") if isinstance(op, dict) else None
@@ -815,7 +818,9 @@ def create_stack_resources(
                     if fn is None:
                         continue
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                    res.routes.append(Route(api=lid, method=verb, path=path, function=fn, stage=stage))
+                    schemes = {name for req in (op.get("security") or []) for name in req}
+                    res.routes.append(Route(api=lid, method=verb, path=path, function=fn, stage=stage,
+                                            authorization="AWS_IAM" if schemes & sigv4 else "NONE"))
     for name, out in cfn.get("Outputs", {}).items():
         if "Condition" in out and not resolver.condition(out["Condition"]):
             continue

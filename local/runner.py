@@ -14,6 +14,9 @@ the SAM-transformed template):
   delayed message is delivered at its time;
 * API Gateway REST proxy events (payload v1) from a loopback ``ThreadingHTTPServer`` that routes by
   the template's Api events (path parameters, ``{proxy+}``, query strings, headers, base64 bodies);
+  a route with ``AWS_IAM`` authorization (template parameter ApiAuth) first has its SigV4
+  signature checked against moto's IAM/STS credentials (``local/sigv4.py``, limits there) and
+  its caller put in ``requestContext.identity``, or answers API Gateway's 403;
 * a Lambda-like context, the function's own environment (plus ``AWS_ENDPOINT_URL`` pointing at
   moto and dummy credentials) for the init phase and every invocation;
 * EMF lines printed by Powertools Metrics are captured into ``metrics``, pushed to moto
@@ -49,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local import alarms as alarmlib
+from local import sigv4
 from local.aws import DUMMY_CREDENTIALS, FunctionSpec, MotoServer, Resources, Route, create_stack_resources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -817,6 +821,16 @@ class _ApiServer:
             # What API Gateway REST answers for an unknown resource/method.
             return self._send(req, 403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
         route, event = built
+        if route.authorization == "AWS_IAM":
+            try:
+                who = sigv4.verify(req.command, f"http://{req.headers.get('Host', '')}{req.path}",
+                                   list(req.headers.items()), body, region=self.stack.resources.region,
+                                   account_id=self.stack.resources.account_id)
+            except sigv4.SigV4Refused as refused:
+                return self._send(req, 403, {"Content-Type": "application/json",
+                                             "x-amzn-ErrorType": sigv4.error_type(str(refused))},
+                                  json.dumps({"message": str(refused)}).encode())
+            event["requestContext"]["identity"].update(who.request_context())
         inv = self.stack.invoke(route.function, event, trigger="api")
         result = inv.result
         if inv.error is not None or not isinstance(result, dict) or "statusCode" not in result:

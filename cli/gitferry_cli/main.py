@@ -27,7 +27,9 @@ from gitferry_cli.client import (
     ApiError,
     Client,
     Login,
+    default_region,
     load_login,
+    region_of,
     save_login,
 )
 
@@ -94,21 +96,33 @@ def cli() -> None:
 @cli.command(epilog="""\b
 Examples:
   gitferry login http://127.0.0.1:8080 --token "$TOKEN"
-  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt""")
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --aws""")
 @click.argument("server")
 @click.option("--token", help="the API bearer token (prompted for when neither this nor --token-stdin is given)")
 @click.option("--token-stdin", is_flag=True, help="read the token from standard input")
-def login(server: str, token: str | None, token_stdin: bool) -> None:
-    """Check SERVER (the API URL) and TOKEN and keep them in the config file (mode 600, under
-    $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by default)."""
-    if token_stdin:
-        token = sys.stdin.readline().strip()
-    if not token:
-        token = click.prompt("API token", hide_input=True)
-    candidate = Login(server.rstrip("/"), str(token))
-    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL or token fails here
+@click.option("--aws", "aws", is_flag=True,
+              help="sign every request with SigV4 from your AWS credentials (an API deployed with ApiAuth=AWS_IAM)")
+@click.option("--region", help="with --aws: the API's region (default: from an execute-api URL, else your AWS config)")
+def login(server: str, token: str | None, token_stdin: bool, aws: bool, region: str | None) -> None:
+    """Check SERVER (the API URL) and TOKEN (or, with --aws, your AWS credentials) and keep them
+    in the config file (mode 600, under $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by
+    default). With --aws only the server and region are kept, never a credential."""
+    if aws:
+        if token or token_stdin:
+            raise click.UsageError("--aws signs requests with AWS credentials: give no token")
+        candidate = Login(server.rstrip("/"), auth="aws", region=region or region_of(server) or default_region())
+    else:
+        if region:
+            raise click.UsageError("--region goes with --aws")
+        if token_stdin:
+            token = sys.stdin.readline().strip()
+        if not token:
+            token = click.prompt("API token", hide_input=True)
+        candidate = Login(server.rstrip("/"), str(token))
+    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL, token or signature fails here
     path = save_login(candidate)
-    click.echo(f"logged in to {candidate.server} (saved in {path})")
+    click.echo(f"logged in to {candidate.server}{' with AWS SigV4' if aws else ''} (saved in {path})")
 
 
 # ---------------------------------------------------------------------------- apps
@@ -529,29 +543,61 @@ def repo() -> None:
 @repo.command("add", epilog="""\b
 Examples:
   gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt
+  gitferry repo add https://gitlab.example.com/org/apps.git --token-stdin < token.txt
+  gitferry repo add git@github.com:org/apps.git --ssh-private-key-path ~/.ssh/deploy_ed25519 \\
+      --ssh-known-hosts-path ~/.ssh/known_hosts
+  gitferry repo add https://charts.example.com --type helm --username ci --password-stdin < pw.txt
   gitferry repo add oci://registry.example.com/charts --type oci --username ci --password-stdin < pw.txt""")
 @click.argument("url")
 @click.option("--name", help="a short name (repo rm NAME)")
+@click.option("--type", "kind", type=click.Choice(["git", "helm", "oci"]), default=None,
+              help="default git (oci for an oci:// URL); oci: an OCI registry (oci://host[/prefix]), docs/oci.md")
 @click.option("--username")
 @click.option("--password", help="prefer --password-stdin: a flag shows in the process list")
-@click.option("--password-stdin", is_flag=True, help="read the password (or token) from standard input")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--token", help="an access token (sent as the basic-auth password); prefer --token-stdin")
+@click.option("--token-stdin", is_flag=True, help="read the access token from standard input")
+@click.option("--ssh-private-key-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="an unencrypted OpenSSH/PEM private key, for an ssh URL")
+@click.option("--ssh-known-hosts-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="known_hosts lines of the ssh server (required with a key: host keys are always checked)")
 @click.option("--upsert", is_flag=True, help="replace the repository if already registered")
-@click.option("--type", "kind", type=click.Choice(["git", "helm", "oci"]), default=None,
-              help="oci: an OCI registry (oci://host[/prefix]); helm: a Helm repository (docs/oci.md)")
 @click.option("--plain-http", is_flag=True, help="an OCI registry without TLS (type oci)")
 @click.option("--ecr-registry-id", help="ECR account id: log in with the functions' IAM role (type oci)")
-def repo_add(url: str, name: str | None, username: str | None, password: str | None, password_stdin: bool,
-             upsert: bool, kind: str | None, plain_http: bool, ecr_registry_id: str | None) -> None:
-    """Register a repository (credentials go to Secrets Manager, never shown again)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    body: dict[str, object] = {k: v for k, v in (("url", url), ("name", name), ("username", username),
-                                                 ("password", password), ("type", kind),
-                                                 ("ecrRegistryId", ecr_registry_id)) if v}
+def repo_add(url: str, name: str | None, kind: str | None, username: str | None, password: str | None,
+             password_stdin: bool, token: str | None, token_stdin: bool, ssh_private_key_path: Path | None,
+             ssh_known_hosts_path: Path | None, upsert: bool, plain_http: bool, ecr_registry_id: str | None) -> None:
+    """Register a repository. It is read once with the credentials first (a repository that
+    cannot be read is refused with the reason); credentials go to Secrets Manager, never shown again."""
+    body = repo_body(url, name=name, kind=kind, username=username, password=password, password_stdin=password_stdin,
+                     token=token, token_stdin=token_stdin, ssh_private_key_path=ssh_private_key_path,
+                     ssh_known_hosts_path=ssh_known_hosts_path)
     if plain_http:
         body["plainHttp"] = True
+    if ecr_registry_id:
+        body["ecrRegistryId"] = ecr_registry_id
     answer = _client().call("POST", "/api/v1/repositories", body, {"upsert": "true"} if upsert else None)
     click.echo(f"repository '{answer['url']}' added")
+
+
+def repo_body(url: str | None, *, name: str | None = None, kind: str | None = None, username: str | None = None,
+              password: str | None = None, password_stdin: bool = False, token: str | None = None,
+              token_stdin: bool = False, ssh_private_key_path: Path | None = None,
+              ssh_known_hosts_path: Path | None = None) -> dict[str, Any]:
+    """The API document of ``repo add`` / ``repo update`` flags (files and stdin read here)."""
+    if password_stdin and token_stdin:
+        raise click.UsageError("--password-stdin and --token-stdin both read standard input: give one")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if token_stdin:
+        token = sys.stdin.readline().rstrip("\n")
+    body: dict[str, Any] = {k: v for k, v in (("url", url), ("name", name), ("type", kind), ("username", username),
+                                              ("password", password), ("token", token)) if v}
+    if ssh_private_key_path is not None:
+        body["sshPrivateKey"] = ssh_private_key_path.read_text()
+    if ssh_known_hosts_path is not None:
+        body["sshKnownHosts"] = ssh_known_hosts_path.read_text()
+    return body
 
 
 @repo.command("list")
@@ -656,6 +702,14 @@ def cluster_rm(name: str, force: bool) -> None:
     """Forget a cluster and its kubeconfig."""
     _client().call("DELETE", f"/api/v1/clusters/{name}", query={"force": "true"} if force else None)
     click.echo(f"cluster '{name}' removed")
+
+
+from gitferry_cli.repos import repo_get, repo_update  # noqa: E402 - they build on the helpers above
+from gitferry_cli.tokens import token  # noqa: E402
+
+cli.add_command(token)
+repo.add_command(repo_get)
+repo.add_command(repo_update)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """api: the management API (applications, clusters, repositories) and the dashboard."""
 
 import base64
+import os
 from functools import cache
 
 from aws_lambda_powertools import Logger
@@ -10,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitferry.dashboard import DASHBOARD_HTML
 from gitferry.errors import (
     ConflictError,
+    ForbiddenError,
     GitError,
     HelmRepoError,
     InvalidSpecError,
@@ -36,10 +38,14 @@ def service() -> Service:
 
 
 def caller() -> str:
-    """Who is asking: the IAM identity API Gateway authenticated, else "api"."""
-    identity = (app.current_event.request_context.identity.user_arn
-                if app.current_event.request_context.identity else None)
-    return f"api:{identity}" if identity else "api"
+    """Who is asking, as the audit trail records it: ``api:<token name>``, or ``api:<principal
+    ARN>`` when API Gateway authenticated the request with IAM (ApiAuth=AWS_IAM)."""
+    return str(app.context["principal"].actor)
+
+
+def iam_auth() -> bool:
+    """ApiAuth=AWS_IAM: API Gateway verified a SigV4 signature before the handler runs."""
+    return os.environ.get("API_AUTH", "NONE") == "AWS_IAM"
 
 
 def _error(status: int, message: str, **extra: object) -> Response:
@@ -48,9 +54,16 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 
 def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """Every route but the static dashboard page needs the API bearer token."""
-    if router.current_event.path != "/":
-        service().authorize(router.current_event.headers.get("Authorization"))  # case-insensitive
+    """Every route but the static dashboard page needs a caller: a bearer token (named, with a
+    role: tokens.py), or the IAM identity API Gateway authenticated. A read-only caller gets 403
+    on anything but reads and refresh."""
+    event = router.current_event
+    if event.path != "/":
+        identity = event.request_context.identity
+        principal = service().authorize(event.headers.get("Authorization"),  # case-insensitive
+                                        iam_arn=identity.user_arn if identity else None, iam=iam_auth())
+        principal.check(event.http_method, event.path)
+        router.append_context(principal=principal)
     return next_middleware(router)
 
 
@@ -78,6 +91,11 @@ app.use(middlewares=[require_token, bounded_body])
 def unauthorized(exc: UnauthorizedError) -> Response:
     return Response(status_code=401, content_type=content_types.APPLICATION_JSON,
                     body={"message": str(exc)}, headers={"WWW-Authenticate": "Bearer"})
+
+
+@app.exception_handler(ForbiddenError)
+def forbidden(exc: ForbiddenError) -> Response:
+    return _error(403, str(exc))
 
 
 @app.exception_handler(InvalidSpecError)
@@ -259,6 +277,33 @@ def register_repository() -> Response:
                     body=service().register_repository(app.current_event.decoded_body, caller(), upsert=_upsert()))
 
 
+def _repository_url() -> str:
+    url = (app.current_event.query_string_parameters or {}).get("url")
+    if not url:
+        raise InvalidSpecError(["url: query parameter required (or /api/v1/repositories/{name})"], "invalid request")
+    return url
+
+
+@app.put("/api/v1/repositories")
+def replace_repository_by_url() -> dict:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories")
+def patch_repository_by_url() -> dict:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=False)
+
+
+@app.put("/api/v1/repositories/<repo>")
+def replace_repository(repo: str) -> dict:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories/<repo>")
+def patch_repository(repo: str) -> dict:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=False)
+
+
 # A repository by its registered name (a URL does not fit in one path segment behind API
 # Gateway: use ?url= on /api/v1/repositories instead).
 @app.get("/api/v1/repositories/<repo>")
@@ -269,6 +314,22 @@ def get_repository(repo: str) -> dict:
 @app.delete("/api/v1/repositories/<repo>")
 def delete_repository(repo: str) -> dict:
     return service().delete_repository(repo, app.current_event.query_string_parameters or {}, caller())
+
+
+@app.get("/api/v1/tokens")
+def list_tokens() -> dict:
+    return service().list_tokens()
+
+
+@app.post("/api/v1/tokens")
+def create_token() -> Response:
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
+                    body=service().create_token(app.current_event.decoded_body, caller()))
+
+
+@app.delete("/api/v1/tokens/<name>")
+def revoke_token(name: str) -> dict:
+    return service().revoke_token(name, caller())
 
 
 @logger.inject_lambda_context

@@ -65,6 +65,10 @@ class UnauthorizedError(GitferryError):
     """A management API call without the right bearer token."""
 
 
+class ForbiddenError(GitferryError):
+    """An authenticated caller whose role does not allow the request (HTTP 403)."""
+
+
 class PayloadTooLargeError(GitferryError):
     """A request body over the API's size bound (HTTP 413)."""
 

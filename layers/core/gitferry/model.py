@@ -349,33 +349,43 @@ class KustomizeOptions(_Spec):
 MAX_URL_LENGTH = 2048
 
 
+_SCP_URL = re.compile(r"^([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+):(?!//)(\S+)$")
+
+
 def check_repo_url(url: str) -> str:
-    """``url`` when it is an ``https://`` / ``http://`` repository URL; ValueError otherwise.
+    """``url`` when it is an ``https://`` / ``http://`` or ssh (``ssh://[user@]host[:port]/path``,
+    ``user@host:path``) repository URL; ValueError otherwise.
 
     Local paths and ``file://`` would let an Application read the render function's own
-    filesystem (the Git cache holds other apps' checkouts); ``ssh://`` / ``git@`` need SSH keys
-    gitferry does not store, and ``git://`` is unauthenticated and unencrypted."""
+    filesystem (the Git cache holds other apps' checkouts), and ``git://`` is unauthenticated and
+    unencrypted. An ssh repository is read with the private key and known hosts registered for it
+    (``POST /api/v1/repositories``); the user name is part of an ssh URL, a password never."""
     from urllib.parse import urlsplit
 
     text = url.strip()
     if len(text) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 0x20 for c in text):
+        raise ValueError("must not contain spaces or control characters")
+    if _SCP_URL.match(text):
+        return text
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise ValueError("is not a valid URL") from None
     scheme = parts.scheme.lower()
-    if scheme not in ("https", "http"):
-        kind = (f"{scheme}://" if scheme and "://" in text else "ssh (git@host:path)" if "@" in text
-                else "a local path")
-        raise ValueError(f"{kind} is not supported by gitferry: use an https:// (or http://) repository URL")
+    if scheme not in ("https", "http", "ssh"):
+        kind = f"{scheme}://" if scheme and "://" in text else "a local path"
+        raise ValueError(f"{kind} is not supported by gitferry: use an https:// (or http://) or ssh repository URL")
     if not parts.hostname:
-        raise ValueError("must name a host (https://host/path)")
+        raise ValueError(f"must name a host ({scheme}://host/path)")
+    if scheme == "ssh":
+        if parts.password is not None:
+            raise ValueError("must not contain a password; register an ssh private key with the repository")
+        return text
     if parts.username or parts.password or "@" in parts.netloc:
         raise ValueError("must not contain credentials; register them with the repository instead")
-    if any(c.isspace() or ord(c) < 0x20 for c in text):
-        raise ValueError("must not contain spaces or control characters")
     return text
 
 
@@ -853,7 +863,7 @@ class _Api(BaseModel):
 
 
 class Repository(_Api):
-    """A registered Git repository. The credential itself lives in Secrets
+    """A registered Git (https or ssh) repository, Helm chart repository or OCI registry. The credential itself lives in Secrets
     Manager; the model only says whether there is one (and the username,
     which is not secret), so it can be returned by the API as is."""
 

@@ -7,7 +7,6 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, webhooks
+from gitferry import deletion, loader, repositories, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -36,11 +35,11 @@ from gitferry.model import (
     Repository,
     SyncPolicy,
     check_cluster_name,
-    check_repo_url,
     format_validation_error,
 )
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
+from gitferry.tokens import ADMIN, Principal, TokenStore
 
 #: the largest request body the API reads (an Application, a cluster with its kubeconfig)
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,21 +74,33 @@ class Service:
         self.state = engine.state
         self.secrets = engine.secrets
         self.audit = AuditLog(engine.state)
+        self.tokens = TokenStore(engine.secrets, engine.state)
 
     # ------------------------------------------------------------------ authentication
 
-    def authorize(self, authorization: str | None) -> None:
-        """Require ``Authorization: Bearer <token>`` matching the token in Secrets Manager
-        (``<prefix>api-token``). No token configured means no access at all: the API registers
-        clusters and credentials, so it never runs open by default."""
-        scheme, _, given = (authorization or "").partition(" ")
-        expected = self.secrets.get_api_token()
-        if expected and scheme.lower() == "bearer" and not _same(given.strip(), expected):
-            expected = self.secrets.get_api_token(fresh=True)  # rotated just now? (rate-limited)
-        if not expected:
-            raise UnauthorizedError(f"no API token configured: put one in Secrets Manager as {self.secrets.api_token_name()}")
-        if scheme.lower() != "bearer" or not _same(given.strip(), expected):
-            raise UnauthorizedError("missing or invalid bearer token")
+    def authorize(self, authorization: str | None, *, iam_arn: str | None = None,
+                  iam: bool = False) -> Principal:
+        """Who is calling (tokens.py). ``iam``: API Gateway authenticated the caller with SigV4
+        (template parameter ApiAuth=AWS_IAM) and its IAM policy allowed the method; the caller
+        is its principal ARN, with the admin role (narrow it with execute-api IAM policies)."""
+        if iam:
+            if not iam_arn:
+                raise UnauthorizedError("no IAM identity on the request (ApiAuth=AWS_IAM): sign it with SigV4")
+            return Principal(f"api:{iam_arn}", ADMIN)
+        return self.tokens.authenticate(authorization)
+
+    def create_token(self, body: str | bytes | None, caller: str) -> dict[str, Any]:
+        created = self.tokens.create(parse_document(body, "token"))
+        self.audit.record(caller, "token.create", created["name"], role=created["role"])
+        return created
+
+    def list_tokens(self) -> dict[str, Any]:
+        return {"items": self.tokens.list()}
+
+    def revoke_token(self, name: str, caller: str) -> dict[str, Any]:
+        answer = self.tokens.revoke(name)
+        self.audit.record(caller, "token.revoke", name, role=answer.get("role"))
+        return answer
 
     # ------------------------------------------------------------------ applications
 
@@ -490,44 +501,40 @@ class Service:
 
     def register_repository(self, body: str | bytes | None, caller: str = "api", *,
                             upsert: bool = False) -> dict[str, Any]:
-        """``{url, username?, password?, token?, name?, type?, plainHttp?, ecrRegistryId?}``:
-        credentials to Secrets Manager only. ``type`` ``oci`` / ``helm`` registers an OCI
-        registry or Helm repository (docs/oci.md). A URL already registered is 409 unless
-        ``upsert`` (then it is replaced)."""
-        from gitferry import oci
-
-        doc = parse_document(body, "repository")
-        problems = [] if doc.get("url") else ["url: field required"]
-        known = {"url", "username", "password", "token", "name", "type", "plainHttp", "ecrRegistryId"}
-        problems += [f"{k}: unknown field" for k in sorted(set(doc) - known)]
-        kind = doc.get("type") or ("oci" if str(doc.get("url", "")).startswith("oci://") else "git")
-        if kind not in ("git", "helm", "oci"):
-            problems.append("type: must be git, helm or oci")
-        registry = kind == "oci" or (kind == "helm" and str(doc.get("url", "")).startswith("oci://"))
-        problems += _field_problems(doc, {"url": oci.check_oci_url if registry else check_repo_url})
-        problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
-                     if doc.get(k) is not None and not isinstance(doc[k], str)]
-        if doc.get("plainHttp") is not None and (not isinstance(doc["plainHttp"], bool) or not registry):
-            problems.append("plainHttp: must be true or false, and only for an OCI registry (type oci)")
-        ecr_id = doc.get("ecrRegistryId")
-        if ecr_id is not None and (not registry or not isinstance(ecr_id, str) or not re.fullmatch(r"\d{12}", ecr_id)):
-            problems.append("ecrRegistryId: must be a 12-digit AWS account id, for an OCI registry (type oci)")
-        if ecr_id is not None and (doc.get("password") or doc.get("token")):
-            problems.append("ecrRegistryId: ECR credentials come from the function's role; give no password or token")
-        if problems:
-            raise InvalidSpecError(problems, "invalid repository")
-        if not upsert and self._repository_or_none(doc["url"]) is not None:
-            raise ConflictError(f"repository {doc['url']!r} is already registered: "
+        """Register a repository (repositories.py: fields, connection check); credentials go to
+        Secrets Manager only. A URL already registered is 409 unless ``upsert`` (then replaced)."""
+        repo, creds = repositories.parse(parse_document(body, "repository"))
+        existing = self._repository_or_none(repo.url)
+        if not upsert and existing is not None:
+            raise ConflictError(f"repository {repo.url!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
-        has_credentials = bool(creds.password or creds.token)
-        if has_credentials:
-            self.secrets.put_repo_credentials(doc["url"], creds)
-        repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
-                          has_credentials=has_credentials, type=kind, plain_http=bool(doc.get("plainHttp")),
-                          ecr_registry_id=ecr_id)
+        return self._store_repository(repo, creds, existing, caller, "repository.register")
+
+    def update_repository(self, ref: str, body: str | bytes | None, caller: str, *, replace: bool) -> dict[str, Any]:
+        """PUT (``replace``: the body is the whole registration) or PATCH (only the fields given
+        change; ``null`` removes one) a registered repository, e.g. to rotate its credentials."""
+        existing = self._find_repository(ref)
+        doc = parse_document(body, "repository")
+        if replace:
+            doc.setdefault("url", existing.url)
+            if doc["url"] != existing.url:
+                raise InvalidSpecError(["url: cannot be changed (register the new URL, delete the old one)"],
+                                       "invalid repository update")
+        else:
+            doc = repositories.merge(existing, self.secrets.get_repo_credentials(existing.url)
+                                     if existing.has_credentials else None, doc)
+        repo, creds = repositories.parse(doc)
+        return self._store_repository(repo, creds, existing, caller, "repository.update")
+
+    def _store_repository(self, repo: Repository, creds: RepoCredentials, existing: Repository | None,
+                          caller: str, action: str) -> dict[str, Any]:
+        repositories.check_connection(repo, creds)  # 422 naming why, before anything is kept
+        if repo.has_credentials:
+            self.secrets.put_repo_credentials(repo.url, creds)
+        elif existing is not None and existing.has_credentials:
+            self.secrets.delete_repo_credentials(repo.url)
         self.state.put_repository(repo)
-        self.audit.record(caller, "repository.register", repo.url, hasCredentials=has_credentials)
+        self.audit.record(caller, action, repo.url, type=repo.type, hasCredentials=repo.has_credentials)
         return repo.to_json_dict()
 
     def list_repositories(self) -> dict[str, Any]:
@@ -756,10 +763,6 @@ def _tracks(refs: dict[str, str], target_revision: str, pushed_ref: str) -> bool
     candidates = [rev] if rev.startswith("refs/") else [f"refs/{rev}", f"refs/tags/{rev}", f"refs/heads/{rev}"]
     tracked = next((ref for ref in candidates if ref in refs), None)
     return tracked == pushed_ref
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _namespace(value: str) -> str:

@@ -579,6 +579,33 @@ class StateStore:
     def delete_cluster(self, name: str) -> None:
         self.client.delete_item(TableName=self.table_name, Key=self._key(f"CLUSTER#{name}", "META"))
 
+    # ------------------------------------------------------------------ API tokens (metadata only)
+
+    def create_token(self, name: str, meta: dict[str, Any]) -> bool:
+        """Record a token's name, role and creation time; False when the name exists."""
+        item = {"pk": _s(f"TOKEN#{name}"), "sk": _s("META"), "type": _s("token"), "name": _s(name),
+                "doc": _s(json.dumps(meta, separators=(",", ":")))}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item,
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_token(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._get_meta(f"TOKEN#{name}", f"token {name!r}")
+        except NotFoundError:
+            return None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._list_meta("token")
+
+    def delete_token(self, name: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._key(f"TOKEN#{name}", "META"))
+
     # ------------------------------------------------------------------ plumbing
 
     @staticmethod
