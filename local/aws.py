@@ -48,6 +48,9 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> MotoServer:
+        from local import motosts
+
+        motosts.install()  # presigned STS GetCallerIdentity answered as AWS does (EKS tokens)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -324,6 +327,7 @@ class FunctionSpec:
     environment: dict[str, str]
     layers: list[str]  # transformed layer logical ids
     layer_paths: list[Path]  # Metadata.LocalPath of those layers, resolved (may be empty)
+    role_arn: str | None = None  # the execution role (Lambda gives the function its credentials)
 
 
 @dataclass
@@ -759,6 +763,7 @@ def create_stack_resources(
                 environment={k: _attr_str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()},
                 layers=layer_ids,
                 layer_paths=[p for p in (layer_local.get(x) for x in layer_ids) if p is not None],
+                role_arn=props.get("Role") if isinstance(props.get("Role"), str) else None,
             )
     arn_to_function = {spec.arn: lid for lid, spec in res.functions.items()}
     name_to_function = {spec.name: lid for lid, spec in res.functions.items()}

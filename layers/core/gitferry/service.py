@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, webhooks
+from gitferry import clusters, deletion, loader, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -35,7 +34,6 @@ from gitferry.model import (
     Cluster,
     Repository,
     SyncPolicy,
-    check_cluster_name,
     check_repo_url,
     format_validation_error,
 )
@@ -100,8 +98,10 @@ class Service:
         dest = app.spec.destination
         try:
             self.state.find_cluster(server=dest.server, name=dest.name)
-        except NotFoundError:
+        except NotFoundError as exc:
             where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
+            if "marked as in-cluster" in str(exc):  # kubernetes.default.svc / in-cluster, none marked
+                raise InvalidSpecError([f"spec.destination: {exc}"]) from None
             raise InvalidSpecError(
                 [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
             ) from None
@@ -405,30 +405,59 @@ class Service:
     # ------------------------------------------------------------------ clusters and repositories
 
     def register_cluster(self, body: str | bytes | None, caller: str = "api", *, upsert: bool = False) -> dict[str, Any]:
-        """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
-        ``server`` defaults to the kubeconfig's current cluster. A name already registered is
-        409 unless ``upsert`` (then it is replaced)."""
+        """``{name, kubeconfig | eks, context?, server?, namespace?, inCluster?}`` (gitferry.clusters):
+        a kubeconfig goes to Secrets Manager, an EKS cluster stores no credential. ``server``
+        defaults to the context's cluster. A name already registered is 409 unless ``upsert``
+        (then it is replaced)."""
         doc = parse_document(body, "cluster")
-        problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
-        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace"})
-        problems += [f"{k}: unknown field" for k in unknown]
-        problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
-        if not isinstance(doc.get("kubeconfig"), (str, dict)):
-            problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
+        problems = clusters.check_document(doc)
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
-        kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
-        _check_kubeconfig(kubeconfig)
         if not upsert and self._cluster_or_none(str(doc["name"])) is not None:
             raise ConflictError(f"cluster {doc['name']!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        server = doc.get("server") or _kubeconfig_server(kubeconfig)
-        version = _server_version(kubeconfig)
-        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
-                          server_version=version)
-        self.secrets.put_kubeconfig(cluster.name, kubeconfig)
+        return self._store_cluster(clusters.prepare(doc), caller, "cluster.register")
+
+    def update_cluster(self, name: str, body: str | bytes | None, caller: str = "api", *,
+                       merge: bool) -> dict[str, Any]:
+        """PUT (``merge=False``: the whole registration document) or PATCH (a JSON merge patch of
+        it: kubeconfig, context, eks.roleArn, namespace, inCluster...). Connects again; 404 for
+        an unknown cluster, 409 when the server changes under applications that name it."""
+        current = self.state.get_cluster(name)
+        doc = parse_document(body, "cluster")
+        if merge:
+            doc = clusters.merge_patch(current, doc, lambda: self.secrets.get_kubeconfig(name))
+        else:
+            doc.setdefault("name", name)
+        if doc.get("name") != name:
+            raise InvalidSpecError([f"name: {doc.get('name')!r} differs from the cluster in the path ({name!r})"],
+                                   "invalid cluster")
+        problems = clusters.check_document(doc)
+        if problems:
+            raise InvalidSpecError(problems, "invalid cluster")
+        registration = clusters.prepare(doc)
+        if registration.cluster.server.rstrip("/") != current.server.rstrip("/"):
+            by_server = [a for a in self._apps_on(current)
+                         if not self.state.get_app(a).spec.destination.name]
+            if by_server:
+                raise ConflictError(f"cluster {name!r}: its server would change from {current.server} to "
+                                    f"{registration.cluster.server} under application(s) {', '.join(by_server)} "
+                                    "that name it by server")
+        return self._store_cluster(registration, caller, "cluster.update")
+
+    def _store_cluster(self, registration: clusters.Registration, caller: str, action: str) -> dict[str, Any]:
+        cluster = registration.cluster
+        if registration.kubeconfig is not None:
+            self.secrets.put_kubeconfig(cluster.name, registration.kubeconfig)
+        else:  # EKS: no credential; a kubeconfig stored earlier under this name is removed
+            self.secrets.delete_kubeconfig(cluster.name)
+        if cluster.in_cluster:  # at most one cluster is what kubernetes.default.svc means
+            for other in self.state.list_clusters():
+                if other.in_cluster and other.name != cluster.name:
+                    self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
-        self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
+        self.audit.record(caller, action, cluster.name, server=cluster.server, auth=cluster.auth,
+                          inCluster=cluster.in_cluster)
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
@@ -443,7 +472,9 @@ class Service:
     def get_cluster(self, name: str) -> dict[str, Any]:
         """A registered cluster's metadata (never its kubeconfig) and the apps deploying to it."""
         cluster = self.state.get_cluster(name)
-        return {**cluster.to_json_dict(), "applications": self._apps_on(cluster)}
+        kubeconfig = None if cluster.eks is not None else self.secrets.get_kubeconfig(name)
+        return {**cluster.to_json_dict(), "auth": cluster.auth, "applications": self._apps_on(cluster),
+                "info": clusters.connection_info(cluster, kubeconfig)}
 
     def _apps_on(self, cluster: Cluster) -> list[str]:
         """Apps that deploy through this cluster: named by it, or by its server when no other
@@ -733,27 +764,6 @@ def _field_problems(doc: dict[str, Any], checks: dict[str, Callable[[str], str]]
     return problems
 
 
-def _server_version(kubeconfig: str) -> str:
-    """Connect once, as ``argocd cluster add`` does: a kubeconfig that cannot reach its cluster
-    is refused now, with the reason, instead of failing every comparison later."""
-    from kubernetes import client as k8s_client
-
-    from gitferry.kube import KubeError, api_client_from_kubeconfig
-
-    try:
-        api = api_client_from_kubeconfig(kubeconfig)
-    except KubeError as exc:
-        raise InvalidSpecError([f"kubeconfig: {exc}"], "invalid cluster") from None
-    try:
-        return str(k8s_client.VersionApi(api).get_code(_request_timeout=10).git_version)
-    except Exception as exc:  # noqa: BLE001 - any transport/auth failure is the user's to fix
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise InvalidSpecError([f"kubeconfig: cannot reach the cluster's API server: {reason}"],
-                               "invalid cluster") from None
-    finally:
-        api.close()
-
-
 def _force(query: dict[str, str]) -> bool:
     problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"force"})]
     text = query.get("force", "false").lower()
@@ -762,29 +772,6 @@ def _force(query: dict[str, str]) -> bool:
     if problems:
         raise InvalidSpecError(problems, "invalid delete request")
     return text == "true"
-
-
-def _check_kubeconfig(kubeconfig: str) -> None:
-    """400 naming the line for a kubeconfig that is not YAML, or not a kubeconfig mapping."""
-    try:
-        doc = loader.load_one(kubeconfig, limits=BODY_LIMITS)
-    except loader.LoadError as exc:
-        where = f"line {exc.line}: " if exc.line else ""
-        raise InvalidSpecError([f"kubeconfig: not YAML: {where}{exc.message}"], "invalid cluster") from None
-    if not isinstance(doc, dict):
-        raise InvalidSpecError(["kubeconfig: not a kubeconfig (a YAML mapping with clusters, contexts and users)"],
-                               "invalid cluster")
-
-
-def _kubeconfig_server(kubeconfig: str) -> str:
-    try:
-        doc = yaml.safe_load(kubeconfig)
-        contexts = {c["name"]: c["context"] for c in doc.get("contexts", [])}
-        clusters = {c["name"]: c["cluster"] for c in doc.get("clusters", [])}
-        current = doc.get("current-context") or next(iter(contexts))
-        return str(clusters[contexts[current]["cluster"]]["server"])
-    except Exception:
-        raise InvalidSpecError(["kubeconfig: cannot find the current context's cluster server"], "invalid cluster") from None
 
 
 def _summary(status: dict[str, Any]) -> dict[str, Any]:
