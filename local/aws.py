@@ -167,6 +167,8 @@ class Resolver:
                 value = decl["Default"]
             else:
                 raise KeyError(f"parameter {name} has no default and no value")
+            if decl.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]  # as CloudFormation ("" -> [""])
             self.refs[name] = str(value) if not isinstance(value, list) else value
         self.attrs: dict[str, dict[str, Any]] = {}
         self._conditions: dict[str, bool] = {}
@@ -725,7 +727,7 @@ def create_stack_resources(
         stack_name=stack_name,
         template_path=template_path,
         cfn=cfn,
-        parameters={k: str(resolver.refs[k]) for k in cfn.get("Parameters", {})},
+        parameters={k: _param_text(resolver.refs[k]) for k in cfn.get("Parameters", {})},
     )
     creator = _Creator(res, resolver)
     resources = cfn.get("Resources", {})
@@ -845,3 +847,8 @@ def _function_in_uri(uri: Any, res: Resources) -> str | None:
         if spec.arn in text:
             return lid
     return None
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as CloudFormation takes it (a CommaDelimitedList joined by commas)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -95,17 +95,17 @@ class ClusterEndpoint:
     status: str
 
 
-def _session(target: EksTarget, credentials: dict[str, str] | None) -> Any:
+def _client(service: str, target: EksTarget, credentials: dict[str, str] | None) -> Any:
+    """A boto3 client in the target's region, with the assumed role's credentials when given
+    (the default session otherwise: the function's own role)."""
     import boto3
 
     if credentials is None:
-        return boto3.session.Session(region_name=target.region)
-    return boto3.session.Session(
-        region_name=target.region,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+        return boto3.client(service, region_name=target.region)
+    return boto3.client(service, region_name=target.region,
+                        aws_access_key_id=credentials["AccessKeyId"],
+                        aws_secret_access_key=credentials["SecretAccessKey"],
+                        aws_session_token=credentials["SessionToken"])
 
 
 def _aws_error(exc: Exception, doing: str) -> EksError:
@@ -146,7 +146,7 @@ class EksAccess:
             return self._credentials
         session_name = "gitferry-" + re.sub(r"[^\w+=,.@-]", "-", os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "api"))[:55]
         try:
-            sts = _session(self.target, None).client("sts")
+            sts = _client("sts", self.target, None)
             answer = sts.assume_role(RoleArn=self.target.role_arn, RoleSessionName=session_name)
         except Exception as exc:  # botocore ClientError / endpoint errors
             raise _aws_error(exc, f"cannot assume role {self.target.role_arn}") from None
@@ -164,7 +164,7 @@ class EksAccess:
         with self._lock:
             creds = self._role_credentials()
         try:
-            eks = _session(self.target, creds).client("eks")
+            eks = _client("eks", self.target, creds)
             cluster = eks.describe_cluster(name=self.target.cluster)["cluster"]
         except Exception as exc:
             raise _aws_error(exc, f"cannot describe EKS cluster {self.target.cluster!r} in {self.target.region}") from None
@@ -200,7 +200,7 @@ class EksAccess:
         return self._token_expires
 
     def _presign(self, creds: dict[str, str] | None) -> str:
-        sts = _session(self.target, creds).client("sts", region_name=self.target.region)
+        sts = _client("sts", self.target, creds)
         name = self.target.cluster
 
         def add_cluster_header(request: Any, **_: Any) -> None:
