@@ -101,6 +101,14 @@ def _client(service: str, target: EksTarget, credentials: dict[str, str] | None)
     import boto3
 
     if credentials is None:
+        # Lambda puts the role's credentials in the environment; read them now rather than the
+        # ones the default session resolved first (the local runner runs every function in one
+        # process, so that could be another function's role). Elsewhere: the default chain.
+        env = {k: os.environ.get(v) for k, v in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                                                 ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                                                 ("aws_session_token", "AWS_SESSION_TOKEN"))}
+        if env["aws_access_key_id"] and env["aws_secret_access_key"]:
+            return boto3.client(service, region_name=target.region, **env)
         return boto3.client(service, region_name=target.region)
     return boto3.client(service, region_name=target.region,
                         aws_access_key_id=credentials["AccessKeyId"],
