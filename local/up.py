@@ -143,11 +143,16 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
     _write_private(token_file, token + "\n")
     stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
     registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
+    # An EKS cluster in moto whose DescribeCluster answers kubesim (local/eks.py): register it
+    # with `gitferry cluster add NAME --eks local-eks`, no credential stored.
+    from local import eks as local_eks
+
+    eks_arn = local_eks.create_cluster(stack.resources, kube, "local-eks")
     stack.start_loop(schedule_interval=args.schedule_interval)
     res = stack.resources
     info = {"api": api, "token": token, "tokenFile": str(token_file), "kubeconfig": kube.kubeconfig_path,
             "kubesim": kube.url, "git": git.base_url, "gitRoot": str(workdir / "git"), "helmRepo": charts.url,
-            "aws": res.endpoint, "cluster": "local", "workdir": str(workdir)}
+            "aws": res.endpoint, "cluster": "local", "eksCluster": eks_arn, "workdir": str(workdir)}
     _write_private(args.info_file, json.dumps(info, indent=2) + "\n")
     print(
         f"""
@@ -158,6 +163,7 @@ gitferry is up (workdir {workdir})
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
+  EKS cluster      {eks_arn}   (moto; its endpoint is kubesim, tokens checked through moto STS)
   git server       {git.base_url}
   Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
@@ -166,6 +172,7 @@ gitferry is up (workdir {workdir})
 Try:
   gitferry login {api} --token-stdin < {token_file}
   gitferry cluster list && gitferry app list
+  gitferry cluster add eks --eks local-eks && gitferry cluster get eks
   curl -s -H "Authorization: Bearer $(cat {token_file})" {api}/api/v1/applications
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
   python -c "from local.gitserver import GitServer"   # repos live under {workdir / 'git'}

@@ -67,6 +67,9 @@ def test_up_writes_its_info_refuses_a_second_start_and_cleans_up(tmp_path: Path)
         clusters = subprocess.run([str(GITFERRY), "cluster", "list", "-o", "name"], env=env, text=True,
                                   capture_output=True, timeout=60)
         assert clusters.stdout.split() == ["local"]
+        eks = subprocess.run([str(GITFERRY), "cluster", "add", "eks", "--eks", "local-eks"], env=env, text=True,
+                             capture_output=True, timeout=60)  # the EKS cluster `make up` prepared in moto
+        assert eks.returncode == 0 and info["eksCluster"].endswith(":cluster/local-eks"), eks.stderr
 
         port = info["api"].rsplit(":", 1)[1]
         second = subprocess.run([sys.executable, "-m", "local.up", "--port", port, "--quiet", "--info-file",
