@@ -185,7 +185,15 @@ def test_in_cluster_destination_targets_the_marked_cluster(world: LocalWorld) ->
                  _app("incluster-app", repo, server="https://kubernetes.default.svc", namespace="ic"))
     world.until("incluster-app synced", lambda: _synced(world, "incluster-app"))
     assert k8s.CoreV1Api(world.k8s).read_namespaced_config_map("settings", "ic").data == {"colour": "blue"}
-    # Marking another one moves the mark (at most one).
+    assert "incluster-app" in world.api_ok("GET", "/api/v1/clusters/prod")["applications"]
+    # Moving or dropping the mark would retarget the app: refused; deleting the cluster too.
+    for name, patch in (("prod-deployer", {"inCluster": True}), ("prod", {"inCluster": False})):
+        status, answer = world.call("PATCH", f"/api/v1/clusters/{name}", patch)
+        assert status == 409 and "incluster-app" in answer["message"], answer
+    assert world.call("DELETE", "/api/v1/clusters/prod")[0] == 409
+    world.api_ok("DELETE", "/api/v1/applications/incluster-app?cascade=false")
+    world.until("incluster-app gone", lambda: world.call("GET", "/api/v1/applications/incluster-app")[0] == 404)
+    # Now the mark moves (at most one cluster carries it).
     world.api_ok("PATCH", "/api/v1/clusters/prod-deployer", {"inCluster": True})
     assert world.api_ok("GET", "/api/v1/clusters/prod")["inCluster"] is False
     world.api_ok("PATCH", "/api/v1/clusters/prod", {"inCluster": True})

@@ -9,6 +9,7 @@ the kubeconfig (never returned) goes to Secrets Manager, an EKS cluster stores n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -222,7 +223,7 @@ def merge_patch(cluster: Cluster, patch: dict[str, Any], stored_kubeconfig: Any)
     return doc
 
 
-def connection_info(cluster: Cluster, kubeconfig: str | None) -> dict[str, Any]:
+def connection_info(cluster: Cluster, kubeconfig: Callable[[], str]) -> dict[str, Any]:
     """Argo CD's ``info`` of a cluster: ``serverVersion`` and ``connectionState`` (Successful /
     Failed with the reason), from one ``/version`` call made now."""
     attempted = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -234,12 +235,12 @@ def connection_info(cluster: Cluster, kubeconfig: str | None) -> dict[str, Any]:
         else:
             from gitferry.kube import api_client_from_kubeconfig
 
-            api = api_client_from_kubeconfig(kubeconfig or "", cluster.context)
+            api = api_client_from_kubeconfig(kubeconfig(), cluster.context)
         version = _version(api, "connection")
     except InvalidSpecError as exc:
         message = "; ".join(exc.problems).removeprefix("connection: ")
         return {"connectionState": {"status": "Failed", "message": message, "attemptedAt": attempted}}
-    except Exception as exc:  # noqa: BLE001 - EksError, KubeError: shown, never raised
+    except Exception as exc:  # noqa: BLE001 - EksError, KubeError, SecretError: shown, never raised
         return {"connectionState": {"status": "Failed", "message": str(exc), "attemptedAt": attempted}}
     return {"serverVersion": version,
             "connectionState": {"status": "Successful", "message": "", "attemptedAt": attempted}}

@@ -30,6 +30,8 @@ from gitferry.errors import (
 )
 from gitferry.messages import ManualSync, SyncResource
 from gitferry.model import (
+    IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER,
     Application,
     Cluster,
     Repository,
@@ -447,12 +449,21 @@ class Service:
 
     def _store_cluster(self, registration: clusters.Registration, caller: str, action: str) -> dict[str, Any]:
         cluster = registration.cluster
+        registered = self.state.list_clusters()
+        # Moving or dropping the in-cluster mark would retarget (or strand) the apps it resolves.
+        losing = [c for c in registered if c.in_cluster and (c.name != cluster.name) == cluster.in_cluster]
+        for old in losing:
+            users = sorted(self._in_cluster_apps(old, registered))
+            if users:
+                raise ConflictError(f"cluster {old.name!r} is what https://kubernetes.default.svc / in-cluster means "
+                                    f"for application(s) {', '.join(users)}: moving or removing the in-cluster mark "
+                                    "would retarget them; change or delete them first")
         if registration.kubeconfig is not None:
             self.secrets.put_kubeconfig(cluster.name, registration.kubeconfig)
         else:  # EKS: no credential; a kubeconfig stored earlier under this name is removed
             self.secrets.delete_kubeconfig(cluster.name)
         if cluster.in_cluster:  # at most one cluster is what kubernetes.default.svc means
-            for other in self.state.list_clusters():
+            for other in registered:
                 if other.in_cluster and other.name != cluster.name:
                     self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
@@ -472,19 +483,31 @@ class Service:
     def get_cluster(self, name: str) -> dict[str, Any]:
         """A registered cluster's metadata (never its kubeconfig) and the apps deploying to it."""
         cluster = self.state.get_cluster(name)
-        kubeconfig = None if cluster.eks is not None else self.secrets.get_kubeconfig(name)
         return {**cluster.to_json_dict(), "auth": cluster.auth, "applications": self._apps_on(cluster),
-                "info": clusters.connection_info(cluster, kubeconfig)}
+                "info": clusters.connection_info(cluster, lambda: self.secrets.get_kubeconfig(name))}
 
     def _apps_on(self, cluster: Cluster) -> list[str]:
         """Apps that deploy through this cluster: named by it, or by its server when no other
         registered cluster has that server (they would lose their destination without it)."""
         server = cluster.server.rstrip("/")
-        shared = any(c.server.rstrip("/") == server for c in self.state.list_clusters() if c.name != cluster.name)
+        registered = self.state.list_clusters()
+        shared = any(c.server.rstrip("/") == server for c in registered if c.name != cluster.name)
         return sorted(s.app.name for s in self.state.list_apps()
                       if s.app.spec.destination.name == cluster.name
                       or (not shared and not s.app.spec.destination.name
-                          and (s.app.spec.destination.server or "").rstrip("/") == server))
+                          and (s.app.spec.destination.server or "").rstrip("/") == server)
+                      or s.app.name in self._in_cluster_apps(cluster, registered))
+
+    def _in_cluster_apps(self, cluster: Cluster, registered: list[Cluster]) -> set[str]:
+        """Apps whose ``kubernetes.default.svc`` / ``in-cluster`` destination means ``cluster``
+        (it is marked, and no cluster is registered under that literal server / name)."""
+        if not cluster.in_cluster:
+            return set()
+        literal_name = any(c.name == IN_CLUSTER_NAME for c in registered)
+        literal_server = any(c.server.rstrip("/") == IN_CLUSTER_SERVER for c in registered)
+        return {s.app.name for s in self.state.list_apps()
+                if (s.app.spec.destination.name == IN_CLUSTER_NAME and not literal_name)
+                or ((s.app.spec.destination.server or "").rstrip("/") == IN_CLUSTER_SERVER and not literal_server)}
 
     def delete_cluster(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> dict[str, Any]:
         """Forget a cluster and its kubeconfig. 409 while an application deploys to it, unless
