@@ -186,6 +186,7 @@ class LocalStack:
         self.metrics: list[MetricRecord] = []
         self._moto = moto
         self._lock = threading.RLock()
+        self._credentials: dict[str, dict[str, str]] = {}
         self._modules: dict[str, Callable[[Any, Any], Any]] = {}
         self._api: _ApiServer | None = None
         self._loop: threading.Thread | None = None
@@ -247,7 +248,7 @@ class LocalStack:
         """What the function's process sees: Lambda's reserved variables, moto endpoint, dummy
         credentials, the template's Environment, the tools layer on PATH. None = unset."""
         env: dict[str, str | None] = {
-            **DUMMY_CREDENTIALS,
+            **self._role_credentials(spec),
             "AWS_PROFILE": None,
             "AWS_DEFAULT_PROFILE": None,
             "AWS_REGION": self.resources.region,
@@ -268,6 +269,22 @@ class LocalStack:
         env.update(spec.environment)
         env.update(self.extra_env)
         return env
+
+    def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+        """Temporary credentials of the function's execution role (moto ``sts:AssumeRole``, session
+        name = function name), as Lambda puts them in the environment: STS then says who the
+        function is (an EKS token made with them maps to the role). Dummy ones without a role."""
+        if spec.role_arn is None:
+            return dict(DUMMY_CREDENTIALS)
+        with self._lock:
+            cached = self._credentials.get(spec.logical_id)
+            if cached is None:
+                creds = self.resources.client("sts").assume_role(
+                    RoleArn=spec.role_arn, RoleSessionName=spec.name[:64])["Credentials"]
+                cached = self._credentials[spec.logical_id] = {
+                    "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                    "AWS_SESSION_TOKEN": creds["SessionToken"]}
+            return dict(cached)
 
     @contextmanager
     def _environ(self, spec: FunctionSpec) -> Iterator[None]:

@@ -168,13 +168,19 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
     registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
     oci_registered = _post(api, token, "/api/v1/repositories",
                            {"url": f"oci://{registry.host}", "type": "oci", "plainHttp": True, "name": "local-oci"})
+    # An EKS cluster in moto whose DescribeCluster answers kubesim (local/eks.py): register it
+    # with `gitferry cluster add NAME --eks local-eks`, no credential stored.
+    from local import eks as local_eks
+
+    eks_arn = local_eks.create_cluster(stack.resources, kube, "local-eks")
     stack.start_loop(schedule_interval=args.schedule_interval)
     res = stack.resources
     info = {"api": api, "token": token, "tokenFile": str(token_file), "kubeconfig": kube.kubeconfig_path,
             "kubesim": kube.url, "git": git.base_url, "gitRoot": str(workdir / "git"), "helmRepo": charts.url,
             "ociRegistry": registry.host,
             "aws": res.endpoint, "cluster": "local", "clusterServer": kube.url, "workdir": str(workdir),
-            "webhookSecretFile": str(webhook_file), "webhooks": f"{api}/webhooks/<provider>"}
+            "webhookSecretFile": str(webhook_file), "webhooks": f"{api}/webhooks/<provider>",
+            "eksCluster": eks_arn}
     _write_private(args.info_file, json.dumps(info, indent=2) + "\n")
     print(
         f"""
@@ -185,6 +191,7 @@ gitferry is up (workdir {workdir})
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
+  EKS cluster      {eks_arn}   (moto; its endpoint is kubesim, tokens checked through moto STS)
   git server       {git.base_url}/<name>.git   (bare repos in {workdir / 'git'}; push over HTTP works)
   webhooks         {api}/webhooks/github (gitea, gitlab, bitbucket-server): secret in {webhook_file}
   Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
@@ -196,6 +203,7 @@ gitferry is up (workdir {workdir})
 Try:
   gitferry login {api} --token-stdin < {token_file}
   gitferry cluster list && gitferry app list
+  gitferry cluster add eks --eks local-eks && gitferry cluster get eks
   curl -s -H "Authorization: Bearer $(cat {token_file})" {api}/api/v1/applications
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
   # a repository of your own on the local git server, and an app from it:

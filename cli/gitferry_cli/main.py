@@ -658,26 +658,112 @@ def _one_context(kubeconfig: dict[str, Any], context: str | None, source: str) -
 @cluster.command("add", epilog="""\b
 Examples:
   gitferry cluster add prod --kubeconfig ~/.kube/config --context prod-admin
-  gitferry cluster add local --kubeconfig ./kubeconfig --namespace apps""")
+  gitferry cluster add local --kubeconfig ./kubeconfig --namespace apps
+  gitferry cluster add prod --eks prod-cluster --region eu-west-1 --in-cluster
+  gitferry cluster add other --eks arn:aws:eks:eu-west-1:111122223333:cluster/apps \\
+      --role-arn arn:aws:iam::111122223333:role/gitferry-deployer""")
 @click.argument("name")
 @click.option("--kubeconfig", "kubeconfig_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              envvar="KUBECONFIG", required=True, help="kubeconfig file (default $KUBECONFIG)")
+              envvar="KUBECONFIG", help="kubeconfig file (default $KUBECONFIG)")
 @click.option("--context", help="the context to register (default: the current context)")
+@click.option("--eks", "eks_cluster", metavar="NAME|ARN",
+              help="an EKS cluster: no credential is stored, the functions' IAM role signs its tokens")
+@click.option("--region", help="with --eks NAME: the cluster's region (default: the functions' region)")
+@click.option("--role-arn", help="with --eks: an IAM role to assume first (a cluster of another account)")
 @click.option("--namespace", help="the cluster's default namespace")
+@click.option("--in-cluster", "--default", "in_cluster", is_flag=True,
+              help="what https://kubernetes.default.svc / in-cluster destinations (Argo CD's own cluster) mean")
 @click.option("--upsert", is_flag=True, help="replace the cluster if already registered")
-def cluster_add(name: str, kubeconfig_path: Path, context: str | None, namespace: str | None, upsert: bool) -> None:
-    """Register a cluster from a kubeconfig file (only the chosen context is sent)."""
-    try:
-        doc = yaml.safe_load(kubeconfig_path.read_text())
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(f"{kubeconfig_path} is not YAML: {exc}", param_hint="--kubeconfig") from None
-    if not isinstance(doc, dict):
-        raise click.BadParameter(f"{kubeconfig_path} is not a kubeconfig", param_hint="--kubeconfig")
-    body: dict[str, Any] = {"name": name, "kubeconfig": yaml.safe_dump(_one_context(doc, context, str(kubeconfig_path)))}
+@click.pass_context
+def cluster_add(ctx: click.Context, name: str, kubeconfig_path: Path | None, context: str | None,
+                eks_cluster: str | None, region: str | None, role_arn: str | None, namespace: str | None,
+                in_cluster: bool, upsert: bool) -> None:
+    """Register a cluster: from a kubeconfig file (only the chosen context is sent), or an EKS
+    cluster by name or ARN."""
+    from_env = ctx.get_parameter_source("kubeconfig_path") == click.core.ParameterSource.ENVIRONMENT
+    body: dict[str, Any] = {"name": name}
+    if eks_cluster:
+        if (kubeconfig_path and not from_env) or context:
+            raise click.UsageError("--eks and --kubeconfig/--context exclude each other")
+        body["eks"] = {"cluster": eks_cluster, **({"region": region} if region else {}),
+                       **({"roleArn": role_arn} if role_arn else {})}
+    elif region or role_arn:
+        raise click.UsageError("--region and --role-arn go with --eks")
+    elif kubeconfig_path is None:
+        raise click.UsageError("one of --kubeconfig (or $KUBECONFIG) or --eks is required")
+    else:
+        body["kubeconfig"] = _kubeconfig_text(kubeconfig_path, context)
     if namespace:
         body["namespace"] = namespace
+    if in_cluster:
+        body["inCluster"] = True
     answer = _client().call("POST", "/api/v1/clusters", body, {"upsert": "true"} if upsert else None)
     click.echo(f"cluster '{answer['name']}' added ({answer['server']}, {answer.get('serverVersion', '')})")
+
+
+def _kubeconfig_text(path: Path, context: str | None) -> str:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{path} is not YAML: {exc}", param_hint="--kubeconfig") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{path} is not a kubeconfig", param_hint="--kubeconfig")
+    return yaml.safe_dump(_one_context(doc, context, str(path)))
+
+
+@cluster.command("get")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
+def cluster_get(name: str, output: str | None) -> None:
+    """A cluster: how it is reached, its server version and connection state now, its apps."""
+    c = _client().call("GET", f"/api/v1/clusters/{name}")
+    if output:
+        return _dump(c, output)
+    info = c.get("info") or {}
+    state = info.get("connectionState") or {}
+    eks = c.get("eks") or {}
+    rows = [["Name:", c["name"]], ["Server:", c["server"]],
+            ["Auth:", c.get("auth", "")
+             + (f" ({eks.get('arn') or eks.get('cluster')}{', as ' + eks['roleArn'] if eks.get('roleArn') else ''})"
+                if eks else (f" (context {c['context']})" if c.get("context") else ""))],
+            ["Namespace:", c.get("namespace", "")], ["In-cluster:", "yes" if c.get("inCluster") else "no"],
+            ["Server version:", info.get("serverVersion") or c.get("serverVersion", "")],
+            ["Connection:", f"{state.get('status', '')} {state.get('message', '')}".strip()],
+            ["Applications:", ", ".join(c.get("applications") or []) or "none"]]
+    _table(["", ""], rows)
+
+
+@cluster.command("update", epilog="""\b
+Examples:
+  gitferry cluster update prod --in-cluster
+  gitferry cluster update other --role-arn arn:aws:iam::111122223333:role/gitferry-deployer
+  gitferry cluster update local --kubeconfig ./kubeconfig --context admin""")
+@click.argument("name")
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a new kubeconfig file (only the chosen context is sent)")
+@click.option("--context", help="with --kubeconfig: the context to use")
+@click.option("--role-arn", help="EKS: the role to assume ('' = the functions' own role)")
+@click.option("--namespace", help="the cluster's default namespace")
+@click.option("--in-cluster/--not-in-cluster", default=None,
+              help="mark (or unmark) it as what https://kubernetes.default.svc means")
+def cluster_update(name: str, kubeconfig_path: Path | None, context: str | None, role_arn: str | None,
+                   namespace: str | None, in_cluster: bool | None) -> None:
+    """Change a registered cluster (a PATCH; gitferry connects again before storing it)."""
+    patch: dict[str, Any] = {}
+    if kubeconfig_path is not None:
+        patch["kubeconfig"] = _kubeconfig_text(kubeconfig_path, context)
+    elif context:
+        raise click.UsageError("--context goes with --kubeconfig (only the chosen context is sent)")
+    if role_arn is not None:
+        patch["eks"] = {"roleArn": role_arn or None}
+    if namespace:
+        patch["namespace"] = namespace
+    if in_cluster is not None:
+        patch["inCluster"] = in_cluster
+    if not patch:
+        raise click.UsageError("nothing to change")
+    answer = _client().call("PATCH", f"/api/v1/clusters/{name}", patch)
+    click.echo(f"cluster '{answer['name']}' updated ({answer['server']}, {answer.get('serverVersion', '')})")
 
 
 @cluster.command("list")
@@ -691,8 +777,9 @@ def cluster_list(output: str | None) -> None:
         for c in items:
             click.echo(c["name"])
         return
-    _table(["SERVER", "NAME", "VERSION", "NAMESPACE"],
-           [[c["server"], c["name"], c.get("serverVersion", ""), c.get("namespace", "")] for c in items])
+    _table(["SERVER", "NAME", "VERSION", "NAMESPACE", "AUTH", "IN-CLUSTER"],
+           [[c["server"], c["name"], c.get("serverVersion", ""), c.get("namespace", ""),
+             "eks" if c.get("eks") else "kubeconfig", "yes" if c.get("inCluster") else ""] for c in items])
 
 
 @cluster.command("rm")

@@ -250,6 +250,16 @@ def get_cluster(name: str) -> dict:
     return service().get_cluster(name)
 
 
+@app.put("/api/v1/clusters/<name>")
+def replace_cluster(name: str) -> dict:
+    return service().update_cluster(name, app.current_event.decoded_body, caller(), merge=False)
+
+
+@app.patch("/api/v1/clusters/<name>")
+def patch_cluster(name: str) -> dict:
+    return service().update_cluster(name, app.current_event.decoded_body, caller(), merge=True)
+
+
 @app.delete("/api/v1/clusters/<name>")
 def delete_cluster(name: str) -> dict:
     return service().delete_cluster(name, app.current_event.query_string_parameters or {}, caller())

@@ -164,6 +164,8 @@ def _statements(cfn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for lid, role in _of_type(cfn, "AWS::IAM::Role").items():
         for pol in role["Properties"].get("Policies", []):
+            if "Fn::If" in pol:  # a conditional policy (EKS parameters): its "true" branch
+                pol = pol["Fn::If"][1]
             out += [(lid, st) for st in pol["PolicyDocument"]["Statement"]]
     return out
 
@@ -194,6 +196,13 @@ def test_least_privilege_iam(cfn: dict[str, Any]) -> None:
                    ("ApplyFunctionRole", "kms:Decrypt"), ("ApiFunctionRole", "kms:Decrypt")}, kms
     ecr = {lid for lid, st in statements if "ecr:GetAuthorizationToken" in st["Action"]}
     assert ecr == {"PollFunctionRole", "RenderFunctionRole", "ApiFunctionRole"}, ecr
+    # EKS: only the stages that reach clusters describe them / assume roles, on the ARNs given
+    # as parameters (nothing at all when the parameters are empty).
+    eks = {(lid, a, json.dumps(st["Resource"])) for lid, st in statements for a in st["Action"]
+           if a.startswith(("eks:", "sts:"))}
+    assert eks == {(f"{f}FunctionRole", a, json.dumps({"Ref": p}))
+                   for f in ("Api", "Diff", "Apply")
+                   for a, p in (("eks:DescribeCluster", "EksClusterArns"), ("sts:AssumeRole", "EksAssumeRoleArns"))}, eks
     rules = {r["Id"]: r for r in cfn["Resources"]["ManifestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireUnreferencedManifests"]["Prefix"] == "manifests/"
 

@@ -82,6 +82,9 @@ def test_up_writes_its_info_refuses_a_second_start_and_cleans_up(tmp_path: Path)
             {k: r.get(k) for k in ("url", "type", "plainHttp")} for r in registered]
 
         _own_repository_as_the_banner_says(info, printed, env, tmp_path)
+        eks = subprocess.run([str(GITFERRY), "cluster", "add", "eks", "--eks", "local-eks"], env=env, text=True,
+                             capture_output=True, timeout=60)  # the EKS cluster `make up` prepared in moto
+        assert eks.returncode == 0 and info["eksCluster"].endswith(":cluster/local-eks"), eks.stderr
 
         port = info["api"].rsplit(":", 1)[1]
         second = subprocess.run([sys.executable, "-m", "local.up", "--port", port, "--quiet", "--info-file",

@@ -63,6 +63,9 @@ __all__ = [
     "IgnoreDifference",
     "Repository",
     "Cluster",
+    "EksCluster",
+    "IN_CLUSTER_NAME",
+    "IN_CLUSTER_SERVER",
     "SyncStatusCode",
     "HealthStatusCode",
     "OperationPhase",
@@ -880,10 +883,28 @@ class Repository(_Api):
     ecr_registry_id: str | None = None
 
 
+#: Argo CD's destination for the cluster it runs in (server and name)
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+IN_CLUSTER_NAME = "in-cluster"
+
+
+class EksCluster(_Api):
+    """``Cluster.eks``: an EKS cluster reached with a token made from the functions' IAM role
+    (or ``role_arn``, assumed first); no credential is stored (see gitferry.eks)."""
+
+    cluster: str  # EKS cluster name (an ARN given at registration is split into name + region)
+    region: str
+    role_arn: str | None = None
+    arn: str | None = None  # from DescribeCluster
+
+
 class Cluster(_Api):
-    """A registered destination cluster; its kubeconfig lives in Secrets Manager. The name
-    is part of a Secrets Manager name and of file names, hence a DNS-1123 subdomain
-    (no ``/``, ``..``, upper case or spaces)."""
+    """A registered destination cluster; its kubeconfig lives in Secrets Manager, unless it is
+    an EKS cluster (``eks``), which has no stored credential at all. The name is part of a
+    Secrets Manager name and of file names, hence a DNS-1123 subdomain (no ``/``, ``..``,
+    upper case or spaces). ``context``: the kubeconfig context used (None = its current one).
+    ``in_cluster``: the cluster Argo CD's ``https://kubernetes.default.svc`` / ``in-cluster``
+    destinations mean (at most one is marked)."""
 
     name: str
     server: str
@@ -893,6 +914,13 @@ class Cluster(_Api):
     # Apps annotated gitferry.dev/helm-lookup: "true" may render Helm lookup against this cluster,
     # read-only (gitferry.lookup_proxy); off by default, as Argo CD renders offline.
     allow_helm_lookup: bool = False
+    context: str | None = None
+    eks: EksCluster | None = None
+    in_cluster: bool = False
+
+    @property
+    def auth(self) -> str:
+        return "eks" if self.eks is not None else "kubeconfig"
 
     @field_validator("name")
     @classmethod

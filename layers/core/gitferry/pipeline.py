@@ -9,6 +9,7 @@ so they are tested without any I/O.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -938,13 +939,22 @@ class Engine:
 
         dest = app.spec.destination
         cluster = self.state.find_cluster(server=dest.server, name=dest.name)
-        kubeconfig = self.secrets.get_kubeconfig(cluster.name)
-        digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
-        cached = self._clusters.get(cluster.name)
-        if cached is not None and cached[0] == digest:
-            return cached[1]
-        client = kube.ClusterClient(kube.api_client_from_kubeconfig(kubeconfig),
-                                    os.path.join(self.settings.discovery_cache_dir, cluster.name))
+        if cluster.eks is not None:  # no stored credential: DescribeCluster + an IAM token (gitferry.eks)
+            from gitferry import eks
+
+            digest = hashlib.sha256(json.dumps(cluster.to_json_dict(), sort_keys=True).encode()).hexdigest()
+            cached = self._clusters.get(cluster.name)
+            if cached is not None and cached[0] == digest:
+                return cached[1]
+            api_client = eks.api_client(eks.EksTarget(cluster.eks.cluster, cluster.eks.region, cluster.eks.role_arn))[0]
+        else:
+            kubeconfig = self.secrets.get_kubeconfig(cluster.name)
+            digest = hashlib.sha256(f"{cluster.context}\n{kubeconfig}".encode()).hexdigest()
+            cached = self._clusters.get(cluster.name)
+            if cached is not None and cached[0] == digest:
+                return cached[1]
+            api_client = kube.api_client_from_kubeconfig(kubeconfig, cluster.context)
+        client = kube.ClusterClient(api_client, os.path.join(self.settings.discovery_cache_dir, cluster.name))
         self._clusters[cluster.name] = (digest, client)
         return client
 

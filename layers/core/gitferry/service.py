@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, repositories, webhooks
+from gitferry import clusters, deletion, loader, repositories, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -30,11 +29,12 @@ from gitferry.errors import (
 )
 from gitferry.messages import ManualSync, SyncResource
 from gitferry.model import (
+    IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER,
     Application,
     Cluster,
     Repository,
     SyncPolicy,
-    check_cluster_name,
     format_validation_error,
 )
 from gitferry.pipeline import Engine
@@ -116,8 +116,10 @@ class Service:
         dest = app.spec.destination
         try:
             cluster = self.state.find_cluster(server=dest.server, name=dest.name)
-        except NotFoundError:
+        except NotFoundError as exc:
             where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
+            if "marked as in-cluster" in str(exc):  # kubernetes.default.svc / in-cluster, none marked
+                raise InvalidSpecError([f"spec.destination: {exc}"]) from None
             raise InvalidSpecError(
                 [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
             ) from None
@@ -433,32 +435,68 @@ class Service:
     # ------------------------------------------------------------------ clusters and repositories
 
     def register_cluster(self, body: str | bytes | None, caller: str = "api", *, upsert: bool = False) -> dict[str, Any]:
-        """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
-        ``server`` defaults to the kubeconfig's current cluster. A name already registered is
-        409 unless ``upsert`` (then it is replaced)."""
+        """``{name, kubeconfig | eks, context?, server?, namespace?, inCluster?}`` (gitferry.clusters):
+        a kubeconfig goes to Secrets Manager, an EKS cluster stores no credential. ``server``
+        defaults to the context's cluster. A name already registered is 409 unless ``upsert``
+        (then it is replaced)."""
         doc = parse_document(body, "cluster")
-        problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
-        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace", "allowHelmLookup"})
-        problems += [f"{k}: unknown field" for k in unknown]
-        problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
-        if not isinstance(doc.get("allowHelmLookup", False), bool):
-            problems.append("allowHelmLookup: must be true or false")
-        if not isinstance(doc.get("kubeconfig"), (str, dict)):
-            problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
+        problems = clusters.check_document(doc)
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
-        kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
-        _check_kubeconfig(kubeconfig)
         if not upsert and self._cluster_or_none(str(doc["name"])) is not None:
             raise ConflictError(f"cluster {doc['name']!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        server = doc.get("server") or _kubeconfig_server(kubeconfig)
-        version = _server_version(kubeconfig)
-        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
-                          server_version=version, allow_helm_lookup=bool(doc.get("allowHelmLookup", False)))
-        self.secrets.put_kubeconfig(cluster.name, kubeconfig)
+        return self._store_cluster(clusters.prepare(doc), caller, "cluster.register")
+
+    def update_cluster(self, name: str, body: str | bytes | None, caller: str = "api", *,
+                       merge: bool) -> dict[str, Any]:
+        """PUT (``merge=False``: the whole registration document) or PATCH (a JSON merge patch of
+        it: kubeconfig, context, eks.roleArn, namespace, inCluster...). Connects again; 404 for
+        an unknown cluster, 409 when the server changes under applications that name it."""
+        current = self.state.get_cluster(name)
+        doc = parse_document(body, "cluster")
+        if merge:
+            doc = clusters.merge_patch(current, doc, lambda: self.secrets.get_kubeconfig(name))
+        else:
+            doc.setdefault("name", name)
+        if doc.get("name") != name:
+            raise InvalidSpecError([f"name: {doc.get('name')!r} differs from the cluster in the path ({name!r})"],
+                                   "invalid cluster")
+        problems = clusters.check_document(doc)
+        if problems:
+            raise InvalidSpecError(problems, "invalid cluster")
+        registration = clusters.prepare(doc)
+        if registration.cluster.server.rstrip("/") != current.server.rstrip("/"):
+            by_server = [a for a in self._apps_on(current)
+                         if not self.state.get_app(a).spec.destination.name]
+            if by_server:
+                raise ConflictError(f"cluster {name!r}: its server would change from {current.server} to "
+                                    f"{registration.cluster.server} under application(s) {', '.join(by_server)} "
+                                    "that name it by server")
+        return self._store_cluster(registration, caller, "cluster.update")
+
+    def _store_cluster(self, registration: clusters.Registration, caller: str, action: str) -> dict[str, Any]:
+        cluster = registration.cluster
+        registered = self.state.list_clusters()
+        # Moving or dropping the in-cluster mark would retarget (or strand) the apps it resolves.
+        losing = [c for c in registered if c.in_cluster and (c.name != cluster.name) == cluster.in_cluster]
+        for old in losing:
+            users = sorted(self._in_cluster_apps(old, registered))
+            if users:
+                raise ConflictError(f"cluster {old.name!r} is what https://kubernetes.default.svc / in-cluster means "
+                                    f"for application(s) {', '.join(users)}: moving or removing the in-cluster mark "
+                                    "would retarget them; change or delete them first")
+        if registration.kubeconfig is not None:
+            self.secrets.put_kubeconfig(cluster.name, registration.kubeconfig)
+        else:  # EKS: no credential; a kubeconfig stored earlier under this name is removed
+            self.secrets.delete_kubeconfig(cluster.name)
+        if cluster.in_cluster:  # at most one cluster is what kubernetes.default.svc means
+            for other in registered:
+                if other.in_cluster and other.name != cluster.name:
+                    self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
-        self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
+        self.audit.record(caller, action, cluster.name, server=cluster.server, auth=cluster.auth,
+                          inCluster=cluster.in_cluster)
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
@@ -473,17 +511,31 @@ class Service:
     def get_cluster(self, name: str) -> dict[str, Any]:
         """A registered cluster's metadata (never its kubeconfig) and the apps deploying to it."""
         cluster = self.state.get_cluster(name)
-        return {**cluster.to_json_dict(), "applications": self._apps_on(cluster)}
+        return {**cluster.to_json_dict(), "auth": cluster.auth, "applications": self._apps_on(cluster),
+                "info": clusters.connection_info(cluster, lambda: self.secrets.get_kubeconfig(name))}
 
     def _apps_on(self, cluster: Cluster) -> list[str]:
         """Apps that deploy through this cluster: named by it, or by its server when no other
         registered cluster has that server (they would lose their destination without it)."""
         server = cluster.server.rstrip("/")
-        shared = any(c.server.rstrip("/") == server for c in self.state.list_clusters() if c.name != cluster.name)
+        registered = self.state.list_clusters()
+        shared = any(c.server.rstrip("/") == server for c in registered if c.name != cluster.name)
         return sorted(s.app.name for s in self.state.list_apps()
                       if s.app.spec.destination.name == cluster.name
                       or (not shared and not s.app.spec.destination.name
-                          and (s.app.spec.destination.server or "").rstrip("/") == server))
+                          and (s.app.spec.destination.server or "").rstrip("/") == server)
+                      or s.app.name in self._in_cluster_apps(cluster, registered))
+
+    def _in_cluster_apps(self, cluster: Cluster, registered: list[Cluster]) -> set[str]:
+        """Apps whose ``kubernetes.default.svc`` / ``in-cluster`` destination means ``cluster``
+        (it is marked, and no cluster is registered under that literal server / name)."""
+        if not cluster.in_cluster:
+            return set()
+        literal_name = any(c.name == IN_CLUSTER_NAME for c in registered)
+        literal_server = any(c.server.rstrip("/") == IN_CLUSTER_SERVER for c in registered)
+        return {s.app.name for s in self.state.list_apps()
+                if (s.app.spec.destination.name == IN_CLUSTER_NAME and not literal_name)
+                or ((s.app.spec.destination.server or "").rstrip("/") == IN_CLUSTER_SERVER and not literal_server)}
 
     def delete_cluster(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> dict[str, Any]:
         """Forget a cluster and its kubeconfig. 409 while an application deploys to it, unless
@@ -788,27 +840,6 @@ def _field_problems(doc: dict[str, Any], checks: dict[str, Callable[[str], str]]
     return problems
 
 
-def _server_version(kubeconfig: str) -> str:
-    """Connect once, as ``argocd cluster add`` does: a kubeconfig that cannot reach its cluster
-    is refused now, with the reason, instead of failing every comparison later."""
-    from kubernetes import client as k8s_client
-
-    from gitferry.kube import KubeError, api_client_from_kubeconfig
-
-    try:
-        api = api_client_from_kubeconfig(kubeconfig)
-    except KubeError as exc:
-        raise InvalidSpecError([f"kubeconfig: {exc}"], "invalid cluster") from None
-    try:
-        return str(k8s_client.VersionApi(api).get_code(_request_timeout=10).git_version)
-    except Exception as exc:  # noqa: BLE001 - any transport/auth failure is the user's to fix
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise InvalidSpecError([f"kubeconfig: cannot reach the cluster's API server: {reason}"],
-                               "invalid cluster") from None
-    finally:
-        api.close()
-
-
 def _force(query: dict[str, str]) -> bool:
     problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"force"})]
     text = query.get("force", "false").lower()
@@ -817,29 +848,6 @@ def _force(query: dict[str, str]) -> bool:
     if problems:
         raise InvalidSpecError(problems, "invalid delete request")
     return text == "true"
-
-
-def _check_kubeconfig(kubeconfig: str) -> None:
-    """400 naming the line for a kubeconfig that is not YAML, or not a kubeconfig mapping."""
-    try:
-        doc = loader.load_one(kubeconfig, limits=BODY_LIMITS)
-    except loader.LoadError as exc:
-        where = f"line {exc.line}: " if exc.line else ""
-        raise InvalidSpecError([f"kubeconfig: not YAML: {where}{exc.message}"], "invalid cluster") from None
-    if not isinstance(doc, dict):
-        raise InvalidSpecError(["kubeconfig: not a kubeconfig (a YAML mapping with clusters, contexts and users)"],
-                               "invalid cluster")
-
-
-def _kubeconfig_server(kubeconfig: str) -> str:
-    try:
-        doc = yaml.safe_load(kubeconfig)
-        contexts = {c["name"]: c["context"] for c in doc.get("contexts", [])}
-        clusters = {c["name"]: c["cluster"] for c in doc.get("clusters", [])}
-        current = doc.get("current-context") or next(iter(contexts))
-        return str(clusters[contexts[current]["cluster"]]["server"])
-    except Exception:
-        raise InvalidSpecError(["kubeconfig: cannot find the current context's cluster server"], "invalid cluster") from None
 
 
 def _summary(status: dict[str, Any]) -> dict[str, Any]:
