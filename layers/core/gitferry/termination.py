@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -111,7 +111,9 @@ def terminate(engine: Any, app: str, actor: str) -> dict[str, Any]:
         if status is None or op is None or op.phase != "Running" or operation_id(status) != op_id:
             clear(state, app)  # it ended meanwhile
             return {"app": app, "operation": op_id, "phase": op.phase if op else "", "message": op.message if op else ""}
-        finished = datetime.now(UTC) if now.tzinfo is None else now
+        finished = engine.clock()  # after the request's own audit entry
+        if finished <= now:
+            finished = now + timedelta(microseconds=1)
         op.phase, op.finished_at, op.message = "Failed", finished, reason(actor)
         doc = dict(op.operation or {})
         sync_doc = {k: v for k, v in (doc.get("sync") or {}).items() if k not in ("resumeFrom", "retryAt")}
