@@ -5,7 +5,6 @@ running wave after wave), and reports what it did not attempt."""
 from __future__ import annotations
 
 from gitferry import kube
-
 from test_sync_cluster import cm, run, statuses
 
 
