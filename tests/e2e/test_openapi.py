@@ -96,3 +96,28 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(world: LocalWorl
             failures.append(f"{operation.method.upper()} {operation.path}: {type(exc).__name__}: {str(exc)[:1500]}")
     assert operations >= 26
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_callers_mistake_is_a_4xx_naming_what_is_wrong(world: LocalWorld) -> None:
+    """Inputs past what DynamoDB keys or the routes take are refused as the caller's mistake."""
+    long_url = "https://git.example.com/" + "a" * 2020
+    status, answer = world.call("POST", "/api/v1/repositories", {"url": long_url})
+    assert status == 400 and any(p.startswith("url:") for p in answer["problems"]), answer
+    status, answer = world.call("GET", "/api/v1/repositories?url=" + "%F0%9F%98%80" * 600)
+    assert status == 404, answer
+    status, answer = world.call("GET", "/api/v1/applications/Not_A_Name")
+    assert status == 400 and answer["problems"][0].startswith("name:"), answer
+    status, answer = world.call("GET", "/api/v1/clusters/" + "%F0%9F%98%80" * 250)
+    assert status == 404, answer
+    status, answer = world.call("POST", "/api/v1/applications/guestbook/rollback/x1")
+    assert status == 400, answer
+    status, answer = world.call("POST", "/api/v1/applications/guestbook/sync", {"revision": "no-such-branch"})
+    assert status == 422 and answer["message"].startswith("revision:"), answer
+    status, answer = world.call("POST", "/api/v1/applications/guestbook/sync", b"\xff\xfe")
+    assert status == 400 and "not UTF-8" in answer["problems"][0], answer
+    status, answer = world.call("POST", "/api/v1/applications", "x" * (1024 * 1024 + 1))
+    assert status == 413, answer
+    status, answer = world.call("GET", "/api/v1/nothing-here")
+    assert status == 404 and "message" in answer, answer
+    for status, answer in (world.call("POST", "/api/v1/applications", {"kind": "Application"}),):
+        assert status == 400 and "Traceback" not in str(answer)

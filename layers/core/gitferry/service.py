@@ -552,6 +552,8 @@ class Service:
         problems = [] if doc.get("url") else ["url: field required"]
         problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
         problems += _field_problems(doc, {"url": check_repo_url})
+        if isinstance(doc.get("url"), str) and len(doc["url"].encode("utf-8", errors="surrogatepass")) > _MAX_KEY_TEXT:
+            problems.append(f"url: must be at most {_MAX_KEY_TEXT} bytes (it is part of a DynamoDB key)")
         problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
                      if doc.get(k) is not None and not isinstance(doc[k], str)]
         if problems:
@@ -573,6 +575,8 @@ class Service:
         return {"items": [r.to_json_dict() for r in self.state.list_repositories()]}
 
     def _repository_or_none(self, url: str) -> Repository | None:
+        if len(url.encode("utf-8", errors="surrogatepass")) > _MAX_KEY_TEXT:
+            return None  # longer than any key DynamoDB stores: never registered (and no 500 asking)
         try:
             return self.state.get_repository(url)
         except NotFoundError:
@@ -779,6 +783,10 @@ def _tracks(refs: dict[str, str], target_revision: str, pushed_ref: str) -> bool
     candidates = [rev] if rev.startswith("refs/") else [f"refs/{rev}", f"refs/tags/{rev}", f"refs/heads/{rev}"]
     tracked = next((ref for ref in candidates if ref in refs), None)
     return tracked == pushed_ref
+
+
+#: bytes of a name or URL inside a DynamoDB key (the partition key limit is 2048 bytes)
+_MAX_KEY_TEXT = 2000
 
 
 def _same(given: str, expected: str) -> bool:
