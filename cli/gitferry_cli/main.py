@@ -130,7 +130,8 @@ def login(server: str, token: str | None, token_stdin: bool, aws: bool, region: 
 
 @cli.group(cls=Group)
 def app() -> None:
-    """Applications: create, list, get, sync, diff, wait, history, rollback, delete, refresh."""
+    """Applications: create, list, get, set, edit, update, sync, diff, wait, terminate-op, events, history,
+    rollback, delete, refresh."""
 
 
 def _manifest_from_flags(name: str, repo: str, path: str | None, revision: str, dest_server: str | None,
@@ -206,37 +207,6 @@ def app_create(file_: Any, name: str | None, repo: str | None, path: str | None,
 def _dest(spec: dict[str, Any]) -> str:
     dest = spec.get("destination") or {}
     return str(dest.get("name") or dest.get("server") or "")
-
-
-@app.command("list")
-@click.option("-o", "--output", type=OUTPUTS)
-def app_list(output: str | None) -> None:
-    """List applications with their sync and health status."""
-    items = _client().call("GET", "/api/v1/applications")["items"]
-    if output in ("json", "yaml"):
-        return _dump(items, output)
-    if output == "name":
-        for item in items:
-            click.echo(item["metadata"]["name"])
-        return
-    columns = ["NAME", "CLUSTER", "NAMESPACE", "STATUS", "HEALTH", "SYNCPOLICY", "REVISION"]
-    if output == "wide":
-        columns += ["REPO", "PATH", "TARGET"]
-    rows = []
-    for item in items:
-        spec, status = item["spec"], item.get("status") or {}
-        source = spec.get("source") or (spec.get("sources") or [{}])[0]
-        row = [item["metadata"]["name"], _dest(spec), (spec.get("destination") or {}).get("namespace", ""),
-               (status.get("sync") or {}).get("status", "Unknown"),
-               (status.get("health") or {}).get("status", "Unknown"),
-               "Auto" + ("-Prune" if ((spec.get("syncPolicy") or {}).get("automated") or {}).get("prune") else "")
-               if (spec.get("syncPolicy") or {}).get("automated") is not None else "Manual",
-               ((status.get("sync") or {}).get("revision") or "")[:7]]
-        if output == "wide":
-            row += [source.get("repoURL", ""), source.get("path") or source.get("chart") or "",
-                    source.get("targetRevision", "")]
-        rows.append(row)
-    _table(columns, rows)
 
 
 def _print_app(doc: dict[str, Any], wide: bool) -> None:
@@ -476,7 +446,8 @@ def app_wait(name: str, health: bool, sync_: bool, operation: bool, revision: st
         return ((not health or (status.get("health") or {}).get("status") == "Healthy")
                 and (not sync_ or (status.get("sync") or {}).get("status") == "Synced")
                 and (not revision or str((status.get("sync") or {}).get("revision") or "").startswith(revision))
-                and (not operation or (op.get("phase") != "Running" and not status.get("syncRequested"))))
+                and (not operation or (op.get("phase") not in ("Running", "Terminating")
+                                       and not status.get("syncRequested"))))
 
     if not _poll(f"application {name!r}", ready, timeout):
         click.echo(f"last seen: sync {(seen.get('sync') or {}).get('status')}, "
@@ -801,6 +772,10 @@ repo.add_command(repo_update)
 
 def main() -> None:
     cli(prog_name="gitferry")
+
+
+# The app verbs of the filtered list, updates, terminate-op and events live in their own module.
+from gitferry_cli import apps as _apps  # noqa: E402,F401,I001
 
 
 __all__ = ["CONFLICT", "NOT_FOUND", "cli", "main"]

@@ -697,8 +697,18 @@ class Engine:
         """Run the sync, waiting here while a wave or hook settles and time allows; fills
         ``outcome`` (phase, message, resources, resume point, retry time)."""
         from gitferry import sync as syncing
+        from gitferry import termination
 
         app, request = outcome.app, outcome.request
+
+        def stop() -> str | None:
+            """Asked before each wave and at each wave boundary: was the operation terminated?"""
+            actor = termination.requested_by(self.state, app.name, outcome.operation_id)
+            if actor is None:
+                return None
+            outcome.terminated_by = actor
+            return termination.reason(actor)
+
         desired = self.manifests.get_manifests(request.manifests)
         automated = app.automated
         if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
@@ -720,6 +730,10 @@ class Engine:
                                                           app.spec.destination.namespace, cluster.is_namespaced)
             has_history = bool(self.state.list_history(app.name))
             while True:
+                why = stop()
+                if why:  # terminated while it waited (or before this follow-up ran): nothing more is written
+                    outcome.phase, outcome.message, outcome.resume_from = "Failed", why, None
+                    break
                 # The results so far (this invocation's and earlier ones'): a resumed run finds its
                 # generateName hooks by the names recorded there.
                 options = syncing.options_for(app, resources=status.resources, previous=previous,
@@ -741,6 +755,7 @@ class Engine:
                     wait_between_waves=True,
                     resume_from=resume,
                     options=options,
+                    stop=stop,
                 )
                 outcome.resources = _merge_results(outcome.resources, result.resources)
                 outcome.phase, outcome.message = result.phase, result.message
@@ -753,7 +768,7 @@ class Engine:
                     self._record_running(outcome, result.message)  # progress shown while waiting
                 resume = tuple(result.resume_from)
                 time.sleep(self.settings.sync_poll_seconds)
-        if outcome.phase == "Failed":
+        if outcome.phase == "Failed" and outcome.terminated_by is None:  # a terminated one is not retried
             delay = retry_delay(app.spec.sync_policy.retry if app.spec.sync_policy else None, request.retry)
             if delay is not None:  # spec.syncPolicy.retry: the operation goes on after a backoff
                 outcome.retry_at = datetime.fromtimestamp(self.clock().timestamp() + delay, UTC)
@@ -818,6 +833,10 @@ class Engine:
         else:
             self.followups.clear(app.name)
         self.state.put_status(app.name, status)
+        if outcome.terminated_by is not None and phase != "Running":
+            from gitferry import termination
+
+            termination.clear(self.state, app.name)
         from gitferry.audit import AuditLog
 
         if phase != "Running":
@@ -1109,9 +1128,13 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if not fixable:
         return None
     last = _last_real_operation(previous)
-    synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
+    # Argo CD's alreadyAttemptedSync: the same revision *and* the same source (a PUT / PATCH that
+    # changes the source is a new desired state even at the same commit).
+    synced_this_commit = (last is not None and last.sync_result is not None
+                          and last.sync_result.revision == request.commit
+                          and (last.sync_result.source is None or last.sync_result.source == app.spec.source))
     if not synced_this_commit:
-        return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
+        return "poll" if request.reason in ("poll", "webhook", "create", "update") else request.reason
     if last is not None and last.phase != "Succeeded":
         return None  # Argo CD: a failed attempt at this commit is not re-tried, selfHeal or not
     if automated.self_heal:
@@ -1228,6 +1251,7 @@ class _Outcome:
     resume_from: list[int] | None = None
     retry_at: datetime | None = None
     before: dict[str, Any] | None = None  # a dry run: the last real operation, for automation
+    terminated_by: str | None = None  # DELETE .../operation asked to stop it (termination.py)
 
 
 def _merge_results(earlier: list[ResourceResult], results: Iterable[Any]) -> list[ResourceResult]:

@@ -25,6 +25,8 @@ __all__ = ["FIELDS", "parse", "merge", "check_connection"]
 
 FIELDS = ("url", "type", "name", "username", "password", "token", "sshPrivateKey", "sshKnownHosts", "plainHttp",
           "ecrRegistryId")
+#: bytes of a URL inside a DynamoDB key (the partition key limit is 2048 bytes)
+MAX_URL_BYTES = 2000
 _TEXT_FIELDS = tuple(f for f in FIELDS if f != "plainHttp")
 #: Argo CD repository fields gitferry does not implement (refused, never ignored)
 UNSUPPORTED = frozenset({"insecure", "insecureIgnoreHostKey", "enableLfs", "tlsClientCertData",
@@ -59,6 +61,8 @@ def parse(doc: dict[str, Any]) -> tuple[Repository, RepoCredentials]:
             (oci.check_oci_url if registry else check_repo_url)(url)
         except ValueError as exc:
             problems.append(f"url: {exc}")
+        if len(url.encode("utf-8", errors="surrogatepass")) > MAX_URL_BYTES:
+            problems.append(f"url: must be at most {MAX_URL_BYTES} bytes (it is part of a DynamoDB key)")
     if any(p.startswith(("url:", "type:")) or p.endswith("must be a string") for p in problems):
         raise InvalidSpecError(problems, "invalid repository")  # the rest depends on a usable URL
     if kind not in ("git", "helm", "oci"):
