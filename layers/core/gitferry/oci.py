@@ -368,12 +368,9 @@ class RegistryClient:
             resp.drain_conn()
             resp.release_conn()
             scheme, params = _challenge(challenge)
-            if scheme == "bearer":
-                self._auth[scope] = self._token(params, scope, basic)
-            elif scheme == "basic" and basic and not auth:
-                self._auth[scope] = _basic(basic)
-            else:
+            if scheme != "bearer":  # Basic was sent already when we hold credentials
                 raise self._auth_error(401)
+            self._auth[scope] = self._token(params, scope, basic)
             resp = self._raw(method, url, {**headers, "Authorization": self._auth[scope]})
             if resp.status == 401:
                 resp.release_conn()
