@@ -150,3 +150,28 @@ def test_bearer_token_flow_of_the_distribution_spec(tmp_path: Path) -> None:
                                ).tags("team/app")
         with pytest.raises(OciError, match="requires authentication"):
             oci.RegistryClient(reg.host, oci.RegistryAccess(plain_http=True)).tags("team/app")
+
+
+def test_ecr_tokens_come_from_get_authorization_token(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against moto: the login is AWS:<token> from ecr:GetAuthorizationToken for the registry
+    id; a token past its expiry (moto's are dated 2015) is fetched again, never reused."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # where the engine's boto3.client(...) goes
+    calls: list[dict[str, object]] = []
+    session = boto3._get_default_session()
+    session.events.register("before-parameter-build.ecr.GetAuthorizationToken",
+                            lambda params, **_: calls.append(dict(params)), unique_id="ecr-count")
+    try:
+        assert oci.ecr_token("123456789012", "us-east-1") == ("AWS", "123456789012-auth-token")
+        assert oci.ecr_token("123456789012", "us-east-1") == ("AWS", "123456789012-auth-token")
+    finally:
+        session.events.unregister("before-parameter-build.ecr.GetAuthorizationToken", unique_id="ecr-count")
+    assert calls == [{"registryIds": ["123456789012"]}] * 2
+
+
+def test_ecr_hosts_use_the_role_without_a_registration() -> None:
+    ref = oci.Reference("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "charts/web")
+    access = oci.access_for(ref, [], secrets=None)
+    assert (access.ecr_registry_id, access.ecr_region, access.plain_http) == ("123456789012", "eu-west-1", False)
+    assert oci.access_for(oci.Reference("registry.example.com", "x"), [], secrets=None) == oci.RegistryAccess()
