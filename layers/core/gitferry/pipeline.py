@@ -65,7 +65,7 @@ class Settings:
     git_cache_dir: str = "/tmp/gitferry-git"
     # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
     helm_cache_dir: str = "/tmp/gitferry-helm"
-    # Pulled OCI charts and artifacts, by manifest digest (oci.pull); chart dependencies (helmdeps).
+    # Pulled OCI charts and artifacts, by manifest digest (ocipull.pull); chart dependencies (helmdeps).
     oci_cache_dir: str = "/tmp/gitferry-oci"
     helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
@@ -312,11 +312,11 @@ class Engine:
             kind = _repo_key(source)[0]
             credentials = None if kind == "oci" else self.secrets.get_repo_credentials(url)
             if kind == "oci":
-                from gitferry import oci
+                from gitferry import oci, ocipull
 
                 ref = oci.reference_for(source.repo_url, source.chart)
-                root, source = oci.source_tree(source, request.commit, self._oci_access(ref),
-                                               self.settings.oci_cache_dir)
+                root, source = ocipull.source_tree(source, request.commit, self._oci_access(ref),
+                                                   self.settings.oci_cache_dir)
             elif source.chart is not None:
                 root, source = self._fetch_chart(source, request.commit, credentials)
             else:
