@@ -75,7 +75,7 @@ class Settings:
     git_cache_dir: str = "/tmp/gitferry-git"
     # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
     helm_cache_dir: str = "/tmp/gitferry-helm"
-    # Pulled OCI charts and artifacts, by manifest digest (oci.pull); chart dependencies (helmdeps).
+    # Pulled OCI charts and artifacts, by manifest digest (ocipull.pull); chart dependencies (helmdeps).
     oci_cache_dir: str = "/tmp/gitferry-oci"
     helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
@@ -362,10 +362,11 @@ class Engine:
 
         def materialize(source: ApplicationSource, revision: str) -> tuple[Path, ApplicationSource]:
             if _repo_key(source)[0] == "oci":
-                from gitferry import oci
+                from gitferry import oci, ocipull
 
                 ref = oci.reference_for(source.repo_url, source.chart)
-                root, rendered = oci.source_tree(source, revision, self._oci_access(ref), self.settings.oci_cache_dir)
+                root, rendered = ocipull.source_tree(source, revision, self._oci_access(ref),
+                                                     self.settings.oci_cache_dir)
                 return Path(root), rendered
             credentials = self.secrets.get_repo_credentials(source.repo_url)
             if source.chart is not None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitferry import oci
+from gitferry import oci, ocipull
 from gitferry.errors import OciError
 
 from local.ociregistry import OCI_LAYER_TAR_GZIP, OciRegistry, tar_gz
@@ -45,10 +45,10 @@ def test_tags_are_paginated_and_resolved_to_digests(registry: OciRegistry) -> No
 def test_pull_is_cached_by_digest(registry: OciRegistry, tmp_path: Path) -> None:
     digest = registry.push_artifact("eng/cached", "v1", {"deploy/cm.yaml": "kind: ConfigMap\n"})
     ref = oci.Reference(registry.host, "eng/cached")
-    first = oci.pull(ref, digest, access(), tmp_path)
+    first = ocipull.pull(ref, digest, access(), tmp_path)
     assert first.kind == "files" and (first.path / "deploy" / "cm.yaml").read_text() == "kind: ConfigMap\n"
     before = len(registry.requests())
-    assert oci.pull(ref, digest, access(), tmp_path) == first
+    assert ocipull.pull(ref, digest, access(), tmp_path) == first
     assert registry.requests()[before:] == []  # a cached digest makes no request
 
 
@@ -78,7 +78,7 @@ def _member(name: str, data: bytes = b"x", kind: bytes = tarfile.REGTYPE, link: 
 def test_hostile_layers_are_refused(registry: OciRegistry, tmp_path: Path, layer: bytes, message: str) -> None:
     digest = registry.push_layers("eng/hostile", "bad", [(OCI_LAYER_TAR_GZIP, layer, {})])
     with pytest.raises(OciError, match=message):
-        oci.pull(oci.Reference(registry.host, "eng/hostile"), digest, access(), tmp_path)
+        ocipull.pull(oci.Reference(registry.host, "eng/hostile"), digest, access(), tmp_path)
     assert not list(tmp_path.rglob("escape.yaml")) and not list(tmp_path.rglob("pulled.json"))
 
 
@@ -87,13 +87,13 @@ def test_unsupported_artifacts_are_named(registry: OciRegistry, tmp_path: Path) 
     two = registry.push_layers("eng/odd", "two", [(OCI_LAYER_TAR_GZIP, tar_gz({"a.yaml": "a"}), {}),
                                                   (OCI_LAYER_TAR_GZIP, tar_gz({"b.yaml": "b"}), {})])
     with pytest.raises(OciError, match="has 2 content layers"):
-        oci.pull(ref, two, access(), tmp_path)
+        ocipull.pull(ref, two, access(), tmp_path)
     image = registry.push_layers("eng/odd", "image", [("application/vnd.oci.image.layer.v1.tar+zstd", b"z", {})])
     with pytest.raises(OciError, match="layer media type 'application/vnd.oci.image.layer.v1.tar\\+zstd' is not "
                                        "supported by gitferry"):
-        oci.pull(ref, image, access(), tmp_path)
+        ocipull.pull(ref, image, access(), tmp_path)
     with pytest.raises(OciError, match="not a sha256 manifest digest"):
-        oci.pull(ref, "latest", access(), tmp_path)
+        ocipull.pull(ref, "latest", access(), tmp_path)
 
 
 def test_unreachable_and_unknown_are_clear(registry: OciRegistry) -> None:
@@ -144,9 +144,34 @@ def test_bearer_token_flow_of_the_distribution_spec(tmp_path: Path) -> None:
         assert reg.token_server is not None
         assert reg.token_server.requests[-1] == (
             "/token?service=gitferry-local&scope=repository%3Ateam%2Fapp%3Apull", True)
-        assert oci.pull(oci.Reference(reg.host, "team/app"), digest, good, tmp_path / "cache").kind == "files"
+        assert ocipull.pull(oci.Reference(reg.host, "team/app"), digest, good, tmp_path / "cache").kind == "files"
         with pytest.raises(OciError, match="refused the stored credentials"):
             oci.RegistryClient(reg.host, oci.RegistryAccess(username="ci", password="nope", plain_http=True)
                                ).tags("team/app")
         with pytest.raises(OciError, match="requires authentication"):
             oci.RegistryClient(reg.host, oci.RegistryAccess(plain_http=True)).tags("team/app")
+
+
+def test_ecr_tokens_come_from_get_authorization_token(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against moto: the login is AWS:<token> from ecr:GetAuthorizationToken for the registry
+    id; a token past its expiry (moto's are dated 2015) is fetched again, never reused."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # where the engine's boto3.client(...) goes
+    calls: list[dict[str, object]] = []
+    session = boto3._get_default_session()
+    session.events.register("before-parameter-build.ecr.GetAuthorizationToken",
+                            lambda params, **_: calls.append(dict(params)), unique_id="ecr-count")
+    try:
+        assert oci.ecr_token("123456789012", "us-east-1") == ("AWS", "123456789012-auth-token")
+        assert oci.ecr_token("123456789012", "us-east-1") == ("AWS", "123456789012-auth-token")
+    finally:
+        session.events.unregister("before-parameter-build.ecr.GetAuthorizationToken", unique_id="ecr-count")
+    assert calls == [{"registryIds": ["123456789012"]}] * 2
+
+
+def test_ecr_hosts_use_the_role_without_a_registration() -> None:
+    ref = oci.Reference("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "charts/web")
+    access = oci.access_for(ref, [], secrets=None)
+    assert (access.ecr_registry_id, access.ecr_region, access.plain_http) == ("123456789012", "eu-west-1", False)
+    assert oci.access_for(oci.Reference("registry.example.com", "x"), [], secrets=None) == oci.RegistryAccess()
