@@ -297,9 +297,9 @@ def test_rollback_reapplies_a_recorded_revision_of_a_manual_app(world: LocalWorl
     world.until("rolled back", lambda: world.deployment("rollback", "guestbook-ui").spec.template.spec.containers[0].image == "nginx:1.26")
     history = world.api_ok("GET", "/api/v1/applications/rollback/history")["items"]
     assert history[-1]["revision"] == first and len(history) == 3
-    # The app now differs from the tracked branch head: OutOfSync, as in Argo CD after a rollback
-    # (at the next poll tick that compares HEAD after the rollback's own post-sync comparison).
-    world.until("OutOfSync after the rollback", lambda: world.status("rollback")["sync"]["status"] == "OutOfSync")
+    # The app now differs from the tracked branch head: OutOfSync, as in Argo CD after a rollback.
+    world.tick()
+    assert world.status("rollback")["sync"]["status"] == "OutOfSync"
 
 
 def test_rollback_is_refused_while_auto_sync_is_on(world: LocalWorld) -> None:
