@@ -121,7 +121,7 @@ def test_terminate_op_and_events(cli: Cli, world: LocalWorld, tmp_path: Path) ->
     assert "terminat" in out and "stuckcli" in out
     cli.ok("app", "wait", "stuckcli", "--operation", "--timeout", "60")
     op = world.status("stuckcli")["operationState"]
-    assert op["phase"] == "Failed" and op["message"] == "terminated by api"
+    assert op["phase"] == "Failed" and op["message"] == "terminated by api:admin"
     assert cli("app", "terminate-op", "stuckcli").code == 6
     assert cli("app", "terminate-op", "absent").code == 5
     events = json.loads(cli.ok("app", "events", "stuckcli", "-o", "json"))
@@ -129,7 +129,7 @@ def test_terminate_op_and_events(cli: Cli, world: LocalWorld, tmp_path: Path) ->
     assert actions[:3] == ["operation.failed", "app.terminate-op", "app.sync"] and actions[-1] == "app.create"
     assert cli.ok("app", "events", "stuckcli", "--limit", "2", "-o", "name").split() == actions[:2]
     table = cli.ok("app", "events", "stuckcli").splitlines()
-    assert table[0].split() == ["AT", "ACTOR", "ACTION", "DETAILS"] and "terminated by api" in table[1]
+    assert table[0].split() == ["AT", "ACTOR", "ACTION", "DETAILS"] and "terminated by api:admin" in table[1]
     assert cli("app", "events", "absent").code == 5
     assert not [o for o in OUTPUTS if world.api_token in o]
 

@@ -242,7 +242,7 @@ def test_terminate_an_operation_waiting_between_invocations(world: LocalWorld) -
     assert _item(world, "stuck", "FOLLOWUP") is not None  # its next look is a delayed follow-up
     status, answer = world.call("DELETE", "/api/v1/applications/stuck/operation")
     assert status == 200, answer
-    assert answer["phase"] == "Failed" and answer["message"] == "terminated by api" and answer["operation"]
+    assert answer["phase"] == "Failed" and answer["message"] == "terminated by api:admin" and answer["operation"]
     _after_termination(world, "stuck")
     # a new sync may run afterwards (and is refused nothing extra)
     assert world.call("POST", "/api/v1/applications/stuck/sync", {})[0] == 202

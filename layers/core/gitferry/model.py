@@ -878,7 +878,7 @@ class Repository(_Api):
     username: str | None = None
     has_credentials: bool = False
     #: an OCI registry without TLS (the local stack's): spoken to over http://, helm --plain-http
-    plain_http: bool = False
+    plain_http: bool | None = None  # None (not shown) unless set
     #: ECR registry (account) id: credentials from ecr:GetAuthorizationToken with the function's role
     ecr_registry_id: str | None = None
 

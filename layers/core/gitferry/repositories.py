@@ -51,7 +51,7 @@ def parse(doc: dict[str, Any]) -> tuple[Repository, RepoCredentials]:
                  if doc.get(k) is not None and not isinstance(doc[k], str)]
     url = doc.get("url")
     kind = doc.get("type") or ("oci" if isinstance(url, str) and url.startswith("oci://") else "git")
-    registry = kind == "oci" or (kind == "helm" and isinstance(url, str) and url.startswith("oci://"))
+    registry = kind == "oci" or (kind != "git" and isinstance(url, str) and url.startswith("oci://"))
     if not url:
         problems.append("url: field required")
     elif isinstance(url, str):
@@ -102,7 +102,7 @@ def parse(doc: dict[str, Any]) -> tuple[Repository, RepoCredentials]:
     creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"),
                             ssh_private_key=doc.get("sshPrivateKey"), ssh_known_hosts=doc.get("sshKnownHosts"))
     repo = Repository(url=str(url), type=kind, name=doc.get("name"), username=doc.get("username"),
-                      has_credentials=bool(creds.secret_values()), plain_http=bool(doc.get("plainHttp")),
+                      has_credentials=bool(creds.secret_values()), plain_http=True if doc.get("plainHttp") else None,
                       ecr_registry_id=ecr_id)
     return repo, creds
 
