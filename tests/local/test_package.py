@@ -92,7 +92,7 @@ def test_size_report_counts_layers_and_flags_oversized(tmp_path: Path) -> None:
 
 def test_function_layers_follow_template() -> None:
     layers = pkg.function_layers(ROOT / "template.yaml")
-    assert layers["render"] == ["core", "tools", "cluster"]  # cluster: Helm lookup
+    assert layers["render"] == ["core", "tools", "cluster"]  # the cluster layer for Helm lookup
     assert layers["diff"] == layers["apply"] == ["core", "cluster"]
     assert layers["poll"] == layers["webhook"] == layers["report"] == ["core"]
 
