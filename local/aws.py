@@ -48,6 +48,9 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> MotoServer:
+        from local import motosts
+
+        motosts.install()  # presigned STS GetCallerIdentity answered as AWS does (EKS tokens)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -164,6 +167,8 @@ class Resolver:
                 value = decl["Default"]
             else:
                 raise KeyError(f"parameter {name} has no default and no value")
+            if decl.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]  # as CloudFormation ("" -> [""])
             self.refs[name] = str(value) if not isinstance(value, list) else value
         self.attrs: dict[str, dict[str, Any]] = {}
         self._conditions: dict[str, bool] = {}
@@ -324,6 +329,7 @@ class FunctionSpec:
     environment: dict[str, str]
     layers: list[str]  # transformed layer logical ids
     layer_paths: list[Path]  # Metadata.LocalPath of those layers, resolved (may be empty)
+    role_arn: str | None = None  # the execution role (Lambda gives the function its credentials)
 
 
 @dataclass
@@ -380,6 +386,7 @@ class Route:
     path: str  # resource path, e.g. /webhooks/{provider}
     function: str  # function logical id
     stage: str = "Prod"
+    authorization: str = "NONE"  # or AWS_IAM: API Gateway checks a SigV4 signature first (local/sigv4.py)
 
 
 @dataclass
@@ -721,7 +728,7 @@ def create_stack_resources(
         stack_name=stack_name,
         template_path=template_path,
         cfn=cfn,
-        parameters={k: str(resolver.refs[k]) for k in cfn.get("Parameters", {})},
+        parameters={k: _param_text(resolver.refs[k]) for k in cfn.get("Parameters", {})},
     )
     creator = _Creator(res, resolver)
     resources = cfn.get("Resources", {})
@@ -759,6 +766,7 @@ def create_stack_resources(
                 environment={k: _attr_str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()},
                 layers=layer_ids,
                 layer_paths=[p for p in (layer_local.get(x) for x in layer_ids) if p is not None],
+                role_arn=props.get("Role") if isinstance(props.get("Role"), str) else None,
             )
     arn_to_function = {spec.arn: lid for lid, spec in res.functions.items()}
     name_to_function = {spec.name: lid for lid, spec in res.functions.items()}
@@ -806,6 +814,8 @@ def create_stack_resources(
             for other in resources.values():
                 if other["Type"] == "AWS::ApiGateway::Stage" and other["Properties"].get("RestApiId") == {"Ref": lid}:
                     stage = str(other["Properties"].get("StageName", stage))
+            sigv4 = {name for name, scheme in (body.get("securityDefinitions") or {}).items()
+                     if isinstance(scheme, dict) and scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"}
             for path, item in body.get("paths", {}).items():
                 for method, op in item.items():
                     integ = op.get("x-amazon-apigateway-integration") if isinstance(op, dict) else None
@@ -815,7 +825,9 @@ def create_stack_resources(
                     if fn is None:
                         continue
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                    res.routes.append(Route(api=lid, method=verb, path=path, function=fn, stage=stage))
+                    schemes = {name for req in (op.get("security") or []) for name in req}
+                    res.routes.append(Route(api=lid, method=verb, path=path, function=fn, stage=stage,
+                                            authorization="AWS_IAM" if schemes & sigv4 else "NONE"))
     for name, out in cfn.get("Outputs", {}).items():
         if "Condition" in out and not resolver.condition(out["Condition"]):
             continue
@@ -840,3 +852,8 @@ def _function_in_uri(uri: Any, res: Resources) -> str | None:
         if spec.arn in text:
             return lid
     return None
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as CloudFormation takes it (a CommaDelimitedList joined by commas)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -14,6 +14,9 @@ the SAM-transformed template):
   delayed message is delivered at its time;
 * API Gateway REST proxy events (payload v1) from a loopback ``ThreadingHTTPServer`` that routes by
   the template's Api events (path parameters, ``{proxy+}``, query strings, headers, base64 bodies);
+  a route with ``AWS_IAM`` authorization (template parameter ApiAuth) first has its SigV4
+  signature checked against moto's IAM/STS credentials (``local/sigv4.py``, limits there) and
+  its caller put in ``requestContext.identity``, or answers API Gateway's 403;
 * a Lambda-like context, the function's own environment (plus ``AWS_ENDPOINT_URL`` pointing at
   moto and dummy credentials) for the init phase and every invocation;
 * EMF lines printed by Powertools Metrics are captured into ``metrics``, pushed to moto
@@ -49,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local import alarms as alarmlib
+from local import sigv4
 from local.aws import DUMMY_CREDENTIALS, FunctionSpec, MotoServer, Resources, Route, create_stack_resources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +186,7 @@ class LocalStack:
         self.metrics: list[MetricRecord] = []
         self._moto = moto
         self._lock = threading.RLock()
+        self._credentials: dict[str, dict[str, str]] = {}
         self._modules: dict[str, Callable[[Any, Any], Any]] = {}
         self._api: _ApiServer | None = None
         self._loop: threading.Thread | None = None
@@ -243,7 +248,7 @@ class LocalStack:
         """What the function's process sees: Lambda's reserved variables, moto endpoint, dummy
         credentials, the template's Environment, the tools layer on PATH. None = unset."""
         env: dict[str, str | None] = {
-            **DUMMY_CREDENTIALS,
+            **self._role_credentials(spec),
             "AWS_PROFILE": None,
             "AWS_DEFAULT_PROFILE": None,
             "AWS_REGION": self.resources.region,
@@ -264,6 +269,22 @@ class LocalStack:
         env.update(spec.environment)
         env.update(self.extra_env)
         return env
+
+    def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+        """Temporary credentials of the function's execution role (moto ``sts:AssumeRole``, session
+        name = function name), as Lambda puts them in the environment: STS then says who the
+        function is (an EKS token made with them maps to the role). Dummy ones without a role."""
+        if spec.role_arn is None:
+            return dict(DUMMY_CREDENTIALS)
+        with self._lock:
+            cached = self._credentials.get(spec.logical_id)
+            if cached is None:
+                creds = self.resources.client("sts").assume_role(
+                    RoleArn=spec.role_arn, RoleSessionName=spec.name[:64])["Credentials"]
+                cached = self._credentials[spec.logical_id] = {
+                    "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                    "AWS_SESSION_TOKEN": creds["SessionToken"]}
+            return dict(cached)
 
     @contextmanager
     def _environ(self, spec: FunctionSpec) -> Iterator[None]:
@@ -817,6 +838,16 @@ class _ApiServer:
             # What API Gateway REST answers for an unknown resource/method.
             return self._send(req, 403, {"Content-Type": "application/json"}, b'{"message":"Missing Authentication Token"}')
         route, event = built
+        if route.authorization == "AWS_IAM":
+            try:
+                who = sigv4.verify(req.command, f"http://{req.headers.get('Host', '')}{req.path}",
+                                   list(req.headers.items()), body, region=self.stack.resources.region,
+                                   account_id=self.stack.resources.account_id)
+            except sigv4.SigV4Refused as refused:
+                return self._send(req, 403, {"Content-Type": "application/json",
+                                             "x-amzn-ErrorType": sigv4.error_type(str(refused))},
+                                  json.dumps({"message": str(refused)}).encode())
+            event["requestContext"]["identity"].update(who.request_context())
         inv = self.stack.invoke(route.function, event, trigger="api")
         result = inv.result
         if inv.error is not None or not isinstance(result, dict) or "statusCode" not in result:

@@ -113,6 +113,9 @@ class LocalWorld:
     then only delivers messages in between. Without it (the default, for quick stories) every
     :meth:`until` round ticks the poll and the drift check is every ``drift_check_seconds``.
 
+    ``api_auth`` (template parameter ApiAuth): ``AWS_IAM`` puts the runner's SigV4 check in front
+    of the /api routes (local/sigv4.py); :meth:`call` then needs signed headers.
+
     ``sync_wait_seconds`` (template parameter SyncWaitSeconds): how long one apply invocation
     waits for a wave or hook. The local runner runs one invocation at a time, so this is also how
     long an API call can wait behind an apply; kept short here, longer waits go on through the
@@ -121,7 +124,8 @@ class LocalWorld:
     def __init__(self, *, drift_check_seconds: int = 2, alarm_periods: int = 3, echo: bool = False,
                  real_schedule: bool = False, sync_wait_seconds: int = 10,
                  followup_grace_seconds: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, api_auth: str = "NONE",
+                 parameters: dict[str, str] | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="gitferry-local-"))
         self.kube = KubeSim(kubeconfig_path=str(self.workdir / "kubeconfig")).start()
         self.git = GitServer(self.workdir / "git").start()
@@ -136,7 +140,7 @@ class LocalWorld:
             extra_env_base.update({"ROLLOUT_CHECK_SECONDS": "1", "DRIFT_CHECK_SECONDS": str(drift_check_seconds)})
         self.stack = LocalStack.start(
             parameters={"DriftCheckSeconds": str(max(30, drift_check_seconds)), "DriftAlarmPeriods": str(alarm_periods),
-                        "SyncWaitSeconds": str(sync_wait_seconds)},
+                        "SyncWaitSeconds": str(sync_wait_seconds), "ApiAuth": api_auth, **(parameters or {})},
             extra_env={**extra_env_base, **(extra_env or {})},
             echo=echo,
         )

@@ -60,6 +60,18 @@ def _register_cluster(api: str, token: str, kubeconfig: Path, name: str) -> str:
         return f"not registered: {exc}"
 
 
+def _post(api: str, token: str, path: str, doc: dict[str, Any]) -> str:
+    req = urllib.request.Request(f"{api}{path}", data=json.dumps(doc).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return f"registered ({resp.status})"
+    except urllib.error.HTTPError as err:
+        return f"not registered: POST {path} answered {err.code} {err.read()[:200]!r}"
+    except OSError as exc:
+        return f"not registered: {exc}"
+
+
 def _port_free(port: int) -> bool:
     """Can the API bind 127.0.0.1:``port``? (0, any free port, always can.)"""
     if port == 0:
@@ -126,6 +138,10 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
 
     charts = HelmRepoServer(workdir / "charts").start()
     closers.append(charts.stop)
+    from local.ociregistry import OciRegistry
+
+    registry = OciRegistry(workdir / "oci-registry").start()  # installs Debian's docker-registry if missing
+    closers.append(registry.stop)
     stack = LocalStack.start(
         args.template,
         extra_env={"GIT_CACHE_DIR": str(workdir / "git-cache"), "DISCOVERY_CACHE_DIR": str(workdir / "discovery")},
@@ -142,12 +158,29 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
     token_file = workdir / "api-token"
     _write_private(token_file, token + "\n")
     stack.resources.client("secretsmanager").create_secret(Name="gitferry/api-token", SecretString=token)
+    # The webhook secrets the banner's examples use (an admin puts these in Secrets Manager once).
+    webhook_secret = secrets.token_urlsafe(18)
+    for provider in ("github", "gitea", "gitlab", "bitbucket-server"):
+        stack.resources.client("secretsmanager").create_secret(
+            Name=f"gitferry/webhooks/{provider}", SecretString=webhook_secret)
+    webhook_file = workdir / "webhook-secret"
+    _write_private(webhook_file, webhook_secret + "\n")
     registered = _register_cluster(api, token, Path(kube.kubeconfig_path), "local")
+    oci_registered = _post(api, token, "/api/v1/repositories",
+                           {"url": f"oci://{registry.host}", "type": "oci", "plainHttp": True, "name": "local-oci"})
+    # An EKS cluster in moto whose DescribeCluster answers kubesim (local/eks.py): register it
+    # with `gitferry cluster add NAME --eks local-eks`, no credential stored.
+    from local import eks as local_eks
+
+    eks_arn = local_eks.create_cluster(stack.resources, kube, "local-eks")
     stack.start_loop(schedule_interval=args.schedule_interval)
     res = stack.resources
     info = {"api": api, "token": token, "tokenFile": str(token_file), "kubeconfig": kube.kubeconfig_path,
             "kubesim": kube.url, "git": git.base_url, "gitRoot": str(workdir / "git"), "helmRepo": charts.url,
-            "aws": res.endpoint, "cluster": "local", "workdir": str(workdir)}
+            "ociRegistry": registry.host,
+            "aws": res.endpoint, "cluster": "local", "clusterServer": kube.url, "workdir": str(workdir),
+            "webhookSecretFile": str(webhook_file), "webhooks": f"{api}/webhooks/<provider>",
+            "eksCluster": eks_arn}
     _write_private(args.info_file, json.dumps(info, indent=2) + "\n")
     print(
         f"""
@@ -158,17 +191,27 @@ gitferry is up (workdir {workdir})
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}
   kubeconfig       {kube.kubeconfig_path}   cluster {registered}
-  git server       {git.base_url}
+  EKS cluster      {eks_arn}   (moto; its endpoint is kubesim, tokens checked through moto STS)
+  git server       {git.base_url}/<name>.git   (bare repos in {workdir / 'git'}; push over HTTP works)
+  webhooks         {api}/webhooks/github (gitea, gitlab, bitbucket-server): secret in {webhook_file}
   Helm chart repo  {charts.url}   (publish: HelmRepoServer("{workdir / 'charts'}").add_chart(...) or helm package + helm repo index)
+  OCI registry     oci://{registry.host}   plain HTTP, {oci_registered}
+                   (helm push chart.tgz oci://{registry.host}/charts --plain-http; apps: repoURL {registry.host}/charts + chart)
   schedule         poll every {args.schedule_interval or 'template rate (60)'} s; queues drained continuously
   all of the above {args.info_file} (JSON)
 
 Try:
   gitferry login {api} --token-stdin < {token_file}
   gitferry cluster list && gitferry app list
+  gitferry cluster add eks --eks local-eks && gitferry cluster get eks
   curl -s -H "Authorization: Bearer $(cat {token_file})" {api}/api/v1/applications
   KUBECONFIG={kube.kubeconfig_path} kubectl get ns
-  python -c "from local.gitserver import GitServer"   # repos live under {workdir / 'git'}
+  # a repository of your own on the local git server, and an app from it:
+  git init --bare --initial-branch=main {workdir / 'git'}/myapp.git
+  git -C my-manifests push {git.base_url}/myapp.git HEAD:main
+  gitferry repo add {git.base_url}/myapp.git
+  gitferry app create --name myapp --repo {git.base_url}/myapp.git --path . --dest-name local \\
+      --dest-namespace myapp --sync-option CreateNamespace=true --sync-policy automated
 
 Ctrl-C stops everything.
 ready""",

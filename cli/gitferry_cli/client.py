@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,8 +38,18 @@ def config_path() -> Path:
 
 @dataclass
 class Login:
+    """Where the API is and how to authenticate: a bearer ``token``, or (``auth="aws"``) SigV4
+    signatures from the caller's AWS credentials for an API deployed with ApiAuth=AWS_IAM."""
+
     server: str
-    token: str
+    token: str = ""
+    auth: str = "token"  # token | aws
+    region: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        if self.auth == "aws":
+            return {"server": self.server, "auth": "aws", "region": self.region or ""}
+        return {"server": self.server, "token": self.token}
 
 
 def save_login(login: Login) -> Path:
@@ -46,7 +57,7 @@ def save_login(login: Login) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"server": login.server, "token": login.token}, f)
+        json.dump(login.to_json(), f)
     os.chmod(path, 0o600)  # an existing file keeps its old mode otherwise
     return path
 
@@ -62,6 +73,8 @@ def load_login() -> Login:
             raise ApiError(NOT_LOGGED_IN_OR_UNREACHABLE, f"{path} is not valid JSON: run gitferry login again") from None
     server = os.environ.get("GITFERRY_SERVER") or doc.get("server")
     token = os.environ.get("GITFERRY_TOKEN") or doc.get("token")
+    if server and not os.environ.get("GITFERRY_TOKEN") and doc.get("auth") == "aws":
+        return Login(str(server).rstrip("/"), auth="aws", region=str(doc.get("region") or "") or None)
     if not server or not token:
         raise ApiError(NOT_LOGGED_IN_OR_UNREACHABLE, "not logged in: run gitferry login API_URL")
     return Login(str(server).rstrip("/"), str(token))
@@ -97,10 +110,14 @@ class Client:
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = None
-        headers = {"Authorization": f"Bearer {self.login.token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if body is not None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        if self.login.auth == "aws":
+            headers = sign_sigv4(method, url, headers, data, self.login.region)
+        else:
+            headers["Authorization"] = f"Bearer {self.login.token}"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:
@@ -112,6 +129,42 @@ class Client:
             reason = getattr(exc, "reason", exc)
             raise ApiError(NOT_LOGGED_IN_OR_UNREACHABLE, f"cannot reach {self.login.server}: {reason}") from None
         return json.loads(text) if text else None
+
+
+def region_of(server: str) -> str | None:
+    """The region of an ``https://<id>.execute-api.<region>.amazonaws.com`` URL."""
+    match = re.search(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", server)
+    return match.group(1) if match else None
+
+
+def default_region(session: Any = None) -> str | None:
+    """``AWS_REGION``, else the region of the AWS config (``AWS_DEFAULT_REGION``, profile)."""
+    import botocore.session
+
+    session = session or botocore.session.get_session()
+    return os.environ.get("AWS_REGION") or session.get_config_variable("region") or None
+
+
+def sign_sigv4(method: str, url: str, headers: dict[str, str], data: bytes | None,
+               region: str | None) -> dict[str, str]:
+    """``headers`` plus a SigV4 ``Authorization`` for API Gateway (service ``execute-api``),
+    signed with the caller's AWS credentials (environment, profile, SSO, instance role: boto3's
+    chain). The credentials themselves are never stored or printed."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ApiError(NOT_LOGGED_IN_OR_UNREACHABLE, "no AWS credentials found (environment, profile or role): "
+                       "gitferry login --aws signs requests with them")
+    region = region or default_region(session)
+    if not region:
+        raise ApiError(NOT_LOGGED_IN_OR_UNREACHABLE, "no AWS region: run gitferry login --aws --region REGION")
+    request = AWSRequest(method=method, url=url, data=data or b"", headers=headers)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def _message(text: str) -> str:

@@ -27,7 +27,9 @@ from gitferry_cli.client import (
     ApiError,
     Client,
     Login,
+    default_region,
     load_login,
+    region_of,
     save_login,
 )
 
@@ -94,21 +96,33 @@ def cli() -> None:
 @cli.command(epilog="""\b
 Examples:
   gitferry login http://127.0.0.1:8080 --token "$TOKEN"
-  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt""")
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --token-stdin < token.txt
+  gitferry login https://abc.execute-api.eu-west-1.amazonaws.com/Prod --aws""")
 @click.argument("server")
 @click.option("--token", help="the API bearer token (prompted for when neither this nor --token-stdin is given)")
 @click.option("--token-stdin", is_flag=True, help="read the token from standard input")
-def login(server: str, token: str | None, token_stdin: bool) -> None:
-    """Check SERVER (the API URL) and TOKEN and keep them in the config file (mode 600, under
-    $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by default)."""
-    if token_stdin:
-        token = sys.stdin.readline().strip()
-    if not token:
-        token = click.prompt("API token", hide_input=True)
-    candidate = Login(server.rstrip("/"), str(token))
-    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL or token fails here
+@click.option("--aws", "aws", is_flag=True,
+              help="sign every request with SigV4 from your AWS credentials (an API deployed with ApiAuth=AWS_IAM)")
+@click.option("--region", help="with --aws: the API's region (default: from an execute-api URL, else your AWS config)")
+def login(server: str, token: str | None, token_stdin: bool, aws: bool, region: str | None) -> None:
+    """Check SERVER (the API URL) and TOKEN (or, with --aws, your AWS credentials) and keep them
+    in the config file (mode 600, under $XDG_CONFIG_HOME/gitferry, ~/.config/gitferry by
+    default). With --aws only the server and region are kept, never a credential."""
+    if aws:
+        if token or token_stdin:
+            raise click.UsageError("--aws signs requests with AWS credentials: give no token")
+        candidate = Login(server.rstrip("/"), auth="aws", region=region or region_of(server) or default_region())
+    else:
+        if region:
+            raise click.UsageError("--region goes with --aws")
+        if token_stdin:
+            token = sys.stdin.readline().strip()
+        if not token:
+            token = click.prompt("API token", hide_input=True)
+        candidate = Login(server.rstrip("/"), str(token))
+    Client(candidate).call("GET", "/api/v1/clusters")  # a wrong URL, token or signature fails here
     path = save_login(candidate)
-    click.echo(f"logged in to {candidate.server} (saved in {path})")
+    click.echo(f"logged in to {candidate.server}{' with AWS SigV4' if aws else ''} (saved in {path})")
 
 
 # ---------------------------------------------------------------------------- apps
@@ -116,7 +130,8 @@ def login(server: str, token: str | None, token_stdin: bool) -> None:
 
 @cli.group(cls=Group)
 def app() -> None:
-    """Applications: create, list, get, sync, diff, wait, history, rollback, delete, refresh."""
+    """Applications: create, list, get, set, edit, update, sync, diff, wait, terminate-op, events, history,
+    rollback, delete, refresh."""
 
 
 def _manifest_from_flags(name: str, repo: str, path: str | None, revision: str, dest_server: str | None,
@@ -194,37 +209,6 @@ def _dest(spec: dict[str, Any]) -> str:
     return str(dest.get("name") or dest.get("server") or "")
 
 
-@app.command("list")
-@click.option("-o", "--output", type=OUTPUTS)
-def app_list(output: str | None) -> None:
-    """List applications with their sync and health status."""
-    items = _client().call("GET", "/api/v1/applications")["items"]
-    if output in ("json", "yaml"):
-        return _dump(items, output)
-    if output == "name":
-        for item in items:
-            click.echo(item["metadata"]["name"])
-        return
-    columns = ["NAME", "CLUSTER", "NAMESPACE", "STATUS", "HEALTH", "SYNCPOLICY", "REVISION"]
-    if output == "wide":
-        columns += ["REPO", "PATH", "TARGET"]
-    rows = []
-    for item in items:
-        spec, status = item["spec"], item.get("status") or {}
-        source = spec.get("source") or (spec.get("sources") or [{}])[0]
-        row = [item["metadata"]["name"], _dest(spec), (spec.get("destination") or {}).get("namespace", ""),
-               (status.get("sync") or {}).get("status", "Unknown"),
-               (status.get("health") or {}).get("status", "Unknown"),
-               "Auto" + ("-Prune" if ((spec.get("syncPolicy") or {}).get("automated") or {}).get("prune") else "")
-               if (spec.get("syncPolicy") or {}).get("automated") is not None else "Manual",
-               ((status.get("sync") or {}).get("revision") or "")[:7]]
-        if output == "wide":
-            row += [source.get("repoURL", ""), source.get("path") or source.get("chart") or "",
-                    source.get("targetRevision", "")]
-        rows.append(row)
-    _table(columns, rows)
-
-
 def _print_app(doc: dict[str, Any], wide: bool) -> None:
     spec, status = doc["spec"], doc.get("status") or {}
     source = spec.get("source") or (spec.get("sources") or [{}])[0]
@@ -284,16 +268,54 @@ def _print_app(doc: dict[str, Any], wide: bool) -> None:
             click.echo(f"... {summary['total'] - summary['shown']} more resources (-o json, or GET {summary['next']})")
 
 
-@app.command("get")
+def _print_tree(nodes: list[dict[str, Any]]) -> None:
+    """The resource tree as ``argocd app get -o tree`` prints it: each managed object, then its
+    live descendants (by ownerReferences) indented under it, with health and pod status."""
+    by_uid = {n.get("uid"): n for n in nodes if n.get("uid")}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for node in nodes:
+        parents = [p.get("uid") for p in node.get("parentRefs") or [] if p.get("uid") in by_uid]
+        if parents:
+            children.setdefault(parents[0], []).append(node)
+        else:
+            roots.append(node)
+    rows: list[list[Any]] = []
+
+    def walk(node: dict[str, Any], prefix: str, last: bool, depth: int) -> None:
+        branch = "" if depth == 0 else prefix + ("└─" if last else "├─")
+        info = {i.get("name"): i.get("value") for i in node.get("info") or []}
+        rows.append([f"{branch}{node.get('kind')}", node.get("namespace", ""), node.get("name"),
+                     (node.get("health") or {}).get("status", ""), info.get("Status Reason", "")])
+        kids = children.get(node.get("uid") or "", [])
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("" if depth == 0 else ("  " if last else "│ ")), i == len(kids) - 1, depth + 1)
+
+    for root in roots:
+        walk(root, "", True, 0)
+    _table(["KIND", "NAMESPACE", "NAME", "HEALTH", "STATUS"], rows)
+
+
+@app.command("get", epilog="""\b
+Examples:
+  gitferry app get guestbook
+  gitferry app get guestbook -o tree   # managed objects and their ReplicaSets / Pods""")
 @click.argument("name")
-@click.option("-o", "--output", type=OUTPUTS)
+@click.option("-o", "--output", type=click.Choice(["json", "yaml", "wide", "name", "tree"]))
 def app_get(name: str, output: str | None) -> None:
     """An application's source, destination, status, health, last operation and resources."""
-    doc = _client().call("GET", f"/api/v1/applications/{name}")
+    client = _client()
+    doc = client.call("GET", f"/api/v1/applications/{name}")
     if output in ("json", "yaml"):
         return _dump(doc, output)
     if output == "name":
         return click.echo(doc["metadata"]["name"])
+    if output == "tree":
+        nodes = client.call("GET", f"/api/v1/applications/{name}/resource-tree").get("nodes") or []
+        _print_app({**doc, "status": {k: v for k, v in (doc.get("status") or {}).items() if k != "resources"}},
+                   wide=False)
+        click.echo("")
+        return _print_tree(nodes)
     _print_app(doc, wide=output == "wide")
 
 
@@ -406,11 +428,14 @@ Example: gitferry app wait guestbook --health --timeout 120""")
 @click.option("--health", is_flag=True, help="until Healthy")
 @click.option("--sync", "sync_", is_flag=True, help="until Synced")
 @click.option("--operation", is_flag=True, help="until no operation is running or requested")
+@click.option("--revision", help="until synced at this commit (a prefix is enough); implies --sync")
 @click.option("--timeout", default=300.0, show_default=True, help="seconds; exit 1 when they run out")
-def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: float) -> None:
+def app_wait(name: str, health: bool, sync_: bool, operation: bool, revision: str | None, timeout: float) -> None:
     """Wait until an application is healthy / synced / idle."""
     if not (health or sync_ or operation):
         health = sync_ = operation = True
+    if revision:
+        sync_ = True
     client = _client()
     seen: dict[str, Any] = {}
 
@@ -420,7 +445,9 @@ def app_wait(name: str, health: bool, sync_: bool, operation: bool, timeout: flo
         op = status.get("operationState") or {}
         return ((not health or (status.get("health") or {}).get("status") == "Healthy")
                 and (not sync_ or (status.get("sync") or {}).get("status") == "Synced")
-                and (not operation or (op.get("phase") != "Running" and not status.get("syncRequested"))))
+                and (not revision or str((status.get("sync") or {}).get("revision") or "").startswith(revision))
+                and (not operation or (op.get("phase") not in ("Running", "Terminating")
+                                       and not status.get("syncRequested"))))
 
     if not _poll(f"application {name!r}", ready, timeout):
         click.echo(f"last seen: sync {(seen.get('sync') or {}).get('status')}, "
@@ -486,21 +513,62 @@ def repo() -> None:
 
 @repo.command("add", epilog="""\b
 Examples:
-  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt""")
+  gitferry repo add https://github.com/org/private.git --username git --password-stdin < pat.txt
+  gitferry repo add https://gitlab.example.com/org/apps.git --token-stdin < token.txt
+  gitferry repo add git@github.com:org/apps.git --ssh-private-key-path ~/.ssh/deploy_ed25519 \\
+      --ssh-known-hosts-path ~/.ssh/known_hosts
+  gitferry repo add https://charts.example.com --type helm --username ci --password-stdin < pw.txt
+  gitferry repo add oci://registry.example.com/charts --type oci --username ci --password-stdin < pw.txt""")
 @click.argument("url")
 @click.option("--name", help="a short name (repo rm NAME)")
+@click.option("--type", "kind", type=click.Choice(["git", "helm", "oci"]), default=None,
+              help="default git (oci for an oci:// URL); oci: an OCI registry (oci://host[/prefix]), docs/oci.md")
 @click.option("--username")
 @click.option("--password", help="prefer --password-stdin: a flag shows in the process list")
-@click.option("--password-stdin", is_flag=True, help="read the password (or token) from standard input")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@click.option("--token", help="an access token (sent as the basic-auth password); prefer --token-stdin")
+@click.option("--token-stdin", is_flag=True, help="read the access token from standard input")
+@click.option("--ssh-private-key-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="an unencrypted OpenSSH/PEM private key, for an ssh URL")
+@click.option("--ssh-known-hosts-path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="known_hosts lines of the ssh server (required with a key: host keys are always checked)")
 @click.option("--upsert", is_flag=True, help="replace the repository if already registered")
-def repo_add(url: str, name: str | None, username: str | None, password: str | None, password_stdin: bool,
-             upsert: bool) -> None:
-    """Register a repository (credentials go to Secrets Manager, never shown again)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    body = {k: v for k, v in (("url", url), ("name", name), ("username", username), ("password", password)) if v}
+@click.option("--plain-http", is_flag=True, help="an OCI registry without TLS (type oci)")
+@click.option("--ecr-registry-id", help="ECR account id: log in with the functions' IAM role (type oci)")
+def repo_add(url: str, name: str | None, kind: str | None, username: str | None, password: str | None,
+             password_stdin: bool, token: str | None, token_stdin: bool, ssh_private_key_path: Path | None,
+             ssh_known_hosts_path: Path | None, upsert: bool, plain_http: bool, ecr_registry_id: str | None) -> None:
+    """Register a repository. It is read once with the credentials first (a repository that
+    cannot be read is refused with the reason); credentials go to Secrets Manager, never shown again."""
+    body = repo_body(url, name=name, kind=kind, username=username, password=password, password_stdin=password_stdin,
+                     token=token, token_stdin=token_stdin, ssh_private_key_path=ssh_private_key_path,
+                     ssh_known_hosts_path=ssh_known_hosts_path)
+    if plain_http:
+        body["plainHttp"] = True
+    if ecr_registry_id:
+        body["ecrRegistryId"] = ecr_registry_id
     answer = _client().call("POST", "/api/v1/repositories", body, {"upsert": "true"} if upsert else None)
     click.echo(f"repository '{answer['url']}' added")
+
+
+def repo_body(url: str | None, *, name: str | None = None, kind: str | None = None, username: str | None = None,
+              password: str | None = None, password_stdin: bool = False, token: str | None = None,
+              token_stdin: bool = False, ssh_private_key_path: Path | None = None,
+              ssh_known_hosts_path: Path | None = None) -> dict[str, Any]:
+    """The API document of ``repo add`` / ``repo update`` flags (files and stdin read here)."""
+    if password_stdin and token_stdin:
+        raise click.UsageError("--password-stdin and --token-stdin both read standard input: give one")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if token_stdin:
+        token = sys.stdin.readline().rstrip("\n")
+    body: dict[str, Any] = {k: v for k, v in (("url", url), ("name", name), ("type", kind), ("username", username),
+                                              ("password", password), ("token", token)) if v}
+    if ssh_private_key_path is not None:
+        body["sshPrivateKey"] = ssh_private_key_path.read_text()
+    if ssh_known_hosts_path is not None:
+        body["sshKnownHosts"] = ssh_known_hosts_path.read_text()
+    return body
 
 
 @repo.command("list")
@@ -514,9 +582,9 @@ def repo_list(output: str | None) -> None:
         for r in items:
             click.echo(r["url"])
         return
-    _table(["REPO", "NAME", "USER", "CREDENTIALS"],
-           [[r["url"], r.get("name", ""), r.get("username", ""), "yes" if r.get("hasCredentials") else "no"]
-            for r in items])
+    _table(["REPO", "TYPE", "NAME", "USER", "CREDENTIALS"],
+           [[r["url"], r.get("type", "git"), r.get("name", ""), r.get("username", ""),
+             "yes" if r.get("hasCredentials") else "ecr" if r.get("ecrRegistryId") else "no"] for r in items])
 
 
 @repo.command("rm")
@@ -561,26 +629,112 @@ def _one_context(kubeconfig: dict[str, Any], context: str | None, source: str) -
 @cluster.command("add", epilog="""\b
 Examples:
   gitferry cluster add prod --kubeconfig ~/.kube/config --context prod-admin
-  gitferry cluster add local --kubeconfig ./kubeconfig --namespace apps""")
+  gitferry cluster add local --kubeconfig ./kubeconfig --namespace apps
+  gitferry cluster add prod --eks prod-cluster --region eu-west-1 --in-cluster
+  gitferry cluster add other --eks arn:aws:eks:eu-west-1:111122223333:cluster/apps \\
+      --role-arn arn:aws:iam::111122223333:role/gitferry-deployer""")
 @click.argument("name")
 @click.option("--kubeconfig", "kubeconfig_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              envvar="KUBECONFIG", required=True, help="kubeconfig file (default $KUBECONFIG)")
+              envvar="KUBECONFIG", help="kubeconfig file (default $KUBECONFIG)")
 @click.option("--context", help="the context to register (default: the current context)")
+@click.option("--eks", "eks_cluster", metavar="NAME|ARN",
+              help="an EKS cluster: no credential is stored, the functions' IAM role signs its tokens")
+@click.option("--region", help="with --eks NAME: the cluster's region (default: the functions' region)")
+@click.option("--role-arn", help="with --eks: an IAM role to assume first (a cluster of another account)")
 @click.option("--namespace", help="the cluster's default namespace")
+@click.option("--in-cluster", "--default", "in_cluster", is_flag=True,
+              help="what https://kubernetes.default.svc / in-cluster destinations (Argo CD's own cluster) mean")
 @click.option("--upsert", is_flag=True, help="replace the cluster if already registered")
-def cluster_add(name: str, kubeconfig_path: Path, context: str | None, namespace: str | None, upsert: bool) -> None:
-    """Register a cluster from a kubeconfig file (only the chosen context is sent)."""
-    try:
-        doc = yaml.safe_load(kubeconfig_path.read_text())
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(f"{kubeconfig_path} is not YAML: {exc}", param_hint="--kubeconfig") from None
-    if not isinstance(doc, dict):
-        raise click.BadParameter(f"{kubeconfig_path} is not a kubeconfig", param_hint="--kubeconfig")
-    body: dict[str, Any] = {"name": name, "kubeconfig": yaml.safe_dump(_one_context(doc, context, str(kubeconfig_path)))}
+@click.pass_context
+def cluster_add(ctx: click.Context, name: str, kubeconfig_path: Path | None, context: str | None,
+                eks_cluster: str | None, region: str | None, role_arn: str | None, namespace: str | None,
+                in_cluster: bool, upsert: bool) -> None:
+    """Register a cluster: from a kubeconfig file (only the chosen context is sent), or an EKS
+    cluster by name or ARN."""
+    from_env = ctx.get_parameter_source("kubeconfig_path") == click.core.ParameterSource.ENVIRONMENT
+    body: dict[str, Any] = {"name": name}
+    if eks_cluster:
+        if (kubeconfig_path and not from_env) or context:
+            raise click.UsageError("--eks and --kubeconfig/--context exclude each other")
+        body["eks"] = {"cluster": eks_cluster, **({"region": region} if region else {}),
+                       **({"roleArn": role_arn} if role_arn else {})}
+    elif region or role_arn:
+        raise click.UsageError("--region and --role-arn go with --eks")
+    elif kubeconfig_path is None:
+        raise click.UsageError("one of --kubeconfig (or $KUBECONFIG) or --eks is required")
+    else:
+        body["kubeconfig"] = _kubeconfig_text(kubeconfig_path, context)
     if namespace:
         body["namespace"] = namespace
+    if in_cluster:
+        body["inCluster"] = True
     answer = _client().call("POST", "/api/v1/clusters", body, {"upsert": "true"} if upsert else None)
     click.echo(f"cluster '{answer['name']}' added ({answer['server']}, {answer.get('serverVersion', '')})")
+
+
+def _kubeconfig_text(path: Path, context: str | None) -> str:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{path} is not YAML: {exc}", param_hint="--kubeconfig") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter(f"{path} is not a kubeconfig", param_hint="--kubeconfig")
+    return yaml.safe_dump(_one_context(doc, context, str(path)))
+
+
+@cluster.command("get")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
+def cluster_get(name: str, output: str | None) -> None:
+    """A cluster: how it is reached, its server version and connection state now, its apps."""
+    c = _client().call("GET", f"/api/v1/clusters/{name}")
+    if output:
+        return _dump(c, output)
+    info = c.get("info") or {}
+    state = info.get("connectionState") or {}
+    eks = c.get("eks") or {}
+    rows = [["Name:", c["name"]], ["Server:", c["server"]],
+            ["Auth:", c.get("auth", "")
+             + (f" ({eks.get('arn') or eks.get('cluster')}{', as ' + eks['roleArn'] if eks.get('roleArn') else ''})"
+                if eks else (f" (context {c['context']})" if c.get("context") else ""))],
+            ["Namespace:", c.get("namespace", "")], ["In-cluster:", "yes" if c.get("inCluster") else "no"],
+            ["Server version:", info.get("serverVersion") or c.get("serverVersion", "")],
+            ["Connection:", f"{state.get('status', '')} {state.get('message', '')}".strip()],
+            ["Applications:", ", ".join(c.get("applications") or []) or "none"]]
+    _table(["", ""], rows)
+
+
+@cluster.command("update", epilog="""\b
+Examples:
+  gitferry cluster update prod --in-cluster
+  gitferry cluster update other --role-arn arn:aws:iam::111122223333:role/gitferry-deployer
+  gitferry cluster update local --kubeconfig ./kubeconfig --context admin""")
+@click.argument("name")
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a new kubeconfig file (only the chosen context is sent)")
+@click.option("--context", help="with --kubeconfig: the context to use")
+@click.option("--role-arn", help="EKS: the role to assume ('' = the functions' own role)")
+@click.option("--namespace", help="the cluster's default namespace")
+@click.option("--in-cluster/--not-in-cluster", default=None,
+              help="mark (or unmark) it as what https://kubernetes.default.svc means")
+def cluster_update(name: str, kubeconfig_path: Path | None, context: str | None, role_arn: str | None,
+                   namespace: str | None, in_cluster: bool | None) -> None:
+    """Change a registered cluster (a PATCH; gitferry connects again before storing it)."""
+    patch: dict[str, Any] = {}
+    if kubeconfig_path is not None:
+        patch["kubeconfig"] = _kubeconfig_text(kubeconfig_path, context)
+    elif context:
+        raise click.UsageError("--context goes with --kubeconfig (only the chosen context is sent)")
+    if role_arn is not None:
+        patch["eks"] = {"roleArn": role_arn or None}
+    if namespace:
+        patch["namespace"] = namespace
+    if in_cluster is not None:
+        patch["inCluster"] = in_cluster
+    if not patch:
+        raise click.UsageError("nothing to change")
+    answer = _client().call("PATCH", f"/api/v1/clusters/{name}", patch)
+    click.echo(f"cluster '{answer['name']}' updated ({answer['server']}, {answer.get('serverVersion', '')})")
 
 
 @cluster.command("list")
@@ -594,8 +748,9 @@ def cluster_list(output: str | None) -> None:
         for c in items:
             click.echo(c["name"])
         return
-    _table(["SERVER", "NAME", "VERSION", "NAMESPACE"],
-           [[c["server"], c["name"], c.get("serverVersion", ""), c.get("namespace", "")] for c in items])
+    _table(["SERVER", "NAME", "VERSION", "NAMESPACE", "AUTH", "IN-CLUSTER"],
+           [[c["server"], c["name"], c.get("serverVersion", ""), c.get("namespace", ""),
+             "eks" if c.get("eks") else "kubeconfig", "yes" if c.get("inCluster") else ""] for c in items])
 
 
 @cluster.command("rm")
@@ -607,8 +762,20 @@ def cluster_rm(name: str, force: bool) -> None:
     click.echo(f"cluster '{name}' removed")
 
 
+from gitferry_cli.repos import repo_get, repo_update  # noqa: E402 - they build on the helpers above
+from gitferry_cli.tokens import token  # noqa: E402
+
+cli.add_command(token)
+repo.add_command(repo_get)
+repo.add_command(repo_update)
+
+
 def main() -> None:
     cli(prog_name="gitferry")
+
+
+# The app verbs of the filtered list, updates, terminate-op and events live in their own module.
+from gitferry_cli import apps as _apps  # noqa: E402,F401,I001
 
 
 __all__ = ["CONFLICT", "NOT_FOUND", "cli", "main"]

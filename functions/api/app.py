@@ -1,15 +1,29 @@
-"""api: the management API (applications, clusters, repositories) and the dashboard."""
+"""api: the management API (applications, clusters, repositories) and the dashboard.
+
+``GET /openapi.json`` publishes the API's OpenAPI document (Powertools' OpenAPI support, plus
+the request bodies of gitferry.apidoc). It needs no token: it holds the routes and shapes, which
+are public (this repository), never data; every route it lists needs the bearer token.
+"""
 
 import base64
+import json
+import os
 from functools import cache
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from gitferry import apidoc
+from gitferry.apidoc import Accepted, OperationAnswer, Page, responses
 from gitferry.dashboard import DASHBOARD_HTML
 from gitferry.errors import (
     ConflictError,
+    ForbiddenError,
     GitError,
     HelmRepoError,
     InvalidSpecError,
@@ -21,13 +35,18 @@ from gitferry.errors import (
     UnprocessableError,
 )
 from gitferry.kube import KubeError
-from gitferry.model import format_validation_error
+from gitferry.model import APP_NAME_MAX, format_validation_error
 from gitferry.pipeline import Engine
 from gitferry.service import MAX_BODY_BYTES, Service
 from pydantic import ValidationError
 
 logger = Logger()
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(enable_validation=True)
+#: paths served without the token (static, no data)
+PUBLIC_PATHS = ("/", "/openapi.json")
+APP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+AppName = Annotated[str, Path(description="the application's name", max_length=APP_NAME_MAX, pattern=APP_NAME)]
+OptionalText = Annotated[str | None, Query(max_length=1024)]
 
 
 @cache
@@ -36,10 +55,14 @@ def service() -> Service:
 
 
 def caller() -> str:
-    """Who is asking: the IAM identity API Gateway authenticated, else "api"."""
-    identity = (app.current_event.request_context.identity.user_arn
-                if app.current_event.request_context.identity else None)
-    return f"api:{identity}" if identity else "api"
+    """Who is asking, as the audit trail records it: ``api:<token name>``, or ``api:<principal
+    ARN>`` when API Gateway authenticated the request with IAM (ApiAuth=AWS_IAM)."""
+    return str(app.context["principal"].actor)
+
+
+def iam_auth() -> bool:
+    """ApiAuth=AWS_IAM: API Gateway verified a SigV4 signature before the handler runs."""
+    return os.environ.get("API_AUTH", "NONE") == "AWS_IAM"
 
 
 def _error(status: int, message: str, **extra: object) -> Response:
@@ -48,9 +71,16 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 
 def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """Every route but the static dashboard page needs the API bearer token."""
-    if router.current_event.path != "/":
-        service().authorize(router.current_event.headers.get("Authorization"))  # case-insensitive
+    """Every route but the static pages (PUBLIC_PATHS) needs a caller: a bearer token (named,
+    with a role: tokens.py), or the IAM identity API Gateway authenticated. A read-only caller
+    gets 403 on anything but reads and refresh."""
+    event = router.current_event
+    if event.path not in PUBLIC_PATHS:
+        identity = event.request_context.identity
+        principal = service().authorize(event.headers.get("Authorization"),  # case-insensitive
+                                        iam_arn=identity.user_arn if identity else None, iam=iam_auth())
+        principal.check(event.http_method, event.path)
+        router.append_context(principal=principal)
     return next_middleware(router)
 
 
@@ -80,6 +110,11 @@ def unauthorized(exc: UnauthorizedError) -> Response:
                     body={"message": str(exc)}, headers={"WWW-Authenticate": "Bearer"})
 
 
+@app.exception_handler(ForbiddenError)
+def forbidden(exc: ForbiddenError) -> Response:
+    return _error(403, str(exc))
+
+
 @app.exception_handler(InvalidSpecError)
 def invalid(exc: InvalidSpecError) -> Response:
     return _error(400, exc.subject, problems=exc.problems)
@@ -93,6 +128,17 @@ def too_large(exc: PayloadTooLargeError) -> Response:
 @app.exception_handler(ValidationError)
 def invalid_model(exc: ValidationError) -> Response:
     return _error(400, "invalid request", problems=format_validation_error(exc))
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_parameters(exc: RequestValidationError) -> Response:
+    """A path or query parameter the OpenAPI document refuses: 400 naming it (Powertools' own
+    answer would be a 422 without the reason)."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("path", "query", "body")]
+        problems.append(f"{'.'.join(loc) or 'request'}: {str(err.get('msg', 'invalid'))[:300]}")
+    return _error(400, "invalid request", problems=problems)
 
 
 @app.exception_handler(NotFoundError)
@@ -120,132 +166,231 @@ def git_error(exc: Exception) -> Response:
     return _error(502, str(exc))
 
 
-@app.get("/")
-def dashboard() -> Response:
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD_HTML)
-
-
-@app.get("/api/v1/applications")
-def list_apps() -> dict:
-    return service().list_apps()
-
-
-@app.post("/api/v1/applications")
-def create_app() -> Response:
-    upsert = (app.current_event.query_string_parameters or {}).get("upsert") == "true"
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().create_app(app.current_event.decoded_body, upsert=upsert, caller=caller()))
-
-
-@app.get("/api/v1/applications/<name>")
-def get_app(name: str) -> dict:
-    return service().get_app(name)
-
-
-@app.delete("/api/v1/applications/<name>")
-def delete_app(name: str) -> Response:
-    status, body = service().delete_app(name, app.current_event.query_string_parameters or {}, caller())
+def _json(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@app.post("/api/v1/applications/<name>/sync")
-def sync(name: str) -> Response:
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=service().sync(name, app.current_event.decoded_body, caller()))
+def _query() -> dict[str, str]:
+    return dict(app.current_event.query_string_parameters or {})
 
 
-@app.post("/api/v1/applications/<name>/refresh")
-def refresh(name: str) -> Response:
-    # ?hard=true: Argo CD's hard refresh, rendered again bypassing the render cache
-    query = app.current_event.query_string_parameters or {}
-    problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"hard"})]
-    hard = query.get("hard", "false").lower()
-    if hard not in ("true", "false"):
-        problems.append(f"hard: {query.get('hard')!r} is not true or false")
-    if problems:
-        raise InvalidSpecError(problems, "invalid refresh request")
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=service().refresh(name, caller(), hard=hard == "true"))
+APPS, CLUSTERS, REPOS, AUDIT = ["applications"], ["clusters"], ["repositories"], ["audit"]
 
 
-@app.post("/api/v1/applications/<name>/rollback/<history_id>")
-def rollback(name: str, history_id: str) -> Response:
+@app.get("/", include_in_schema=False)
+def dashboard() -> Response[Any]:
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD_HTML)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[Any]:
+    return _json(200, openapi_document(_base_path()))
+
+
+def _base_path() -> str:
+    """The stage prefix the caller used (``/Prod`` on an execute-api URL, none on a custom domain)."""
+    event = app.current_event
+    full = str((event.raw_event.get("requestContext") or {}).get("path") or event.path)
+    return full[: -len(event.path)] if full.endswith(event.path) and full != event.path else ""
+
+
+@cache
+def _generated() -> str:
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    return app.get_openapi_json_schema(
+        title="gitferry", version="v1", servers=[Server(url="/")],
+        description="GitOps continuous delivery for Kubernetes on AWS Lambda: Argo CD Applications, clusters, "
+                    "repositories. Send `Authorization: Bearer <token>`.",
+        security_schemes={"bearerAuth": HTTPBearer()}, security=[{"bearerAuth": []}])
+
+
+def openapi_document(base: str) -> dict[str, Any]:
+    doc = apidoc.add_request_bodies(json.loads(_generated()))
+    doc["servers"] = [{"url": base or "/"}]
+    return doc
+
+
+@app.get("/api/v1/applications", tags=APPS, summary="List applications (filtered, in name order, paged)",
+         responses=responses(200, "one page of applications", Page))
+def list_apps(project: OptionalText = None, repo: OptionalText = None, cluster: OptionalText = None,
+              namespace: OptionalText = None,
+              sync: Annotated[str | None, Query(description="Synced | OutOfSync | Unknown")] = None,
+              health: Annotated[str | None, Query(description="Healthy | Progressing | Degraded | ...")] = None,
+              selector: Annotated[str | None, Query(max_length=4096,
+                                                    description="label selector, e.g. team=web,tier!=db")] = None,
+              search: Annotated[str | None, Query(max_length=1024, description="part of the name")] = None,
+              limit: Annotated[str | None, Query(description="1 to 1000 (default 500)")] = None,
+              cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
+              ) -> dict[str, Any]:
+    return service().list_apps(_query())
+
+
+@app.post("/api/v1/applications", tags=APPS, summary="Register an Application (JSON or YAML manifest)",
+          responses=responses(201, "the registered application"))
+def create_app(upsert: Annotated[str | None, Query(description="true: replace one of the same name")] = None
+               ) -> Response[Any]:
+    return _json(201, service().create_app(app.current_event.decoded_body, upsert=_upsert(), caller=caller()))
+
+
+@app.get("/api/v1/applications/<name>", tags=APPS, summary="An application: spec and status",
+         responses=responses(200, "the Application with its status"))
+def get_app(name: AppName) -> dict[str, Any]:
+    return service().get_app(name)
+
+
+@app.put("/api/v1/applications/<name>", tags=APPS, summary="Replace an application's manifest",
+         responses=responses(200, "the updated Application"))
+def update_app(name: AppName) -> dict[str, Any]:
+    return service().update_app(name, app.current_event.decoded_body, caller(), patch=False)
+
+
+@app.patch("/api/v1/applications/<name>", tags=APPS, summary="JSON merge patch of an application's spec",
+           responses=responses(200, "the updated Application"))
+def patch_app(name: AppName) -> dict[str, Any]:
+    return service().update_app(name, app.current_event.decoded_body, caller(), patch=True)
+
+
+@app.delete("/api/v1/applications/<name>", tags=APPS, summary="Delete an application (cascade by default)",
+            responses={**responses(200, "forgotten (cascade=false)"), 202: {"description": "cascading delete queued"}})
+def delete_app(name: AppName, cascade: OptionalText = None, propagationPolicy: OptionalText = None) -> Response[Any]:
+    status, body = service().delete_app(name, _query(), caller())
+    return _json(status, body)
+
+
+@app.post("/api/v1/applications/<name>/sync", tags=APPS, summary="Sync (Argo CD's sync request)",
+          responses=responses(202, "operation queued", Accepted))
+def sync(name: AppName) -> Response[Any]:
+    return _json(202, service().sync(name, app.current_event.decoded_body, caller()))
+
+
+@app.delete("/api/v1/applications/<name>/operation", tags=APPS,
+            summary="Terminate the running operation (argocd app terminate-op)",
+            responses={**responses(200, "the operation was waiting and is ended now (Failed)", OperationAnswer),
+                       202: {"description": "the running apply stops at its next wave boundary (Terminating)",
+                             "content": {"application/json": {"model": OperationAnswer}}}})
+def terminate_operation(name: AppName) -> Response[Any]:
+    status, body = service().terminate_operation(name, caller())
+    return _json(status, body)
+
+
+@app.post("/api/v1/applications/<name>/refresh", tags=APPS, summary="Compare with Git and the cluster now",
+          responses=responses(202, "refresh queued", Accepted))
+def refresh(name: AppName, hard: Annotated[str | None, Query(
+        description="true: Argo CD's hard refresh, rendered again bypassing the render cache")] = None
+            ) -> Response[Any]:
+    value = (hard or "false").lower()
+    if value not in ("true", "false"):
+        raise InvalidSpecError([f"hard: {hard[:40]!r} is not true or false"], "invalid refresh request")
+    return _json(202, service().refresh(name, caller(), hard=value == "true"))
+
+
+@app.post("/api/v1/applications/<name>/rollback/<history_id>", tags=APPS, summary="Re-apply a history entry",
+          responses=responses(202, "rollback queued", Accepted))
+def rollback(name: AppName, history_id: Annotated[str, Path(max_length=20)]) -> Response[Any]:
     if not history_id.isdigit():
         raise InvalidSpecError([f"id: {history_id!r} is not a history id"], "invalid rollback")
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=service().rollback(name, int(history_id), caller()))
+    return _json(202, service().rollback(name, int(history_id), caller()))
 
 
-@app.get("/api/v1/applications/<name>/history")
-def history(name: str) -> dict:
+@app.get("/api/v1/applications/<name>/history", tags=APPS, summary="Recorded syncs",
+         responses=responses(200, "history entries, oldest first", Page))
+def history(name: AppName) -> dict[str, Any]:
     return service().history(name)
 
 
-@app.get("/api/v1/applications/<name>/resources")
-def resources(name: str) -> dict:
-    query = app.current_event.query_string_parameters or {}
-    return service().resources(name, query.get("limit"), query.get("cursor"))
+@app.get("/api/v1/applications/<name>/events", tags=APPS, summary="The application's audit events, newest first",
+         responses=responses(200, "one page of events", Page))
+def events(name: AppName, limit: OptionalText = None, cursor: OptionalText = None) -> dict[str, Any]:
+    return service().events(name, limit, cursor)
 
 
-@app.get("/api/v1/applications/<name>/sync-results")
-def sync_results(name: str) -> dict:
-    query = app.current_event.query_string_parameters or {}
-    return service().sync_results(name, query.get("limit"), query.get("cursor"))
+@app.get("/api/v1/applications/<name>/resources", tags=APPS, summary="The resource list, paged",
+         responses=responses(200, "one page of resources", Page))
+def resources(name: AppName, limit: OptionalText = None, cursor: OptionalText = None) -> dict[str, Any]:
+    return service().resources(name, limit, cursor)
 
 
-@app.get("/api/v1/applications/<name>/diff")
-def diff(name: str) -> dict:
+@app.get("/api/v1/applications/<name>/sync-results", tags=APPS, summary="The last operation's results, paged",
+         responses=responses(200, "one page of results", Page))
+def sync_results(name: AppName, limit: OptionalText = None, cursor: OptionalText = None) -> dict[str, Any]:
+    return service().sync_results(name, limit, cursor)
+
+
+@app.get("/api/v1/applications/<name>/diff", tags=APPS, summary="argocd app diff: live vs Git per resource",
+         responses=responses(200, "per resource its status and a unified diff"))
+def diff(name: AppName) -> dict[str, Any]:
     return service().diff(name)
 
 
-@app.get("/api/v1/applications/<name>/resource-tree")
-def resource_tree(name: str) -> dict:
+@app.get("/api/v1/applications/<name>/resource-tree", tags=APPS, summary="Managed objects and live descendants",
+         responses=responses(200, "Argo CD's ApplicationTree shape"))
+def resource_tree(name: AppName) -> dict[str, Any]:
     return service().resource_tree(name)
 
 
-@app.get("/api/v1/audit")
-def audit() -> dict:
-    query = app.current_event.query_string_parameters or {}
-    return service().audit_day(query.get("date"), query.get("limit"), query.get("cursor"))
+@app.get("/api/v1/audit", tags=AUDIT, summary="The audit trail of a UTC day, newest first",
+         responses=responses(200, "one page of events", Page))
+def audit(date: OptionalText = None, limit: OptionalText = None, cursor: OptionalText = None) -> dict[str, Any]:
+    return service().audit_day(date, limit, cursor)
 
 
-@app.get("/api/v1/clusters")
-def list_clusters() -> dict:
+@app.get("/api/v1/clusters", tags=CLUSTERS, summary="Registered clusters",
+         responses=responses(200, "clusters (never their kubeconfigs)", Page))
+def list_clusters() -> dict[str, Any]:
     return service().list_clusters()
 
 
 def _upsert() -> bool:
-    value = (app.current_event.query_string_parameters or {}).get("upsert", "false")
+    value = _query().get("upsert", "false")
     if value not in ("true", "false"):
-        raise InvalidSpecError([f"upsert: {value!r} is not true or false"], "invalid request")
+        raise InvalidSpecError([f"upsert: {value[:40]!r} is not true or false"], "invalid request")
     return value == "true"
 
 
-@app.post("/api/v1/clusters")
-def register_cluster() -> Response:
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_cluster(app.current_event.decoded_body, caller(), upsert=_upsert()))
+@app.post("/api/v1/clusters", tags=CLUSTERS, summary="Register a cluster from a kubeconfig",
+          responses=responses(201, "the registered cluster"))
+def register_cluster(upsert: OptionalText = None) -> Response[Any]:
+    return _json(201, service().register_cluster(app.current_event.decoded_body, caller(), upsert=_upsert()))
 
 
-@app.get("/api/v1/clusters/<name>")
-def get_cluster(name: str) -> dict:
+@app.get("/api/v1/clusters/<name>", tags=CLUSTERS, summary="A cluster and the apps deploying to it",
+         responses=responses(200, "the cluster"))
+def get_cluster(name: Annotated[str, Path(max_length=253)]) -> dict[str, Any]:
     return service().get_cluster(name)
 
 
-@app.delete("/api/v1/clusters/<name>")
-def delete_cluster(name: str) -> dict:
-    return service().delete_cluster(name, app.current_event.query_string_parameters or {}, caller())
+ClusterName = Annotated[str, Path(max_length=253)]
 
 
-@app.get("/api/v1/repositories")
-def list_repositories() -> dict:
-    url = (app.current_event.query_string_parameters or {}).get("url")
+@app.put("/api/v1/clusters/<name>", tags=CLUSTERS, summary="Replace a cluster's registration (connects again)",
+         responses=responses(200, "the updated cluster"))
+def replace_cluster(name: ClusterName) -> dict[str, Any]:
+    return service().update_cluster(name, app.current_event.decoded_body, caller(), merge=False)
+
+
+@app.patch("/api/v1/clusters/<name>", tags=CLUSTERS, summary="JSON merge patch of a cluster's registration",
+           responses=responses(200, "the updated cluster"))
+def patch_cluster(name: ClusterName) -> dict[str, Any]:
+    return service().update_cluster(name, app.current_event.decoded_body, caller(), merge=True)
+
+
+@app.delete("/api/v1/clusters/<name>", tags=CLUSTERS, summary="Forget a cluster (force=true while in use)",
+            responses=responses(200, "forgotten"))
+def delete_cluster(name: Annotated[str, Path(max_length=253)], force: OptionalText = None) -> dict[str, Any]:
+    return service().delete_cluster(name, _query(), caller())
+
+
+@app.get("/api/v1/repositories", tags=REPOS, summary="Registered repositories (or one, by ?url=)",
+         responses=responses(200, "repositories (never their credentials)"))
+def list_repositories(url: OptionalText = None) -> dict[str, Any]:
     return service().get_repository(url) if url else service().list_repositories()
 
 
-@app.delete("/api/v1/repositories")
-def delete_repository_by_url() -> dict:
-    query = dict(app.current_event.query_string_parameters or {})
+@app.delete("/api/v1/repositories", tags=REPOS, summary="Forget a repository by ?url=",
+            responses=responses(200, "forgotten"))
+def delete_repository_by_url(url: OptionalText = None, force: OptionalText = None) -> dict[str, Any]:
+    query = _query()
     url = query.pop("url", None)
     if not url:
         raise InvalidSpecError(["url: query parameter required (or DELETE /api/v1/repositories/{name})"],
@@ -253,22 +398,77 @@ def delete_repository_by_url() -> dict:
     return service().delete_repository(url, query, caller())
 
 
-@app.post("/api/v1/repositories")
-def register_repository() -> Response:
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
-                    body=service().register_repository(app.current_event.decoded_body, caller(), upsert=_upsert()))
+@app.post("/api/v1/repositories", tags=REPOS, summary="Register a repository and its credentials",
+          responses=responses(201, "the registered repository"))
+def register_repository(upsert: OptionalText = None) -> Response[Any]:
+    return _json(201, service().register_repository(app.current_event.decoded_body, caller(), upsert=_upsert()))
+
+
+def _repository_url() -> str:
+    url = (app.current_event.query_string_parameters or {}).get("url")
+    if not url:
+        raise InvalidSpecError(["url: query parameter required (or /api/v1/repositories/{name})"], "invalid request")
+    return url
+
+
+@app.put("/api/v1/repositories", tags=REPOS, summary="Replace a repository's registration by ?url= (checked again)",
+         responses=responses(200, "the updated repository"))
+def replace_repository_by_url(url: OptionalText = None) -> dict[str, Any]:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories", tags=REPOS, summary="Merge patch of a repository by ?url= (e.g. new credentials)",
+           responses=responses(200, "the updated repository"))
+def patch_repository_by_url(url: OptionalText = None) -> dict[str, Any]:
+    return service().update_repository(_repository_url(), app.current_event.decoded_body, caller(), replace=False)
+
+
+@app.put("/api/v1/repositories/<repo>", tags=REPOS, summary="Replace a repository's registration (checked again)",
+         responses=responses(200, "the updated repository"))
+def replace_repository(repo: Annotated[str, Path(max_length=1024)]) -> dict[str, Any]:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=True)
+
+
+@app.patch("/api/v1/repositories/<repo>", tags=REPOS, summary="Merge patch of a repository (e.g. new credentials)",
+           responses=responses(200, "the updated repository"))
+def patch_repository(repo: Annotated[str, Path(max_length=1024)]) -> dict[str, Any]:
+    return service().update_repository(repo, app.current_event.decoded_body, caller(), replace=False)
 
 
 # A repository by its registered name (a URL does not fit in one path segment behind API
 # Gateway: use ?url= on /api/v1/repositories instead).
-@app.get("/api/v1/repositories/<repo>")
-def get_repository(repo: str) -> dict:
+@app.get("/api/v1/repositories/<repo>", tags=REPOS, summary="A repository by its registered name",
+         responses=responses(200, "the repository"))
+def get_repository(repo: Annotated[str, Path(max_length=1024)]) -> dict[str, Any]:
     return service().get_repository(repo)
 
 
-@app.delete("/api/v1/repositories/<repo>")
-def delete_repository(repo: str) -> dict:
-    return service().delete_repository(repo, app.current_event.query_string_parameters or {}, caller())
+@app.delete("/api/v1/repositories/<repo>", tags=REPOS, summary="Forget a repository by its registered name",
+            responses=responses(200, "forgotten"))
+def delete_repository(repo: Annotated[str, Path(max_length=1024)], force: OptionalText = None) -> dict[str, Any]:
+    return service().delete_repository(repo, _query(), caller())
+
+
+TOKENS = ["tokens"]
+
+
+@app.get("/api/v1/tokens", tags=TOKENS, summary="Named API tokens (never their values)",
+         responses=responses(200, "tokens with their roles"))
+def list_tokens() -> dict[str, Any]:
+    return service().list_tokens()
+
+
+@app.post("/api/v1/tokens", tags=TOKENS, summary="Create a named token (admin or readonly); its value is shown once",
+          responses=responses(201, "the token, with its value this once"))
+def create_token() -> Response[Any]:
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON,
+                    body=service().create_token(app.current_event.decoded_body, caller()))
+
+
+@app.delete("/api/v1/tokens/<name>", tags=TOKENS, summary="Revoke a named token",
+            responses=responses(200, "revoked"))
+def revoke_token(name: Annotated[str, Path(max_length=253)]) -> dict[str, Any]:
+    return service().revoke_token(name, caller())
 
 
 @logger.inject_lambda_context

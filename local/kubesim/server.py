@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from local.kubesim import discovery, errors, tls
+from local.kubesim import discovery, eksauth, errors, tls
 from local.kubesim.clock import Clock
 from local.kubesim.errors import ApiError
 from local.kubesim.schema import Schemas
@@ -227,6 +227,7 @@ class Request:
         self.user_agent = handler.headers.get("User-Agent", "") or ""
         self.warnings: list[str] = []
         self.read_only = False
+        self.username = "kubesim-readonly"
 
     # ------------------------------------------------------------------ entry
 
@@ -258,6 +259,12 @@ class Request:
         if token and self.sim.read_only_token and secrets.compare_digest(token, self.sim.read_only_token):
             self.read_only = True
             return
+        if token and self.sim.eks_auth is not None and token.startswith(eksauth.PREFIX):
+            identity = self.sim.eks_auth.authenticate(token)  # None: refused, reason in eks_auth.log
+            if identity is not None:
+                self.read_only = not identity.may_write
+                self.username = identity.username
+                return
         raise errors.unauthorized()
 
     def _json(self, code: int, body: Any) -> None:
@@ -345,7 +352,7 @@ class Request:
             where = f' in the namespace "{namespace}"' if namespace else ""
             res = f"{plural}/{sub}" if sub else plural
             raise errors.forbidden(
-                f'{rt.group_resource} "{name or ""}" is forbidden: User "kubesim-readonly" cannot {verb} '
+                f'{rt.group_resource} "{name or ""}" is forbidden: User "{self.username}" cannot {verb} '
                 f'resource "{res}" in API group "{group}"{where}', rt, name or "")
         dry_run = self._dry_run()
         field_validation = self.query.get("fieldValidation", "Warn") or "Warn"
@@ -716,11 +723,14 @@ class KubeSim:
         run_controllers: bool = True,
         clock: Clock | None = None,
         history: int = 20000,
+        eks_auth: eksauth.EksAuthConfig | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.token = secrets.token_urlsafe(24)
         self.read_only_token: str | None = secrets.token_urlsafe(24) if read_only_token else None
+        # EKS mode: bearer tokens made from IAM credentials, verified through STS (eksauth.py)
+        self.eks_auth: eksauth.EksAuth | None = eksauth.EksAuth(eks_auth) if eks_auth is not None else None
         self.clock = clock or Clock()
         self.schemas = Schemas()
         self.store = Store(self.schemas, self.clock, history=history)
@@ -830,6 +840,11 @@ class KubeSim:
 
     def resume_controllers(self) -> None:
         self._controllers_running.set()
+
+    def enable_eks_auth(self, config: eksauth.EksAuthConfig) -> eksauth.EksAuth:
+        """Accept EKS tokens for ``config.cluster_id`` from now on (the static tokens still work)."""
+        self.eks_auth = eksauth.EksAuth(config)
+        return self.eks_auth
 
     def fail_image(self, pattern: str, mode: str) -> None:
         self.controllers.fail_image(pattern, mode)

@@ -115,10 +115,37 @@ def test_cluster_add_list_and_rm(cli: Cli, world: LocalWorld, tmp_path: Path) ->
     assert {c["name"]: c["server"] for c in listed}["second"] == world.kube.url
     assert set(cli.ok("cluster", "list", "-o", "name").split()) >= {"local", "second"}
     table = cli.ok("cluster", "list")
-    assert table.splitlines()[0].split() == ["SERVER", "NAME", "VERSION", "NAMESPACE"]
+    assert table.splitlines()[0].split() == ["SERVER", "NAME", "VERSION", "NAMESPACE", "AUTH", "IN-CLUSTER"]
     assert any(line.split()[:2] == [world.kube.url, "second"] for line in table.splitlines())
     assert "cluster 'second' removed" in cli.ok("cluster", "rm", "second")
     assert cli("cluster", "rm", "second").code == 5
+
+
+def test_eks_cluster_add_get_and_update(cli: Cli, world: LocalWorld) -> None:
+    from local import eks as local_eks
+
+    arn = local_eks.create_cluster(world.stack.resources, world.kube, "cli-eks")
+    assert cli("cluster", "add", "e", "--eks", "cli-eks", "--kubeconfig", world.kube.kubeconfig_path).code == 2
+    assert cli("cluster", "add", "e", "--role-arn", "arn:aws:iam::123456789012:role/x").code == 2
+    out = cli.ok("cluster", "add", "e", "--eks", arn, "--in-cluster")
+    assert f"cluster 'e' added ({world.kube.url}, v1." in out
+    got = json.loads(cli.ok("cluster", "get", "e", "-o", "json"))
+    assert got["eks"]["cluster"] == "cli-eks" and got["inCluster"] is True and got["auth"] == "eks"
+    assert got["info"]["connectionState"]["status"] == "Successful"
+    assert yaml.safe_load(cli.ok("cluster", "get", "e", "-o", "yaml")) ["name"] == "e"
+    table = cli.ok("cluster", "get", "e")
+    assert "Connection:" in table and "Successful" in table and arn in table
+    listed = cli.ok("cluster", "list")
+    assert any(line.split()[1:2] == ["e"] and line.split()[-2:] == ["eks", "yes"] for line in listed.splitlines())
+    # an unmapped role is refused when connecting again, and nothing changes
+    refused = cli("cluster", "update", "e", "--role-arn", "arn:aws:iam::123456789012:role/nobody")
+    assert refused.code != 0 and "Unauthorized" in refused.err
+    assert "roleArn" not in json.loads(cli.ok("cluster", "get", "e", "-o", "json"))["eks"]
+    assert "updated" in cli.ok("cluster", "update", "e", "--not-in-cluster", "--namespace", "apps")
+    got = json.loads(cli.ok("cluster", "get", "e", "-o", "json"))
+    assert got["inCluster"] is False and got["namespace"] == "apps"
+    assert cli("cluster", "update", "e").code == 2
+    cli.ok("cluster", "rm", "e")
 
 
 def test_a_cluster_in_use_needs_force(cli: Cli, world: LocalWorld) -> None:
@@ -148,6 +175,24 @@ def test_repo_add_list_and_rm(cli: Cli, world: LocalWorld) -> None:
     cli.ok("repo", "add", other)
     cli.ok("repo", "rm", other)
     assert cli("repo", "rm", other).code == 5
+
+
+def test_repo_add_an_oci_registry(cli: Cli, world: LocalWorld) -> None:
+    cli.ok("repo", "add", "oci://127.0.0.1:5999/charts", "--type", "oci", "--plain-http", "--username", "ci",
+           "--password-stdin", stdin="oci-pw\n")
+    cli.ok("repo", "add", "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type", "oci",
+           "--ecr-registry-id", "123456789012")
+    rows = {r["url"]: r for r in json.loads(cli.ok("repo", "list", "-o", "json"))}
+    plain = rows["oci://127.0.0.1:5999/charts"]
+    assert plain["type"] == "oci" and plain["plainHttp"] is True and plain["hasCredentials"] is True
+    assert rows["oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com"]["ecrRegistryId"] == "123456789012"
+    table = cli.ok("repo", "list")
+    assert "oci-pw" not in table and "TYPE" in table and " ecr" in table
+    refused = cli("repo", "add", "https://charts.example.com", "--plain-http")  # plainHttp is for OCI registries
+    assert refused.code != 0 and "plainHttp" in refused.err
+    for url in rows:
+        if url.startswith("oci://"):
+            cli.ok("repo", "rm", url)
 
 
 def test_app_create_from_a_manifest_file_is_sent_unchanged(cli: Cli, world: LocalWorld, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ The same story `make demo` plays, plus the failure paths a user meets first.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -300,6 +301,14 @@ def test_rollback_reapplies_a_recorded_revision_of_a_manual_app(world: LocalWorl
     # The app now differs from the tracked branch head: OutOfSync, as in Argo CD after a rollback.
     world.tick()
     assert world.status("rollback")["sync"]["status"] == "OutOfSync"
+    # The rollback's own health re-checks (2 s, then 5 s after it) compare the rolled-back
+    # revision: arriving after the tick's comparison of the branch head, they must not turn the
+    # app back to Synced (they once did, now and then, under load).
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        world.settle()
+        assert world.status("rollback")["sync"]["status"] == "OutOfSync"
+        time.sleep(0.5)
 
 
 def test_rollback_is_refused_while_auto_sync_is_on(world: LocalWorld) -> None:

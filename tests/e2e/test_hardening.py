@@ -154,9 +154,8 @@ def test_json_nested_ten_thousand_deep_is_a_condition_not_a_dead_letter(world: L
 # --------------------------------------------------------------------------- registration
 
 
-@pytest.mark.parametrize("url", ["file:///srv/git/secret.git", "/var/task", "../other", "git@github.com:org/r.git",
-                                 "ssh://git@github.com/org/r.git", "git://github.com/org/r.git"])
-def test_repo_urls_other_than_http_are_refused_naming_the_field(world: LocalWorld, url: str) -> None:
+@pytest.mark.parametrize("url", ["file:///srv/git/secret.git", "/var/task", "../other", "git://github.com/org/r.git"])
+def test_repo_urls_other_than_http_or_ssh_are_refused_naming_the_field(world: LocalWorld, url: str) -> None:
     doc = yaml.safe_load(application("localpath", url, world.kube.url, automated=True))
     status, answer = world.call("POST", "/api/v1/applications", yaml.safe_dump(doc))
     assert status == 400, answer
@@ -226,7 +225,9 @@ def test_callers_body_mistakes_are_4xx_never_5xx(world: LocalWorld) -> None:
 
 def test_audit_pages_with_a_cursor(world: LocalWorld) -> None:
     for i in range(7):
-        world.api_ok("POST", "/api/v1/repositories", {"url": f"https://git.example.com/paged-{i}.git"})
+        # registration reads the repository first: local ones (this machine has no other network)
+        url = world.git.make_repo(f"paged-{i}", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"})
+        world.api_ok("POST", "/api/v1/repositories", {"url": url})
     everything = world.api_ok("GET", "/api/v1/audit?limit=1000")
     assert "nextCursor" not in everything
     seen: list[dict[str, Any]] = []

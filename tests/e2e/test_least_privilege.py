@@ -17,10 +17,13 @@ import boto3
 import pytest
 import yaml
 
+from local import eks as local_eks
 from local.aws import Resolver, Resources
 from local.story import DEPLOYMENT, LocalWorld, application, play_guestbook, synced_healthy
 
 Call = tuple[str, str, str]  # function logical id, action, resource ARN
+EKS_CLUSTER = "priv-eks"
+EKS_ROLE = "arn:aws:iam::123456789012:role/gitferry-deployer"
 
 
 def _resolver(res: Resources) -> Resolver:
@@ -42,14 +45,23 @@ def grants(res: Resources) -> dict[str, list[tuple[list[str], list[str]]]]:
         role_lid = role_ref["Fn::GetAtt"][0] if isinstance(role_ref, dict) else role_ref
         statements = []
         for policy in res.cfn["Resources"][role_lid]["Properties"].get("Policies", []):
+            if "Fn::If" in policy:  # conditional (EKS parameters): the branch the stack got
+                condition, then, otherwise = policy["Fn::If"]
+                policy = then if resolver.condition(condition) else otherwise
+                if not isinstance(policy, dict) or "PolicyDocument" not in policy:
+                    continue
             for st in policy["PolicyDocument"]["Statement"]:
                 if st.get("Effect") != "Allow":
                     continue
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-                statements.append(([a.lower() for a in actions], [str(resolver.resolve(r)) for r in resources]))
+                statements.append(([a.lower() for a in actions], [str(x) for r in resources for x in _listed(resolver.resolve(r))]))
         out[lid] = statements
     return out
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]  # a Ref to a CommaDelimitedList is a list
 
 
 def allowed(statements: list[tuple[list[str], list[str]]], action: str, arn: str) -> bool:
@@ -83,8 +95,14 @@ def recorded() -> Iterator[tuple[LocalWorld, list[Call]]]:
         elif service == "kms":  # Decrypt names no key: the ciphertext says which, and gitferry has one
             key = params.get("KeyId") or res.physical["ManifestKey"]
             calls.append((lid, f"kms:{name}", f"arn:aws:kms:{res.region}:{res.account_id}:key/{key}"))
+        elif service == "ecr" and name == "GetAuthorizationToken":  # supports only Resource "*"
+            calls.append((lid, "ecr:GetAuthorizationToken", "*"))
         elif service == "sns" and name == "Publish":
             calls.append((lid, "sns:Publish", params["TopicArn"]))
+        elif service == "eks" and name == "DescribeCluster":
+            calls.append((lid, "eks:DescribeCluster", f"arn:aws:eks:{res.region}:{res.account_id}:cluster/{params['name']}"))
+        elif service == "sts" and name == "AssumeRole":
+            calls.append((lid, "sts:AssumeRole", params["RoleArn"]))
         elif service == "secretsmanager":
             secret = params.get("SecretId") or params.get("Name")
             calls.append((lid, f"secretsmanager:{name}",
@@ -92,7 +110,8 @@ def recorded() -> Iterator[tuple[LocalWorld, list[Call]]]:
 
     session.events.register("before-parameter-build", record, unique_id="gitferry-least-privilege")
     try:
-        with LocalWorld() as world:
+        with LocalWorld(parameters={"EksClusterArns": f"arn:aws:eks:us-east-1:123456789012:cluster/{EKS_CLUSTER}",
+                                    "EksAssumeRoleArns": EKS_ROLE}) as world:
             holder["world"] = world
             yield world, calls
     finally:
@@ -126,10 +145,20 @@ def test_every_call_the_handlers_make_is_granted_by_the_template(recorded: tuple
     world.until("retry exhausted", lambda: (world.status("privbad").get("operationState") or {}).get("phase") == "Failed")
     world.api_ok("DELETE", "/api/v1/applications/privbad")
     assert world.notifications(queue)
+    # An EKS cluster reached through an assumed role: DescribeCluster + AssumeRole by api/diff/apply.
+    roles = [{"rolearn": r, "username": "gitferry", "groups": ["system:masters"]}
+             for r in [*local_eks.function_role_arns(world.stack.resources), EKS_ROLE]]
+    local_eks.create_cluster(world.stack.resources, world.kube, EKS_CLUSTER, map_roles=roles)
+    world.api_ok("POST", "/api/v1/clusters", {"name": "priv-eks", "eks": {"cluster": EKS_CLUSTER, "roleArn": EKS_ROLE}})
+    eks_app = yaml.safe_load(application("priveks", repo, server, automated=True, path="app", namespace="priveks"))
+    eks_app["spec"]["destination"] = {"name": "priv-eks", "namespace": "priveks"}
+    world.api_ok("POST", "/api/v1/applications", yaml.safe_dump(eks_app))
+    world.until("eks app synced", synced_healthy(world, "priveks"))
 
     policy = grants(world.stack.resources)
     used = {(lid, action.split(":")[0]) for lid, action, _ in calls}
     assert ("PollFunction", "sqs") in used and ("ReportFunction", "sns") in used and ("DiffFunction", "s3") in used
     assert {("RenderFunction", "kms"), ("DiffFunction", "kms"), ("ApplyFunction", "kms"), ("ApiFunction", "kms")} <= used
+    assert {(f, s) for f in ("ApiFunction", "DiffFunction", "ApplyFunction") for s in ("eks", "sts")} <= used
     denied = sorted({(lid, action, arn) for lid, action, arn in calls if not allowed(policy[lid], action, arn)})
     assert denied == [], denied

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config, dynamic
 
 from local.kubesim.server import KubeSim
 
@@ -72,3 +73,17 @@ def kubectl(request: pytest.FixtureRequest, kubesim: KubeSim) -> Callable[..., s
 
     run.binary = str(binary)  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="module")
+def api(kubesim: KubeSim) -> Iterator[client.ApiClient]:
+    """The official client's ApiClient for the shared server, from its kubeconfig."""
+    api_client = config.new_client_from_config(config_file=kubesim.kubeconfig_path)
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="module")
+def dyn(api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> dynamic.DynamicClient:
+    """The official dynamic client over ``api``, with its discovery cache in a temp dir."""
+    return dynamic.DynamicClient(api, cache_file=str(tmp_path_factory.mktemp("discovery") / "cache.json"))

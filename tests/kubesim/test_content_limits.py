@@ -14,27 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config, dynamic
+from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
 from local.kubesim.configdata import go_base64_error
-from local.kubesim.server import KubeSim
-
-
-@pytest.fixture(scope="module")
-def api(kubesim: KubeSim) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=kubesim.kubeconfig_path)
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def dyn(api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> dynamic.DynamicClient:
-    return dynamic.DynamicClient(api, cache_file=str(tmp_path_factory.mktemp("discovery") / "cache.json"))
 
 
 def _status(err: pytest.ExceptionInfo[ApiException]) -> dict:

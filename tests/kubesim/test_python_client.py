@@ -7,7 +7,6 @@ gitferry's engine is built on this client, so its expectations (typed list model
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,6 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ConflictError
 
 from local.kubesim.server import KubeSim
-
-
-@pytest.fixture(scope="module")
-def api(kubesim: KubeSim) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=kubesim.kubeconfig_path)
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def dyn(api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> dynamic.DynamicClient:
-    cache = tmp_path_factory.mktemp("discovery") / "cache.json"
-    return dynamic.DynamicClient(api, cache_file=str(cache))
 
 
 def _deployment(name: str, replicas: int = 1) -> dict:

@@ -14,29 +14,14 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config, dynamic
+from kubernetes import dynamic
 from kubernetes.client.rest import ApiException
 
-from local.kubesim.server import KubeSim
-
 SSA_DROP_META = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
-
-
-@pytest.fixture(scope="module")
-def api(kubesim: KubeSim) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=kubesim.kubeconfig_path)
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def dyn(api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> dynamic.DynamicClient:
-    return dynamic.DynamicClient(api, cache_file=str(tmp_path_factory.mktemp("discovery") / "cache.json"))
 
 
 def _json_patch(merge: Any, live: Any, prefix: str = "") -> list[dict[str, Any]]:

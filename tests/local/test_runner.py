@@ -205,6 +205,7 @@ def test_real_template_wiring(real: LocalStack) -> None:
     assert [(s.function, s.interval_seconds) for s in res.schedules] == [("PollFunction", 60)]
     assert {(r.method, r.path, r.function) for r in res.routes} == {
         ("POST", "/webhooks/{provider}", "WebhookFunction"), ("ANY", "/api/{proxy+}", "ApiFunction"), ("GET", "/", "ApiFunction"),
+        ("GET", "/openapi.json", "ApiFunction"),
     }
     for spec in res.functions.values():
         env = spec.environment

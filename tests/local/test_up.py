@@ -4,6 +4,8 @@ a message (no traceback), and Ctrl-C removes the temporary directories and the f
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import queue
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from local.runner import REPO_ROOT
@@ -67,6 +70,21 @@ def test_up_writes_its_info_refuses_a_second_start_and_cleans_up(tmp_path: Path)
         clusters = subprocess.run([str(GITFERRY), "cluster", "list", "-o", "name"], env=env, text=True,
                                   capture_output=True, timeout=60)
         assert clusters.stdout.split() == ["local"]
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{info['ociRegistry']}/v2/", timeout=10) as resp:  # docker-registry
+            assert resp.status == 200 and resp.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+        request = urllib.request.Request(f"{info['api']}/api/v1/repositories",
+                                         headers={"Authorization": f"Bearer {info['token']}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            registered = json.load(resp)["items"]
+        assert {"url": f"oci://{info['ociRegistry']}", "type": "oci", "plainHttp": True} in [
+            {k: r.get(k) for k in ("url", "type", "plainHttp")} for r in registered]
+
+        _own_repository_as_the_banner_says(info, printed, env, tmp_path)
+        eks = subprocess.run([str(GITFERRY), "cluster", "add", "eks", "--eks", "local-eks"], env=env, text=True,
+                             capture_output=True, timeout=60)  # the EKS cluster `make up` prepared in moto
+        assert eks.returncode == 0 and info["eksCluster"].endswith(":cluster/local-eks"), eks.stderr
 
         port = info["api"].rsplit(":", 1)[1]
         second = subprocess.run([sys.executable, "-m", "local.up", "--port", port, "--quiet", "--info-file",
@@ -81,3 +99,53 @@ def test_up_writes_its_info_refuses_a_second_start_and_cleans_up(tmp_path: Path)
         log.close()
     assert proc.returncode == 0
     assert not info_file.exists() and not workdir.exists()
+
+
+def _own_repository_as_the_banner_says(info: dict, printed: list[str], env: dict[str, str], tmp_path: Path) -> None:
+    """The banner's commands, run as printed: a bare repo on the local git server, a push over
+    HTTP, the app created with the CLI and Synced; then a push announced by a webhook signed with
+    the secret `make up` created (202, and the new commit is synced)."""
+    banner = "\n".join(printed)
+    root = Path(info["gitRoot"])
+    assert f"git init --bare --initial-branch=main {root}/myapp.git" in banner
+    url = f"{info['git']}/myapp.git"
+    assert f"push {url} HEAD:main" in banner and f"--repo {url}" in banner
+    git_env = {**env, "GIT_AUTHOR_NAME": "me", "GIT_AUTHOR_EMAIL": "me@example.invalid",
+               "GIT_COMMITTER_NAME": "me", "GIT_COMMITTER_EMAIL": "me@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}
+    work = tmp_path / "my-manifests"
+    work.mkdir()
+    (work / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\ndata:\n  v: '1'\n")
+
+    def git(*args: str, cwd: Path = work) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, env=git_env, check=True, capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+
+    git("init", "--bare", "--initial-branch=main", f"{root}/myapp.git", cwd=tmp_path)
+    git("init", "--initial-branch=main")
+    git("add", ".")
+    git("commit", "-m", "mine")
+    git("push", url, "HEAD:main")
+
+    def gitferry(*args: str) -> str:
+        run = subprocess.run([str(GITFERRY), *args], env=env, text=True, capture_output=True, timeout=150)
+        assert run.returncode == 0, f"gitferry {args}: {run.stdout}{run.stderr}"
+        return run.stdout
+
+    gitferry("repo", "add", url)
+    gitferry("app", "create", "--name", "myapp", "--repo", url, "--path", ".", "--dest-name", "local",
+             "--dest-namespace", "myapp", "--sync-option", "CreateNamespace=true", "--sync-policy", "automated")
+    gitferry("app", "wait", "myapp", "--sync", "--timeout", "120")
+
+    (work / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\ndata:\n  v: '2'\n")
+    git("commit", "-am", "v2")
+    git("push", url, "HEAD:main")
+    sha = git("rev-parse", "HEAD")
+    secret = Path(info["webhookSecretFile"]).read_text().strip()
+    body = json.dumps({"ref": "refs/heads/main", "after": sha, "repository": {"clone_url": url}}).encode()
+    req = urllib.request.Request(f"{info['api']}/webhooks/github", data=body, method="POST", headers={
+        "Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 202
+    # the template's poll runs once a minute: a Synced answer within 40 s is the webhook's doing
+    gitferry("app", "wait", "myapp", "--revision", sha, "--timeout", "40")

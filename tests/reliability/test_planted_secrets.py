@@ -78,7 +78,7 @@ def test_no_planted_secret_leaves_secrets_manager(world: LocalWorld, outcome: An
                                         "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n"},
                               auth=("deploy", REPO_PASSWORD))
     call("POST", "/api/v1/repositories", {"url": url, "username": "deploy", "password": REPO_PASSWORD})
-    # an ssh key is not a supported credential: refused, and the refusal must not echo it
+    # an ssh key for an https URL is refused, and the refusal must not echo it
     refused = call("POST", "/api/v1/repositories", {"url": url + "x", "sshPrivateKey": SSH_KEY})
     assert "problems" in refused
     call("POST", "/api/v1/applications", application("vault", url, server, automated=True, path="app",

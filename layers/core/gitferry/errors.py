@@ -26,6 +26,7 @@ __all__ = [
     "RevisionNotFoundError",
     "RenderError",
     "HelmRepoError",
+    "OciError",
     "redact_url",
 ]
 
@@ -62,6 +63,10 @@ class NotFoundError(GitferryError):
 
 class UnauthorizedError(GitferryError):
     """A management API call without the right bearer token."""
+
+
+class ForbiddenError(GitferryError):
+    """An authenticated caller whose role does not allow the request (HTTP 403)."""
 
 
 class PayloadTooLargeError(GitferryError):
@@ -126,6 +131,12 @@ class HelmRepoError(GitferryError):
         self.url = redact_url(url)
         self.revision = revision
         super().__init__(message)
+
+
+class OciError(HelmRepoError):
+    """An OCI registry failed us (unreachable, credentials missing or refused, tag or digest
+    not there, an artifact of a media type gitferry does not render). A HelmRepoError, so it
+    stops a comparison the same way and is shown as a ComparisonError."""
 
 
 class RenderError(GitferryError):

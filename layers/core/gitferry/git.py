@@ -32,14 +32,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from dulwich.client import HTTPUnauthorized, default_urllib3_manager, get_transport_and_path
+from dulwich.client import HTTPUnauthorized, SSHGitClient, default_urllib3_manager, get_transport_and_path
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.repo import Repo
 
 from gitferry.errors import GitAuthError, GitError, RevisionNotFoundError, redact_url
 
-__all__ = ["Credentials", "ls_remote", "resolve", "checkout", "GitCache", "DEFAULT_CACHE_DIR"]
+__all__ = ["Credentials", "is_ssh_url", "ls_remote", "resolve", "checkout", "GitCache", "DEFAULT_CACHE_DIR"]
 
 DEFAULT_CACHE_DIR = "/tmp/gitferry-git"
 #: bound on one fetched pack (one commit, depth 1): a hostile repo must not fill /tmp
@@ -51,6 +51,7 @@ PEELED = "^{}"
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _CONNECT_FAILURES = ("Failed to establish a new connection", "Max retries exceeded", "timed out")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')]+)")
 
 
@@ -63,7 +64,14 @@ class Credentials(Protocol):
 # --------------------------------------------------------------------------- transport
 
 
+def is_ssh_url(url: str) -> bool:
+    """``ssh://...`` or scp-like ``user@host:path``."""
+    return url.startswith("ssh://") or bool(_SCP_LIKE.match(url))
+
+
 def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
+    if is_ssh_url(url):
+        return _ssh_client(url, credentials)
     username = password = None
     if credentials is not None:
         username, password = credentials.basic_auth()
@@ -74,6 +82,28 @@ def _client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
         return get_transport_and_path(url, username=username, password=password, quiet=True, pool_manager=pool)
     except Exception as exc:  # malformed URL, unsupported scheme
         raise GitError(f"cannot use repository URL {redact_url(url)}: {type(exc).__name__}", url) from None
+
+
+def _ssh_client(url: str, credentials: Credentials | None) -> tuple[Any, str]:
+    """dulwich's SSH client on gitferry.sshgit's paramiko vendor, with the registered key."""
+    from gitferry.sshgit import KeyVendor
+
+    key = getattr(credentials, "ssh_private_key", None)
+    hosts = getattr(credentials, "ssh_known_hosts", None)
+    if not key or not hosts:
+        raise GitAuthError(f"{redact_url(url)} is an ssh repository: register its sshPrivateKey and sshKnownHosts", url)
+    try:
+        vendor = KeyVendor(key, hosts, url)
+    except ValueError as exc:
+        raise GitAuthError(f"the registered ssh credentials of {redact_url(url)} are unusable: {exc}", url) from None
+    try:
+        client, path = get_transport_and_path(url, quiet=True)
+    except Exception as exc:  # malformed URL
+        raise GitError(f"cannot use repository URL {redact_url(url)}: {type(exc).__name__}", url) from None
+    if not isinstance(client, SSHGitClient):
+        raise GitError(f"cannot use repository URL {redact_url(url)}: not an ssh URL", url)
+    client.ssh_vendor = vendor  # never the ssh binary: Lambda has none, and no agent or key files
+    return client, path
 
 
 @contextlib.contextmanager
@@ -117,9 +147,10 @@ def _translate_errors(url: str, credentials: Credentials | None, revision: str =
 def _scrub(text: str, credentials: Credentials | None) -> str:
     text = redact_url(text)
     if credentials is not None:
-        secret = credentials.basic_auth()[1]  # the username is not secret
-        if secret:
-            text = text.replace(secret, "***")
+        secrets = getattr(credentials, "secret_values", None)
+        for secret in (secrets() if secrets else [credentials.basic_auth()[1]]):  # the username is not secret
+            if secret:
+                text = text.replace(secret, "***")
     return text
 
 

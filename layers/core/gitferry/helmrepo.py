@@ -51,6 +51,8 @@ __all__ = [
     "Credentials",
     "Version",
     "fetch_chart",
+    "chart_from_archive",
+    "cached_chart",
     "fetch_index",
     "is_constraint",
     "parse_constraint",
@@ -482,6 +484,21 @@ def fetch_chart(url: str, chart: str, version: str, digest: str, credentials: Cr
     if hit is not None:
         return hit
     return _extract(data, got, cache, chart, version, url)
+
+
+def chart_from_archive(data: bytes, cache_dir: str | Path, chart: str, version: str, url: str) -> Path:
+    """The extracted directory of chart archive ``data`` (a ``.tgz`` obtained elsewhere, e.g.
+    an OCI registry's chart layer), with the same refusals and the same digest-keyed cache as
+    :func:`fetch_chart`."""
+    cache = Path(cache_dir)
+    digest = hashlib.sha256(data).hexdigest()
+    hit = _cached(cache, digest)
+    return hit if hit is not None else _extract(data, digest, cache, chart, version, url)
+
+
+def cached_chart(cache_dir: str | Path, sha256_hex: str) -> Path | None:
+    """The extracted chart cached under archive digest ``sha256_hex``, or None."""
+    return _cached(Path(cache_dir), _digest_hex(sha256_hex))
 
 
 def _cached(cache: Path, digest: str) -> Path | None:

@@ -168,6 +168,26 @@ def api_client_from_kubeconfig(text: str, context: str | None = None) -> k8s_cli
     return api_client
 
 
+def api_client_for_token_source(host: str, ca_pem: str,
+                                refresh: Callable[[k8s_client.Configuration], None]) -> k8s_client.ApiClient:
+    """ApiClient for an API server reached at ``host`` (CA given in memory) whose bearer token
+    comes from ``refresh`` (the client's ``refresh_api_key_hook``, called before each request,
+    at most once a second): EKS tokens made from the function's IAM role, see :mod:`gitferry.eks`."""
+    configuration = k8s_client.Configuration()
+    configuration.host = host
+    configuration.api_key = {"BearerToken": ""}  # set by refresh (auth_settings needs the key present)
+    configuration.refresh_api_key_hook = _RefreshOncePerSecond(refresh)
+    try:
+        ssl_context = ssl.create_default_context(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise KubeError(f"invalid cluster CA certificate: {exc}", reason="InvalidKubeconfig") from None
+    api_client = k8s_client.ApiClient(configuration=configuration)
+    api_client.rest_client.pool_manager = urllib3.PoolManager(
+        ssl_context=ssl_context, maxsize=configuration.connection_pool_maxsize or 16)
+    _default_request_timeout(api_client)
+    return api_client
+
+
 #: connect / read timeout (s) of every Kubernetes request that sets none itself
 #: (``KUBE_REQUEST_TIMEOUT_SECONDS``): a hung API server fails the request instead of holding the
 #: Lambda until its own timeout kills it with the operation lease still taken.

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Why a stage was asked to look at an application; shown in history and audit.
-Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "rollback", "delete"]
+Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "update", "rollback", "delete"]
 
 
 class _Message(BaseModel):

@@ -63,6 +63,9 @@ __all__ = [
     "IgnoreDifference",
     "Repository",
     "Cluster",
+    "EksCluster",
+    "IN_CLUSTER_NAME",
+    "IN_CLUSTER_SERVER",
     "SyncStatusCode",
     "HealthStatusCode",
     "OperationPhase",
@@ -349,33 +352,43 @@ class KustomizeOptions(_Spec):
 MAX_URL_LENGTH = 2048
 
 
+_SCP_URL = re.compile(r"^([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+):(?!//)(\S+)$")
+
+
 def check_repo_url(url: str) -> str:
-    """``url`` when it is an ``https://`` / ``http://`` repository URL; ValueError otherwise.
+    """``url`` when it is an ``https://`` / ``http://`` or ssh (``ssh://[user@]host[:port]/path``,
+    ``user@host:path``) repository URL; ValueError otherwise.
 
     Local paths and ``file://`` would let an Application read the render function's own
-    filesystem (the Git cache holds other apps' checkouts); ``ssh://`` / ``git@`` need SSH keys
-    gitferry does not store, and ``git://`` is unauthenticated and unencrypted."""
+    filesystem (the Git cache holds other apps' checkouts), and ``git://`` is unauthenticated and
+    unencrypted. An ssh repository is read with the private key and known hosts registered for it
+    (``POST /api/v1/repositories``); the user name is part of an ssh URL, a password never."""
     from urllib.parse import urlsplit
 
     text = url.strip()
     if len(text) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 0x20 for c in text):
+        raise ValueError("must not contain spaces or control characters")
+    if _SCP_URL.match(text):
+        return text
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise ValueError("is not a valid URL") from None
     scheme = parts.scheme.lower()
-    if scheme not in ("https", "http"):
-        kind = (f"{scheme}://" if scheme and "://" in text else "ssh (git@host:path)" if "@" in text
-                else "a local path")
-        raise ValueError(f"{kind} is not supported by gitferry: use an https:// (or http://) repository URL")
+    if scheme not in ("https", "http", "ssh"):
+        kind = f"{scheme}://" if scheme and "://" in text else "a local path"
+        raise ValueError(f"{kind} is not supported by gitferry: use an https:// (or http://) or ssh repository URL")
     if not parts.hostname:
-        raise ValueError("must name a host (https://host/path)")
+        raise ValueError(f"must name a host ({scheme}://host/path)")
+    if scheme == "ssh":
+        if parts.password is not None:
+            raise ValueError("must not contain a password; register an ssh private key with the repository")
+        return text
     if parts.username or parts.password or "@" in parts.netloc:
         raise ValueError("must not contain credentials; register them with the repository instead")
-    if any(c.isspace() or ord(c) < 0x20 for c in text):
-        raise ValueError("must not contain spaces or control characters")
     return text
 
 
@@ -421,12 +434,14 @@ class ApplicationSource(_Spec):
             problems.append("targetRevision is required with chart: a chart version or a semver constraint "
                             "(1.2.3, 1.2.*, ^1.2, >=1.0.0 <2.0.0)")
         else:
+            from gitferry import oci
             from gitferry.helmrepo import parse_constraint
 
             try:
                 parse_constraint(self.target_revision)
             except ValueError as exc:
-                problems.append(f"targetRevision: {exc}")
+                if not (oci.is_oci_source(self.repo_url, self.chart) and oci.check_revision(self.target_revision)):
+                    problems.append(f"targetRevision: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -457,8 +472,36 @@ class ApplicationSource(_Spec):
     @field_validator("repo_url")
     @classmethod
     def _no_credentials_in_url(cls, v: str) -> str:
+        from gitferry import oci
+
+        if v.strip().startswith("oci://") or oci.looks_like_registry(v):
+            oci.check_oci_url(v)  # a scheme-less registry needs chart: checked by _oci_source
+            return v
         check_repo_url(v)
         return v
+
+    @model_validator(mode="after")
+    def _oci_source(self) -> ApplicationSource:
+        """Argo CD's OCI forms: ``chart`` with a scheme-less or ``oci://`` registry, or an
+        ``oci://`` artifact with ``path`` (docs/oci.md)."""
+        from gitferry import oci
+
+        url = self.repo_url.strip()
+        if not url.startswith("oci://") and not oci.looks_like_registry(url):
+            return self
+        problems: list[str] = []
+        if not url.startswith("oci://") and self.chart is None:
+            problems.append("repoURL without a scheme is an OCI registry only with chart (an OCI Helm chart); "
+                            "write oci://... for an OCI artifact or https://... for Git")
+        if self.chart is None:
+            if "target_revision" not in self.model_fields_set:
+                problems.append("targetRevision is required with an oci:// repoURL: a tag, a semver constraint "
+                                "over the tags (1.2.*, ^1.2) or a digest (sha256:...)")
+            elif not oci.check_revision(self.target_revision):
+                problems.append(f"targetRevision {self.target_revision!r} is not a tag, digest or semver constraint")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("target_revision")
     @classmethod
@@ -823,21 +866,45 @@ class _Api(BaseModel):
 
 
 class Repository(_Api):
-    """A registered Git repository. The credential itself lives in Secrets
+    """A registered Git (https or ssh) repository, Helm chart repository or OCI registry. The credential itself lives in Secrets
     Manager; the model only says whether there is one (and the username,
     which is not secret), so it can be returned by the API as is."""
 
     url: str
-    type: Literal["git"] = "git"
+    #: ``oci`` / ``helm``: an OCI registry (``oci://host[/prefix]``) or a Helm repository whose
+    #: credentials apply to charts, artifacts and chart dependencies under that URL (docs/oci.md)
+    type: Literal["git", "helm", "oci"] = "git"
     name: str | None = None
     username: str | None = None
     has_credentials: bool = False
+    #: an OCI registry without TLS (the local stack's): spoken to over http://, helm --plain-http
+    plain_http: bool = False
+    #: ECR registry (account) id: credentials from ecr:GetAuthorizationToken with the function's role
+    ecr_registry_id: str | None = None
+
+
+#: Argo CD's destination for the cluster it runs in (server and name)
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+IN_CLUSTER_NAME = "in-cluster"
+
+
+class EksCluster(_Api):
+    """``Cluster.eks``: an EKS cluster reached with a token made from the functions' IAM role
+    (or ``role_arn``, assumed first); no credential is stored (see gitferry.eks)."""
+
+    cluster: str  # EKS cluster name (an ARN given at registration is split into name + region)
+    region: str
+    role_arn: str | None = None
+    arn: str | None = None  # from DescribeCluster
 
 
 class Cluster(_Api):
-    """A registered destination cluster; its kubeconfig lives in Secrets Manager. The name
-    is part of a Secrets Manager name and of file names, hence a DNS-1123 subdomain
-    (no ``/``, ``..``, upper case or spaces)."""
+    """A registered destination cluster; its kubeconfig lives in Secrets Manager, unless it is
+    an EKS cluster (``eks``), which has no stored credential at all. The name is part of a
+    Secrets Manager name and of file names, hence a DNS-1123 subdomain (no ``/``, ``..``,
+    upper case or spaces). ``context``: the kubeconfig context used (None = its current one).
+    ``in_cluster``: the cluster Argo CD's ``https://kubernetes.default.svc`` / ``in-cluster``
+    destinations mean (at most one is marked)."""
 
     name: str
     server: str
@@ -847,6 +914,13 @@ class Cluster(_Api):
     # Apps annotated gitferry.dev/helm-lookup: "true" may render Helm lookup against this cluster,
     # read-only (gitferry.lookup_proxy); off by default, as Argo CD renders offline.
     allow_helm_lookup: bool = False
+    context: str | None = None
+    eks: EksCluster | None = None
+    in_cluster: bool = False
+
+    @property
+    def auth(self) -> str:
+        return "eks" if self.eks is not None else "kubeconfig"
 
     @field_validator("name")
     @classmethod

@@ -9,6 +9,7 @@ so they are tested without any I/O.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -74,6 +75,9 @@ class Settings:
     git_cache_dir: str = "/tmp/gitferry-git"
     # Extracted charts from Helm repositories, by digest (helmrepo.fetch_chart).
     helm_cache_dir: str = "/tmp/gitferry-helm"
+    # Pulled OCI charts and artifacts, by manifest digest (oci.pull); chart dependencies (helmdeps).
+    oci_cache_dir: str = "/tmp/gitferry-oci"
+    helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
     drift_check_seconds: int = 180
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
@@ -107,6 +111,8 @@ class Settings:
             secret_prefix=env.get("SECRET_PREFIX", "gitferry/"),
             git_cache_dir=env.get("GIT_CACHE_DIR", "/tmp/gitferry-git"),
             helm_cache_dir=env.get("HELM_CACHE_DIR", "/tmp/gitferry-helm"),
+            oci_cache_dir=env.get("OCI_CACHE_DIR", "/tmp/gitferry-oci"),
+            helm_deps_cache_dir=env.get("HELM_DEPS_CACHE_DIR", "/tmp/gitferry-helmdeps"),
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
@@ -283,6 +289,11 @@ class Engine:
     def _resolver(self, kind: str, url: str) -> Callable[[ApplicationSource, str], str]:
         """Read the repository once (ls-remote / index.yaml) and return how to resolve a source's
         revision against what was read, so a tick costs one request per repository."""
+        if kind == "oci":
+            from gitferry import oci
+
+            ref = oci.reference_for(url, None)
+            return oci.resolver(ref, self._oci_access(ref))  # type: ignore[no-any-return]
         credentials = self.secrets.get_repo_credentials(url)
         if kind == "helm":
             from gitferry import helmrepo
@@ -350,16 +361,27 @@ class Engine:
         from gitferry import sources as multi
 
         def materialize(source: ApplicationSource, revision: str) -> tuple[Path, ApplicationSource]:
+            if _repo_key(source)[0] == "oci":
+                from gitferry import oci
+
+                ref = oci.reference_for(source.repo_url, source.chart)
+                root, rendered = oci.source_tree(source, revision, self._oci_access(ref), self.settings.oci_cache_dir)
+                return Path(root), rendered
             credentials = self.secrets.get_repo_credentials(source.repo_url)
             if source.chart is not None:
                 return self._fetch_chart(source, revision, credentials)
             return Path(git.checkout(source.repo_url, revision, credentials, self.settings.git_cache_dir)), source
 
+        from gitferry import helmdeps
+
+        dependencies = helmdeps.Access(self.secrets, self.state.list_repositories, self.settings.helm_deps_cache_dir)
+
         def render_with(kubeconfig: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
             def render_one(root: Path, source: ApplicationSource, refs: dict[str, Path]) -> list[dict[str, Any]]:
                 return render.render_source(root, source, app_name=app.name,
                                             namespace=app.spec.destination.namespace,
-                                            kube_version=kube_version, refs=refs, kubeconfig=kubeconfig)
+                                            kube_version=kube_version, refs=refs, kubeconfig=kubeconfig,
+                                            dependencies=dependencies)
 
             return multi.render_sources(app, commit, materialize, render_one)
 
@@ -377,7 +399,7 @@ class Engine:
         revisions = multi.revisions_of(app, commit)
         digests: dict[int, str] = {}
         for i, (source, revision) in enumerate(zip(app.spec.all_sources, revisions, strict=True)):
-            if source.chart is not None:
+            if source.chart is not None and _repo_key(source)[0] != "oci":  # an OCI revision is its digest
                 index = helmrepo.fetch_index(source.repo_url, self.secrets.get_repo_credentials(source.repo_url))
                 digests[i] = helmrepo.resolve(index, source.chart, revision).digest
                 if not digests[i]:
@@ -398,6 +420,12 @@ class Engine:
         if lookup_proxy.conflicts(app):
             raise RenderError("; ".join(lookup_proxy.conflicts(app)))
         return self.cluster_for(app)
+
+    def _oci_access(self, ref: Any) -> Any:
+        """Credentials / plain HTTP for an OCI repository from the registered repositories."""
+        from gitferry import oci
+
+        return oci.access_for(ref, self.state.list_repositories(), self.secrets)
 
     def _fetch_chart(self, source: ApplicationSource, version: str,
                      credentials: Any) -> tuple[Path, ApplicationSource]:
@@ -430,6 +458,8 @@ class Engine:
         if app is None:
             return None
         previous = self.state.get_status(app.name) or AppStatus()
+        if _superseded_recheck(request, previous):
+            return None
         try:
             cluster = self.cluster_for(app)
             desired = self.manifests.get_manifests(request.manifests)
@@ -667,8 +697,18 @@ class Engine:
         """Run the sync, waiting here while a wave or hook settles and time allows; fills
         ``outcome`` (phase, message, resources, resume point, retry time)."""
         from gitferry import sync as syncing
+        from gitferry import termination
 
         app, request = outcome.app, outcome.request
+
+        def stop() -> str | None:
+            """Asked before each wave and at each wave boundary: was the operation terminated?"""
+            actor = termination.requested_by(self.state, app.name, outcome.operation_id)
+            if actor is None:
+                return None
+            outcome.terminated_by = actor
+            return termination.reason(actor)
+
         desired = self.manifests.get_manifests(request.manifests)
         automated = app.automated
         if not desired and automated is not None and not automated.allow_empty and request.initiated_by == "automated":
@@ -690,6 +730,10 @@ class Engine:
                                                           app.spec.destination.namespace, cluster.is_namespaced)
             has_history = bool(self.state.list_history(app.name))
             while True:
+                why = stop()
+                if why:  # terminated while it waited (or before this follow-up ran): nothing more is written
+                    outcome.phase, outcome.message, outcome.resume_from = "Failed", why, None
+                    break
                 # The results so far (this invocation's and earlier ones'): a resumed run finds its
                 # generateName hooks by the names recorded there.
                 options = syncing.options_for(app, resources=status.resources, previous=previous,
@@ -711,6 +755,7 @@ class Engine:
                     wait_between_waves=True,
                     resume_from=resume,
                     options=options,
+                    stop=stop,
                 )
                 outcome.resources = _merge_results(outcome.resources, result.resources)
                 outcome.phase, outcome.message = result.phase, result.message
@@ -723,7 +768,7 @@ class Engine:
                     self._record_running(outcome, result.message)  # progress shown while waiting
                 resume = tuple(result.resume_from)
                 time.sleep(self.settings.sync_poll_seconds)
-        if outcome.phase == "Failed":
+        if outcome.phase == "Failed" and outcome.terminated_by is None:  # a terminated one is not retried
             delay = retry_delay(app.spec.sync_policy.retry if app.spec.sync_policy else None, request.retry)
             if delay is not None:  # spec.syncPolicy.retry: the operation goes on after a backoff
                 outcome.retry_at = datetime.fromtimestamp(self.clock().timestamp() + delay, UTC)
@@ -788,6 +833,10 @@ class Engine:
         else:
             self.followups.clear(app.name)
         self.state.put_status(app.name, status)
+        if outcome.terminated_by is not None and phase != "Running":
+            from gitferry import termination
+
+            termination.clear(self.state, app.name)
         from gitferry.audit import AuditLog
 
         if phase != "Running":
@@ -909,13 +958,22 @@ class Engine:
 
         dest = app.spec.destination
         cluster = self.state.find_cluster(server=dest.server, name=dest.name)
-        kubeconfig = self.secrets.get_kubeconfig(cluster.name)
-        digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
-        cached = self._clusters.get(cluster.name)
-        if cached is not None and cached[0] == digest:
-            return cached[1]
-        client = kube.ClusterClient(kube.api_client_from_kubeconfig(kubeconfig),
-                                    os.path.join(self.settings.discovery_cache_dir, cluster.name))
+        if cluster.eks is not None:  # no stored credential: DescribeCluster + an IAM token (gitferry.eks)
+            from gitferry import eks
+
+            digest = hashlib.sha256(json.dumps(cluster.to_json_dict(), sort_keys=True).encode()).hexdigest()
+            cached = self._clusters.get(cluster.name)
+            if cached is not None and cached[0] == digest:
+                return cached[1]
+            api_client = eks.api_client(eks.EksTarget(cluster.eks.cluster, cluster.eks.region, cluster.eks.role_arn))[0]
+        else:
+            kubeconfig = self.secrets.get_kubeconfig(cluster.name)
+            digest = hashlib.sha256(f"{cluster.context}\n{kubeconfig}".encode()).hexdigest()
+            cached = self._clusters.get(cluster.name)
+            if cached is not None and cached[0] == digest:
+                return cached[1]
+            api_client = kube.api_client_from_kubeconfig(kubeconfig, cluster.context)
+        client = kube.ClusterClient(api_client, os.path.join(self.settings.discovery_cache_dir, cluster.name))
         self._clusters[cluster.name] = (digest, client)
         return client
 
@@ -1000,9 +1058,9 @@ class Engine:
 
 
 def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
-    what = "Helm repository" if kind == "helm" else "Git repository"
+    what = {"helm": "Helm repository", "oci": "OCI repository"}.get(kind, "Git repository")
     message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
-    return HelmRepoError(message, url) if kind == "helm" else GitError(message, url)
+    return HelmRepoError(message, url) if kind in ("helm", "oci") else GitError(message, url)
 
 
 def pinned_revision(app: Application,
@@ -1021,8 +1079,13 @@ def pinned_revision(app: Application,
 
 
 def _repo_key(source: ApplicationSource) -> tuple[str, str]:
-    """("helm", url) for a chart from a Helm repository, ("git", url) otherwise: the two are
-    read differently, so an index fetch and an ls-remote never share a group."""
+    """("oci", host/repository) for an OCI chart or artifact, ("helm", url) for a chart from a
+    Helm repository, ("git", url) otherwise: each is read differently, so a tag list, an index
+    fetch and an ls-remote never share a group."""
+    from gitferry import oci
+
+    if oci.is_oci_source(source.repo_url, source.chart):
+        return ("oci", oci.reference_for(source.repo_url, source.chart).name)
     return ("helm" if source.chart is not None else "git", source.repo_url)
 
 
@@ -1065,9 +1128,13 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if not fixable:
         return None
     last = _last_real_operation(previous)
-    synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
+    # Argo CD's alreadyAttemptedSync: the same revision *and* the same source (a PUT / PATCH that
+    # changes the source is a new desired state even at the same commit).
+    synced_this_commit = (last is not None and last.sync_result is not None
+                          and last.sync_result.revision == request.commit
+                          and (last.sync_result.source is None or last.sync_result.source == app.spec.source))
     if not synced_this_commit:
-        return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
+        return "poll" if request.reason in ("poll", "webhook", "create", "update") else request.reason
     if last is not None and last.phase != "Succeeded":
         return None  # Argo CD: a failed attempt at this commit is not re-tried, selfHeal or not
     if automated.self_heal:
@@ -1184,6 +1251,7 @@ class _Outcome:
     resume_from: list[int] | None = None
     retry_at: datetime | None = None
     before: dict[str, Any] | None = None  # a dry run: the last real operation, for automation
+    terminated_by: str | None = None  # DELETE .../operation asked to stop it (termination.py)
 
 
 def _merge_results(earlier: list[ResourceResult], results: Iterable[Any]) -> list[ResourceResult]:
@@ -1199,6 +1267,18 @@ def _merge_results(earlier: list[ResourceResult], results: Iterable[Any]) -> lis
 
 def _self_heal_count(operation: OperationState | None) -> int:
     return followups.self_heal_attempts(operation)
+
+
+def _superseded_recheck(request: DiffRequest, previous: AppStatus) -> bool:
+    """A look after a sync (``rollout``) at the operation's revision, when a comparison made
+    after that operation finished already compared another revision (the branch head after a
+    rollback, a newer commit): it would write the older revision's Synced over it. Dropped; the
+    newer comparison schedules its own looks."""
+    op = previous.operation_state
+    if request.reason != "rollout" or op is None or op.finished_at is None or previous.reconciled_at is None:
+        return False
+    return (previous.sync.revision not in (None, "", request.commit)
+            and previous.reconciled_at > op.finished_at)
 
 
 def _prune_for(app: Application, request: DiffRequest) -> bool:

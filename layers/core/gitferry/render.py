@@ -7,7 +7,8 @@ writing into the checked-out tree (a cache shared by renders). Both get a minima
 environment, a timeout and a bound on output; their errors become RenderErrors
 naming the file. Every reference a kustomization or a Helm source makes (bases,
 patches, value files, symlinks in charts) is resolved and refused when it leaves
-the repository; remote bases and chart dependencies are not fetched.
+the repository; remote bases are not fetched, and chart dependencies only by
+:mod:`gitferry.helmdeps` when the caller gives it the registered credentials.
 
 Directory sources, a path of plain YAML/JSON manifests:
 
@@ -370,6 +371,7 @@ def render_source(
     kube_version: str | None = None,
     refs: dict[str, Path] | None = None,
     kubeconfig: Path | None = None,
+    dependencies: Any = None,
 ) -> list[dict[str, Any]]:
     """Manifests of ``source`` in checked-out repo ``root``: a directory, a kustomization or
     a Helm chart (see :func:`detect_source_type`). ``app_name`` is the default Helm release
@@ -379,13 +381,16 @@ def render_source(
     ``refs``: repository roots of a multi-source app's ``ref`` sources, for ``$<ref>/<path>``
     value files. ``kubeconfig``: a Helm source renders with ``--dry-run=server`` against it so
     ``lookup`` reads the cluster (:mod:`gitferry.lookup_proxy`, read-only); without it charts
-    render offline and ``lookup`` returns nothing, as in Argo CD."""
+    render offline and ``lookup`` returns nothing, as in Argo CD. ``dependencies`` (a
+    :class:`gitferry.helmdeps.Access`) lets a chart's missing dependencies be built
+    (:mod:`gitferry.helmdeps`); without it they must be vendored."""
     kind = detect_source_type(root, source)
     if kind == "kustomize":
         manifests = _render_kustomize(Path(root), source)
     elif kind == "helm":
         manifests = _render_helm(Path(root), source, app_name=app_name, namespace=namespace,
-                                 kube_version=kube_version, refs=refs or {}, kubeconfig=kubeconfig)
+                                 kube_version=kube_version, refs=refs or {}, kubeconfig=kubeconfig,
+                                 dependencies=dependencies)
     else:
         manifests = render_directory(root, source.path, source.directory)
     if len(manifests) > MAX_OBJECTS:
@@ -965,29 +970,38 @@ def _ref_value_file(refs: dict[str, Path], ref: tuple[str, str], where: str) -> 
 
 def _render_helm(root: Path, source: ApplicationSource, *, app_name: str, namespace: str | None,
                  kube_version: str | None, refs: dict[str, Path] | None = None,
-                 kubeconfig: Path | None = None) -> list[dict[str, Any]]:
+                 kubeconfig: Path | None = None, dependencies: Any = None) -> list[dict[str, Any]]:
     real_root, chart, _rel_path = _source_base(root, source.path)
     opts = source.helm
     meta = _chart_yaml(chart, real_root)
     chart_rel = _repo_rel(chart, real_root)
     chart_file = _repo_rel(chart / "Chart.yaml", real_root)
     _check_symlinks(chart, real_root)
-    _check_dependencies(chart, meta, real_root)
-    if not (opts is not None and opts.skip_schema_validation):
-        _check_schemas(chart, real_root)
+    build = False
+    if dependencies is not None:
+        from gitferry import helmdeps
+
+        build = bool(helmdeps.missing(chart, meta))
+    if not build:
+        _check_dependencies(chart, meta, real_root)
     helm = find_tool("helm")
 
     release = (opts.release_name if opts else None) or app_name
     ns = (opts.namespace if opts else None) or namespace or "default"
-    argv = [helm, "template", release, str(chart), "--namespace", ns]
     with tempfile.TemporaryDirectory(prefix="gitferry-helm-") as tmp:
         work = Path(tmp)
+        values_base = chart  # value files are the repository's, relative to the chart in it
+        if build:
+            chart = helmdeps.prepare(real_root, chart, meta, work, dependencies)
+        if not (opts is not None and opts.skip_schema_validation):
+            _check_schemas(chart, work / "deps-tree" if build else real_root)
+        argv = [helm, "template", release, str(chart), "--namespace", ns]
         if opts is not None:
             for i, vf in enumerate(opts.value_files):
                 where = f"spec.source.helm.valueFiles[{i}]"
                 ref = ref_value_file(vf)
                 real = (_ref_value_file(refs or {}, ref, where) if ref is not None
-                        else _inside_repo(real_root, chart, vf, chart_file, where))
+                        else _inside_repo(real_root, values_base, vf, chart_file, where))
                 if not real.is_file():
                     if opts.ignore_missing_value_files:
                         continue

@@ -37,13 +37,16 @@ API_TOKEN_RECHECK_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class RepoCredentials:
-    """HTTPS credentials for a Git repository: username + password, or a token
-    (sent as the basic-auth password, which is how GitHub, GitLab, Gitea and
-    Bitbucket accept tokens). Values are hidden from ``repr``."""
+    """Credentials for a repository: HTTPS username + password, or a token (sent as the
+    basic-auth password, which is how GitHub, GitLab, Gitea and Bitbucket accept tokens), or
+    for ``ssh://`` / ``git@host:path`` an ssh private key with the known hosts it may talk to.
+    Values are hidden from ``repr``."""
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    ssh_private_key: str | None = field(default=None, repr=False)
+    ssh_known_hosts: str | None = None  # public host keys: not secret, but kept with the key
 
     def basic_auth(self) -> tuple[str, str]:
         """(username, password) for HTTP basic auth."""
@@ -51,16 +54,22 @@ class RepoCredentials:
             return (self.username or "x-access-token", self.token)
         return (self.username or "", self.password or "")
 
+    def secret_values(self) -> list[str]:
+        """What must never be shown (errors scrub these)."""
+        return [v for v in (self.password, self.token, self.ssh_private_key) if v]
+
     def to_secret(self) -> dict[str, str]:
         return {
             k: v
-            for k, v in (("username", self.username), ("password", self.password), ("token", self.token))
+            for k, v in (("username", self.username), ("password", self.password), ("token", self.token),
+                         ("sshPrivateKey", self.ssh_private_key), ("sshKnownHosts", self.ssh_known_hosts))
             if v
         }
 
     @classmethod
     def from_secret(cls, doc: dict[str, Any]) -> RepoCredentials:
-        return cls(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
+        return cls(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"),
+                   ssh_private_key=doc.get("sshPrivateKey"), ssh_known_hosts=doc.get("sshKnownHosts"))
 
 
 class SecretStore:

@@ -7,16 +7,14 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, webhooks
+from gitferry import clusters, deletion, loader, repositories, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -31,16 +29,17 @@ from gitferry.errors import (
 )
 from gitferry.messages import ManualSync, SyncResource
 from gitferry.model import (
+    IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER,
     Application,
     Cluster,
     Repository,
     SyncPolicy,
-    check_cluster_name,
-    check_repo_url,
     format_validation_error,
 )
 from gitferry.pipeline import Engine
 from gitferry.secrets import RepoCredentials
+from gitferry.tokens import ADMIN, Principal, TokenStore
 
 #: the largest request body the API reads (an Application, a cluster with its kubeconfig)
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,43 +74,41 @@ class Service:
         self.state = engine.state
         self.secrets = engine.secrets
         self.audit = AuditLog(engine.state)
+        self.tokens = TokenStore(engine.secrets, engine.state)
 
     # ------------------------------------------------------------------ authentication
 
-    def authorize(self, authorization: str | None) -> None:
-        """Require ``Authorization: Bearer <token>`` matching the token in Secrets Manager
-        (``<prefix>api-token``). No token configured means no access at all: the API registers
-        clusters and credentials, so it never runs open by default."""
-        scheme, _, given = (authorization or "").partition(" ")
-        expected = self.secrets.get_api_token()
-        if expected and scheme.lower() == "bearer" and not _same(given.strip(), expected):
-            expected = self.secrets.get_api_token(fresh=True)  # rotated just now? (rate-limited)
-        if not expected:
-            raise UnauthorizedError(f"no API token configured: put one in Secrets Manager as {self.secrets.api_token_name()}")
-        if scheme.lower() != "bearer" or not _same(given.strip(), expected):
-            raise UnauthorizedError("missing or invalid bearer token")
+    def authorize(self, authorization: str | None, *, iam_arn: str | None = None,
+                  iam: bool = False) -> Principal:
+        """Who is calling (tokens.py). ``iam``: API Gateway authenticated the caller with SigV4
+        (template parameter ApiAuth=AWS_IAM) and its IAM policy allowed the method; the caller
+        is its principal ARN, with the admin role (narrow it with execute-api IAM policies)."""
+        if iam:
+            if not iam_arn:
+                raise UnauthorizedError("no IAM identity on the request (ApiAuth=AWS_IAM): sign it with SigV4")
+            return Principal(f"api:{iam_arn}", ADMIN)
+        return self.tokens.authenticate(authorization)
+
+    def create_token(self, body: str | bytes | None, caller: str) -> dict[str, Any]:
+        created = self.tokens.create(parse_document(body, "token"))
+        self.audit.record(caller, "token.create", created["name"], role=created["role"])
+        return created
+
+    def list_tokens(self) -> dict[str, Any]:
+        return {"items": self.tokens.list()}
+
+    def revoke_token(self, name: str, caller: str) -> dict[str, Any]:
+        answer = self.tokens.revoke(name)
+        self.audit.record(caller, "token.revoke", name, role=answer.get("role"))
+        return answer
 
     # ------------------------------------------------------------------ applications
 
     def create_app(self, body: str | bytes | None, *, upsert: bool = False, caller: str = "api") -> dict[str, Any]:
         """Register an Application manifest. Its destination cluster must be registered first,
         so a typo in ``destination.server`` is refused now rather than failing every tick."""
-        from gitferry import lookup_proxy
-
         app = Application.from_manifest(parse_document(body, "Application"))
-        bad_annotation = lookup_proxy.check_annotation(app)
-        if bad_annotation or lookup_proxy.conflicts(app):
-            raise InvalidSpecError([p for p in [bad_annotation, *lookup_proxy.conflicts(app)] if p])
-        dest = app.spec.destination
-        try:
-            cluster = self.state.find_cluster(server=dest.server, name=dest.name)
-        except NotFoundError:
-            where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
-            raise InvalidSpecError(
-                [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
-            ) from None
-        if lookup_proxy.wanted(app) and not cluster.allow_helm_lookup:
-            raise InvalidSpecError([f"metadata.annotations.{lookup_proxy.refusal(cluster.name)}"])
+        self._check_destination(app)
         expected = None
         if upsert:
             try:
@@ -135,18 +132,104 @@ class Service:
             self.engine.record_comparison_error(app, None, None, exc)
         return self.get_app(app.name)
 
-    def list_apps(self) -> dict[str, Any]:
-        stored = self.state.list_apps()
-        statuses = self.state.get_statuses([s.app.name for s in stored]) if stored else {}
-        items = []
-        for s in stored:
-            status = statuses.get(s.app.name)
-            items.append({
-                "metadata": {"name": s.app.name, **_deletion_metadata(s.app, s.deletion)},
-                "spec": s.app.to_manifest()["spec"],
-                "status": _summary(status.to_json_dict()) if status else {},
-            })
-        return {"items": items}
+    def _check_destination(self, app: Application) -> None:
+        """The app's destination is a registered cluster (a typo in ``destination.server`` is
+        refused now rather than failing every tick), and a Helm ``lookup`` app's cluster allows it."""
+        from gitferry import lookup_proxy
+
+        bad_annotation = lookup_proxy.check_annotation(app)
+        if bad_annotation or lookup_proxy.conflicts(app):
+            raise InvalidSpecError([p for p in [bad_annotation, *lookup_proxy.conflicts(app)] if p])
+        dest = app.spec.destination
+        try:
+            cluster = self.state.find_cluster(server=dest.server, name=dest.name)
+        except NotFoundError as exc:
+            where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
+            if "marked as in-cluster" in str(exc):  # kubernetes.default.svc / in-cluster, none marked
+                raise InvalidSpecError([f"spec.destination: {exc}"]) from None
+            raise InvalidSpecError(
+                [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
+            ) from None
+        if lookup_proxy.wanted(app) and not cluster.allow_helm_lookup:
+            raise InvalidSpecError([f"metadata.annotations.{lookup_proxy.refusal(cluster.name)}"])
+
+    def update_app(self, name: str, body: str | bytes | None, caller: str, *, patch: bool) -> dict[str, Any]:
+        """``PUT`` (``patch=False``: the whole manifest, its name the path's) or ``PATCH`` (a JSON
+        merge patch of spec / labels / annotations / finalizers) of a registered app, checked like
+        a create and written under the optimistic lock (409 when it changed meanwhile, or since
+        the ``metadata.resourceVersion`` sent). A changed spec is compared again at once."""
+        from gitferry import appupdate
+
+        stored = self.state.get_app(name)  # 404
+        doc = parse_document(body, "Application patch" if patch else "Application")
+        if stored.deletion:
+            raise ConflictError(f"application {name!r} is being deleted")
+        expected = appupdate.expected_version(doc, stored.version, name)
+        before = stored.app.to_manifest()
+        manifest = (appupdate.patched_manifest(before, doc, name) if patch
+                    else appupdate.put_manifest(doc, name))
+        app = Application.from_manifest(manifest)
+        self._check_destination(app)
+        after = app.to_manifest()
+        if after == before:
+            return self.get_app(name)  # nothing changed: no new version, no refresh
+        self.state.put_app(app, expected_version=expected)
+        changed = appupdate.changed_spec_fields(before.get("spec") or {}, after.get("spec") or {})
+        self.audit.record(caller, "app.update", name, method="PATCH" if patch else "PUT", version=expected + 1,
+                          spec=changed, metadata=before.get("metadata") != after.get("metadata"))
+        if changed:
+            try:
+                self.engine.request_render(app, reason="update", initiated_by=caller)
+            except GitferryError as exc:
+                self.engine.record_comparison_error(app, self.state.get_status(name), None, exc)
+        return self.get_app(name)
+
+    def terminate_operation(self, name: str, caller: str) -> tuple[int, dict[str, Any]]:
+        """``argocd app terminate-op``: 200 when the operation was ended now (it waited between
+        invocations), 202 when the running apply stops at its next wave boundary (termination.py)."""
+        from gitferry import termination
+
+        answer = termination.terminate(self.engine, name, caller)
+        return (202 if answer["phase"] == "Terminating" else 200), answer
+
+    def events(self, name: str, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the app's audit events, newest first (``nextCursor`` while more follow)."""
+        from gitferry.audit import DEFAULT_PAGE
+
+        self.state.get_app(name)  # 404
+        if limit is not None and not limit.isdigit():
+            raise InvalidSpecError([f"limit: {limit[:20]!r} is not a number"], "invalid events query")
+        try:
+            events, next_cursor = self.audit.app_events(name, int(limit) if limit else DEFAULT_PAGE, cursor or None)
+        except ValueError as exc:
+            field = "cursor" if "cursor" in str(exc) else "limit"
+            raise InvalidSpecError([f"{field}: {exc}"], "invalid events query") from None
+        answer: dict[str, Any] = {"app": name, "items": [e.model_dump(mode="json") for e in events]}
+        if next_cursor:
+            answer["nextCursor"] = next_cursor
+        return answer
+
+    def list_apps(self, query: dict[str, str] | None = None) -> dict[str, Any]:
+        """One page of applications in name order, filtered (:mod:`gitferry.applist`): ``items``
+        and ``nextCursor`` (absent on the last page; pass it back as ``cursor``)."""
+        from gitferry import applist
+
+        filters = applist.Filters.from_query(query)
+
+        def row(doc: dict[str, Any], version: int, record: dict[str, Any] | None,
+                status: dict[str, Any] | None) -> dict[str, Any]:
+            meta = doc.get("metadata") or {}
+            metadata: dict[str, Any] = {"name": meta.get("name"), "resourceVersion": str(version)}
+            if meta.get("labels"):
+                metadata["labels"] = meta["labels"]
+            if record:
+                finalizers = list(meta.get("finalizers") or [])
+                if not any(f in deletion.FINALIZERS for f in finalizers):
+                    finalizers.append(deletion.FINALIZER)
+                metadata.update({"deletionTimestamp": record.get("deletionTimestamp"), "finalizers": finalizers})
+            return {"metadata": metadata, "spec": doc.get("spec") or {}, "status": _summary(status) if status else {}}
+
+        return applist.list_page(self.state, filters, row)
 
     def get_app(self, name: str) -> dict[str, Any]:
         """Spec and status. The status's two per-object lists (``resources`` and
@@ -157,7 +240,14 @@ class Service:
         status = self.state.get_status(name, include_history=True)
         manifest = stored.app.to_manifest()
         manifest["metadata"].update(_deletion_metadata(stored.app, stored.deletion))
+        manifest["metadata"]["resourceVersion"] = str(stored.version)  # pass back on PUT / PATCH
         manifest["status"] = _bounded_status(name, status.to_json_dict()) if status else {}
+        op = manifest["status"].get("operationState") or {}
+        if op.get("phase") == "Running":
+            from gitferry import termination
+
+            if termination.requested_by(self.state, name, termination.operation_id(status)):
+                op["phase"] = "Terminating"  # asked to stop: the running apply ends it at its next wave
         return manifest
 
     def delete_app(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> tuple[int, dict[str, Any]]:
@@ -422,32 +512,68 @@ class Service:
     # ------------------------------------------------------------------ clusters and repositories
 
     def register_cluster(self, body: str | bytes | None, caller: str = "api", *, upsert: bool = False) -> dict[str, Any]:
-        """``{name, kubeconfig, server?, namespace?}``: the kubeconfig goes to Secrets Manager;
-        ``server`` defaults to the kubeconfig's current cluster. A name already registered is
-        409 unless ``upsert`` (then it is replaced)."""
+        """``{name, kubeconfig | eks, context?, server?, namespace?, inCluster?}`` (gitferry.clusters):
+        a kubeconfig goes to Secrets Manager, an EKS cluster stores no credential. ``server``
+        defaults to the context's cluster. A name already registered is 409 unless ``upsert``
+        (then it is replaced)."""
         doc = parse_document(body, "cluster")
-        problems = [f"{k}: field required" for k in ("name", "kubeconfig") if not doc.get(k)]
-        unknown = sorted(set(doc) - {"name", "kubeconfig", "server", "namespace", "allowHelmLookup"})
-        problems += [f"{k}: unknown field" for k in unknown]
-        problems += _field_problems(doc, {"name": check_cluster_name, "namespace": _namespace})
-        if not isinstance(doc.get("allowHelmLookup", False), bool):
-            problems.append("allowHelmLookup: must be true or false")
-        if not isinstance(doc.get("kubeconfig"), (str, dict)):
-            problems.append("kubeconfig: must be a kubeconfig document (a string or a mapping)")
+        problems = clusters.check_document(doc)
         if problems:
             raise InvalidSpecError(problems, "invalid cluster")
-        kubeconfig = doc["kubeconfig"] if isinstance(doc["kubeconfig"], str) else yaml.safe_dump(doc["kubeconfig"])
-        _check_kubeconfig(kubeconfig)
         if not upsert and self._cluster_or_none(str(doc["name"])) is not None:
             raise ConflictError(f"cluster {doc['name']!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        server = doc.get("server") or _kubeconfig_server(kubeconfig)
-        version = _server_version(kubeconfig)
-        cluster = Cluster(name=str(doc["name"]), server=server, namespace=str(doc.get("namespace") or "default"),
-                          server_version=version, allow_helm_lookup=bool(doc.get("allowHelmLookup", False)))
-        self.secrets.put_kubeconfig(cluster.name, kubeconfig)
+        return self._store_cluster(clusters.prepare(doc), caller, "cluster.register")
+
+    def update_cluster(self, name: str, body: str | bytes | None, caller: str = "api", *,
+                       merge: bool) -> dict[str, Any]:
+        """PUT (``merge=False``: the whole registration document) or PATCH (a JSON merge patch of
+        it: kubeconfig, context, eks.roleArn, namespace, inCluster...). Connects again; 404 for
+        an unknown cluster, 409 when the server changes under applications that name it."""
+        current = self.state.get_cluster(name)
+        doc = parse_document(body, "cluster")
+        if merge:
+            doc = clusters.merge_patch(current, doc, lambda: self.secrets.get_kubeconfig(name))
+        else:
+            doc.setdefault("name", name)
+        if doc.get("name") != name:
+            raise InvalidSpecError([f"name: {doc.get('name')!r} differs from the cluster in the path ({name!r})"],
+                                   "invalid cluster")
+        problems = clusters.check_document(doc)
+        if problems:
+            raise InvalidSpecError(problems, "invalid cluster")
+        registration = clusters.prepare(doc)
+        if registration.cluster.server.rstrip("/") != current.server.rstrip("/"):
+            by_server = [a for a in self._apps_on(current)
+                         if not self.state.get_app(a).spec.destination.name]
+            if by_server:
+                raise ConflictError(f"cluster {name!r}: its server would change from {current.server} to "
+                                    f"{registration.cluster.server} under application(s) {', '.join(by_server)} "
+                                    "that name it by server")
+        return self._store_cluster(registration, caller, "cluster.update")
+
+    def _store_cluster(self, registration: clusters.Registration, caller: str, action: str) -> dict[str, Any]:
+        cluster = registration.cluster
+        registered = self.state.list_clusters()
+        # Moving or dropping the in-cluster mark would retarget (or strand) the apps it resolves.
+        losing = [c for c in registered if c.in_cluster and (c.name != cluster.name) == cluster.in_cluster]
+        for old in losing:
+            users = sorted(self._in_cluster_apps(old, registered))
+            if users:
+                raise ConflictError(f"cluster {old.name!r} is what https://kubernetes.default.svc / in-cluster means "
+                                    f"for application(s) {', '.join(users)}: moving or removing the in-cluster mark "
+                                    "would retarget them; change or delete them first")
+        if registration.kubeconfig is not None:
+            self.secrets.put_kubeconfig(cluster.name, registration.kubeconfig)
+        else:  # EKS: no credential; a kubeconfig stored earlier under this name is removed
+            self.secrets.delete_kubeconfig(cluster.name)
+        if cluster.in_cluster:  # at most one cluster is what kubernetes.default.svc means
+            for other in registered:
+                if other.in_cluster and other.name != cluster.name:
+                    self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
-        self.audit.record(caller, "cluster.register", cluster.name, server=cluster.server)
+        self.audit.record(caller, action, cluster.name, server=cluster.server, auth=cluster.auth,
+                          inCluster=cluster.in_cluster)
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
@@ -462,17 +588,31 @@ class Service:
     def get_cluster(self, name: str) -> dict[str, Any]:
         """A registered cluster's metadata (never its kubeconfig) and the apps deploying to it."""
         cluster = self.state.get_cluster(name)
-        return {**cluster.to_json_dict(), "applications": self._apps_on(cluster)}
+        return {**cluster.to_json_dict(), "auth": cluster.auth, "applications": self._apps_on(cluster),
+                "info": clusters.connection_info(cluster, lambda: self.secrets.get_kubeconfig(name))}
 
     def _apps_on(self, cluster: Cluster) -> list[str]:
         """Apps that deploy through this cluster: named by it, or by its server when no other
         registered cluster has that server (they would lose their destination without it)."""
         server = cluster.server.rstrip("/")
-        shared = any(c.server.rstrip("/") == server for c in self.state.list_clusters() if c.name != cluster.name)
+        registered = self.state.list_clusters()
+        shared = any(c.server.rstrip("/") == server for c in registered if c.name != cluster.name)
         return sorted(s.app.name for s in self.state.list_apps()
                       if s.app.spec.destination.name == cluster.name
                       or (not shared and not s.app.spec.destination.name
-                          and (s.app.spec.destination.server or "").rstrip("/") == server))
+                          and (s.app.spec.destination.server or "").rstrip("/") == server)
+                      or s.app.name in self._in_cluster_apps(cluster, registered))
+
+    def _in_cluster_apps(self, cluster: Cluster, registered: list[Cluster]) -> set[str]:
+        """Apps whose ``kubernetes.default.svc`` / ``in-cluster`` destination means ``cluster``
+        (it is marked, and no cluster is registered under that literal server / name)."""
+        if not cluster.in_cluster:
+            return set()
+        literal_name = any(c.name == IN_CLUSTER_NAME for c in registered)
+        literal_server = any(c.server.rstrip("/") == IN_CLUSTER_SERVER for c in registered)
+        return {s.app.name for s in self.state.list_apps()
+                if (s.app.spec.destination.name == IN_CLUSTER_NAME and not literal_name)
+                or ((s.app.spec.destination.server or "").rstrip("/") == IN_CLUSTER_SERVER and not literal_server)}
 
     def delete_cluster(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> dict[str, Any]:
         """Forget a cluster and its kubeconfig. 409 while an application deploys to it, unless
@@ -490,33 +630,48 @@ class Service:
 
     def register_repository(self, body: str | bytes | None, caller: str = "api", *,
                             upsert: bool = False) -> dict[str, Any]:
-        """``{url, username?, password?, token?, name?}``: credentials to Secrets Manager only.
-        A URL already registered is 409 unless ``upsert`` (then it is replaced)."""
-        doc = parse_document(body, "repository")
-        problems = [] if doc.get("url") else ["url: field required"]
-        problems += [f"{k}: unknown field" for k in sorted(set(doc) - {"url", "username", "password", "token", "name"})]
-        problems += _field_problems(doc, {"url": check_repo_url})
-        problems += [f"{k}: must be a string" for k in ("username", "password", "token", "name")
-                     if doc.get(k) is not None and not isinstance(doc[k], str)]
-        if problems:
-            raise InvalidSpecError(problems, "invalid repository")
-        if not upsert and self._repository_or_none(doc["url"]) is not None:
-            raise ConflictError(f"repository {doc['url']!r} is already registered: "
+        """Register a repository (repositories.py: fields, connection check); credentials go to
+        Secrets Manager only. A URL already registered is 409 unless ``upsert`` (then replaced)."""
+        repo, creds = repositories.parse(parse_document(body, "repository"))
+        existing = self._repository_or_none(repo.url)
+        if not upsert and existing is not None:
+            raise ConflictError(f"repository {repo.url!r} is already registered: "
                                 "delete it first or register with ?upsert=true to replace it")
-        creds = RepoCredentials(username=doc.get("username"), password=doc.get("password"), token=doc.get("token"))
-        has_credentials = bool(creds.password or creds.token)
-        if has_credentials:
-            self.secrets.put_repo_credentials(doc["url"], creds)
-        repo = Repository(url=doc["url"], name=doc.get("name"), username=doc.get("username"),
-                          has_credentials=has_credentials)
+        return self._store_repository(repo, creds, existing, caller, "repository.register")
+
+    def update_repository(self, ref: str, body: str | bytes | None, caller: str, *, replace: bool) -> dict[str, Any]:
+        """PUT (``replace``: the body is the whole registration) or PATCH (only the fields given
+        change; ``null`` removes one) a registered repository, e.g. to rotate its credentials."""
+        existing = self._find_repository(ref)
+        doc = parse_document(body, "repository")
+        if replace:
+            doc.setdefault("url", existing.url)
+            if doc["url"] != existing.url:
+                raise InvalidSpecError(["url: cannot be changed (register the new URL, delete the old one)"],
+                                       "invalid repository update")
+        else:
+            doc = repositories.merge(existing, self.secrets.get_repo_credentials(existing.url)
+                                     if existing.has_credentials else None, doc)
+        repo, creds = repositories.parse(doc)
+        return self._store_repository(repo, creds, existing, caller, "repository.update")
+
+    def _store_repository(self, repo: Repository, creds: RepoCredentials, existing: Repository | None,
+                          caller: str, action: str) -> dict[str, Any]:
+        repositories.check_connection(repo, creds)  # 422 naming why, before anything is kept
+        if repo.has_credentials:
+            self.secrets.put_repo_credentials(repo.url, creds)
+        elif existing is not None and existing.has_credentials:
+            self.secrets.delete_repo_credentials(repo.url)
         self.state.put_repository(repo)
-        self.audit.record(caller, "repository.register", repo.url, hasCredentials=has_credentials)
+        self.audit.record(caller, action, repo.url, type=repo.type, hasCredentials=repo.has_credentials)
         return repo.to_json_dict()
 
     def list_repositories(self) -> dict[str, Any]:
         return {"items": [r.to_json_dict() for r in self.state.list_repositories()]}
 
     def _repository_or_none(self, url: str) -> Repository | None:
+        if len(url.encode("utf-8", errors="surrogatepass")) > _MAX_KEY_TEXT:
+            return None  # longer than any key DynamoDB stores: never registered (and no 500 asking)
         try:
             return self.state.get_repository(url)
         except NotFoundError:
@@ -589,12 +744,13 @@ class Service:
             app = stored.app
             if app.spec.source is None:  # spec.sources: any of its Git repositories pushed to
                 if (event.branch is not None or event.tag is not None) and any(
-                        src.chart is None and webhooks.normalise_repo_url(src.repo_url) in pushed
+                        src.chart is None and not src.repo_url.startswith("oci://")
+                        and webhooks.normalise_repo_url(src.repo_url) in pushed
                         for src in app.spec.all_sources):
                     multi.append(app)
                 continue
-            if app.spec.source.chart is not None:
-                continue  # a Helm repository is not pushed to; the poll sees its new versions
+            if app.spec.source.chart is not None or app.spec.source.repo_url.startswith("oci://"):
+                continue  # a Helm repository / OCI registry is not pushed to; the poll sees new versions
             if webhooks.normalise_repo_url(app.spec.source.repo_url) not in pushed:
                 continue
             if event.branch is None and event.tag is None:
@@ -740,8 +896,8 @@ def _tracks(refs: dict[str, str], target_revision: str, pushed_ref: str) -> bool
     return tracked == pushed_ref
 
 
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+#: bytes of a name or URL inside a DynamoDB key (the partition key limit is 2048 bytes)
+_MAX_KEY_TEXT = 2000
 
 
 def _namespace(value: str) -> str:
@@ -767,27 +923,6 @@ def _field_problems(doc: dict[str, Any], checks: dict[str, Callable[[str], str]]
     return problems
 
 
-def _server_version(kubeconfig: str) -> str:
-    """Connect once, as ``argocd cluster add`` does: a kubeconfig that cannot reach its cluster
-    is refused now, with the reason, instead of failing every comparison later."""
-    from kubernetes import client as k8s_client
-
-    from gitferry.kube import KubeError, api_client_from_kubeconfig
-
-    try:
-        api = api_client_from_kubeconfig(kubeconfig)
-    except KubeError as exc:
-        raise InvalidSpecError([f"kubeconfig: {exc}"], "invalid cluster") from None
-    try:
-        return str(k8s_client.VersionApi(api).get_code(_request_timeout=10).git_version)
-    except Exception as exc:  # noqa: BLE001 - any transport/auth failure is the user's to fix
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise InvalidSpecError([f"kubeconfig: cannot reach the cluster's API server: {reason}"],
-                               "invalid cluster") from None
-    finally:
-        api.close()
-
-
 def _force(query: dict[str, str]) -> bool:
     problems = [f"{k}: unknown query parameter" for k in sorted(set(query) - {"force"})]
     text = query.get("force", "false").lower()
@@ -796,29 +931,6 @@ def _force(query: dict[str, str]) -> bool:
     if problems:
         raise InvalidSpecError(problems, "invalid delete request")
     return text == "true"
-
-
-def _check_kubeconfig(kubeconfig: str) -> None:
-    """400 naming the line for a kubeconfig that is not YAML, or not a kubeconfig mapping."""
-    try:
-        doc = loader.load_one(kubeconfig, limits=BODY_LIMITS)
-    except loader.LoadError as exc:
-        where = f"line {exc.line}: " if exc.line else ""
-        raise InvalidSpecError([f"kubeconfig: not YAML: {where}{exc.message}"], "invalid cluster") from None
-    if not isinstance(doc, dict):
-        raise InvalidSpecError(["kubeconfig: not a kubeconfig (a YAML mapping with clusters, contexts and users)"],
-                               "invalid cluster")
-
-
-def _kubeconfig_server(kubeconfig: str) -> str:
-    try:
-        doc = yaml.safe_load(kubeconfig)
-        contexts = {c["name"]: c["context"] for c in doc.get("contexts", [])}
-        clusters = {c["name"]: c["cluster"] for c in doc.get("clusters", [])}
-        current = doc.get("current-context") or next(iter(contexts))
-        return str(clusters[contexts[current]["cluster"]]["server"])
-    except Exception:
-        raise InvalidSpecError(["kubeconfig: cannot find the current context's cluster server"], "invalid cluster") from None
 
 
 def _summary(status: dict[str, Any]) -> dict[str, Any]:

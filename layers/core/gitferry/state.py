@@ -30,7 +30,16 @@ from botocore.exceptions import ClientError
 
 from gitferry.blobs import ManifestStore
 from gitferry.errors import ConflictError, NotFoundError, StateError
-from gitferry.model import Application, AppStatus, Cluster, HistoryEntry, Repository, ResourceStatus
+from gitferry.model import (
+    IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER,
+    Application,
+    AppStatus,
+    Cluster,
+    HistoryEntry,
+    Repository,
+    ResourceStatus,
+)
 
 __all__ = ["StateStore", "StoredApp", "Lease", "SPILL_THRESHOLD", "GSI_BY_TYPE"]
 
@@ -568,16 +577,62 @@ class StateStore:
         return [Cluster.model_validate(d) for d in self._list_meta("cluster")]
 
     def find_cluster(self, server: str | None = None, name: str | None = None) -> Cluster:
-        """Resolve an Application destination (``server`` or ``name``) to a cluster."""
+        """Resolve an Application destination (``server`` or ``name``) to a cluster. Argo CD's
+        ``https://kubernetes.default.svc`` / ``in-cluster`` (the cluster Argo CD runs in) mean
+        the cluster marked ``inCluster``, unless one is registered under that very server/name."""
         if name:
-            return self.get_cluster(name)
-        for cluster in self.list_clusters():
+            try:
+                return self.get_cluster(name)
+            except NotFoundError:
+                if name != IN_CLUSTER_NAME:
+                    raise
+                return self._marked_in_cluster(f"name {name!r}")
+        clusters = self.list_clusters()
+        for cluster in clusters:
             if cluster.server.rstrip("/") == (server or "").rstrip("/"):
                 return cluster
+        if (server or "").rstrip("/") == IN_CLUSTER_SERVER:
+            return self._marked_in_cluster(f"server {server!r}", clusters)
         raise NotFoundError(f"no cluster registered with server {server!r}")
+
+    def _marked_in_cluster(self, what: str, clusters: list[Cluster] | None = None) -> Cluster:
+        for cluster in clusters if clusters is not None else self.list_clusters():
+            if cluster.in_cluster:
+                return cluster
+        raise NotFoundError(
+            f"destination {what} means the cluster gitferry runs beside, and no registered cluster is marked "
+            "as in-cluster: mark one with PATCH /api/v1/clusters/<name> {\"inCluster\": true} "
+            "(gitferry cluster update <name> --in-cluster)")
 
     def delete_cluster(self, name: str) -> None:
         self.client.delete_item(TableName=self.table_name, Key=self._key(f"CLUSTER#{name}", "META"))
+
+    # ------------------------------------------------------------------ API tokens (metadata only)
+
+    def create_token(self, name: str, meta: dict[str, Any]) -> bool:
+        """Record a token's name, role and creation time; False when the name exists."""
+        item = {"pk": _s(f"TOKEN#{name}"), "sk": _s("META"), "type": _s("token"), "name": _s(name),
+                "doc": _s(json.dumps(meta, separators=(",", ":")))}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item,
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_token(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._get_meta(f"TOKEN#{name}", f"token {name!r}")
+        except NotFoundError:
+            return None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._list_meta("token")
+
+    def delete_token(self, name: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key=self._key(f"TOKEN#{name}", "META"))
 
     # ------------------------------------------------------------------ plumbing
 

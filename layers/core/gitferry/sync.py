@@ -534,8 +534,13 @@ def run_sync(
     resume_from: tuple[int, int, int] | None = None,
     is_healthy: Callable[[Mapping[str, Any] | None], bool] | None = None,
     options: SyncOptions | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> SyncResult:
     """Run one sync operation and report every resource.
+
+    ``stop`` is asked before each wave (phase, wave) is applied: a reason it returns (the
+    operation was terminated) ends the sync there as Failed with that reason, the waves left
+    reported "not attempted", nothing more written and no SyncFail hooks run.
 
     ``desired``: rendered manifests; ``live``: objects listed by the app label; ``options``: the
     app's syncOptions and this operation's history (:func:`options_for`). Before the first write
@@ -615,6 +620,7 @@ def run_sync(
 
     pool = _LazyPool()
     run = _Run(cluster, app_name, opts, results, started, dry_run, wait_between_waves, healthy, run_step, pool)
+    run.stop = stop
     try:
         if resume_from is not None and tuple(resume_from) >= SYNC_FAIL_GROUP:
             return run.await_sync_fail(sync_fail)
@@ -730,6 +736,7 @@ class _Run:
         self.cluster, self.app_name, self.opts, self.results = cluster, app_name, opts, results
         self.started, self.dry_run, self.wait, self.healthy = started, dry_run, wait, healthy
         self.run_step, self.pool = run_step, pool
+        self.stop: Callable[[], str | None] | None = None
 
     def _result(self, phase: str, message: str, resume_from: tuple[int, int, int] | None = None) -> SyncResult:
         return SyncResult(phase, message, self.results, self.started, _now(), resume_from=resume_from,
@@ -752,6 +759,9 @@ class _Run:
                     else:
                         results.append(_result_for(step, PRUNE_SKIPPED, "not pruned: the sync failed"))
                 continue
+            reason = self.stop() if self.stop is not None else None
+            if reason:  # terminated: nothing from here on is written
+                return self.stopped(reason, steps[end:] if resuming else steps[start:])
             applied: list[tuple[Step, str]] = []
             if resuming:  # applied by the invocation that paused here: only its health is left to check
                 applied = self._resumed(group_steps)
@@ -785,6 +795,14 @@ class _Run:
         if skipped:
             message += f"; {skipped} object(s) require pruning"
         return self._result("Succeeded", message)
+
+    def stopped(self, reason: str, rest: list[Step]) -> SyncResult:
+        for step in rest:
+            if step.action == APPLY:
+                self.results.append(_result_for(step, SYNC_FAILED, f"not attempted: {reason}"))
+            else:
+                self.results.append(_result_for(step, PRUNE_SKIPPED, f"not pruned: {reason}"))
+        return self._result("Failed", reason)
 
     def failed(self, message: str, sync_fail: list[Step]) -> SyncResult:
         """The sync failed: start its SyncFail hooks (all at once, as Argo CD does); the
