@@ -53,6 +53,7 @@ demo: dev
 
 # Lambda zips + layers for python3.12/x86_64 (pip --platform, no Docker); fails over 250 MB unzipped.
 package: dev
+	command -v strip >/dev/null || (apt-get update -qq && apt-get install -y -qq binutils)
 	$(PY) tools/package.py
 
 # The whole system on this machine: moto, kubesim, git server, the runner and its API (Ctrl-C stops).

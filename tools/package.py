@@ -140,7 +140,25 @@ def strip_tree(root: Path) -> int:
                 p = Path(dirpath) / f
                 removed += p.stat().st_size
                 p.unlink()
+            elif ".so" in f and not (Path(dirpath) / f).is_symlink():
+                removed += strip_debug(Path(dirpath) / f)
     return removed
+
+
+def strip_debug(lib: Path) -> int:
+    """Drop the debug sections of a shared library (``strip --strip-debug``: the symbols it
+    exports stay); returns bytes removed. Some wheels ship them: the jsonnet binding's
+    ``_jsonnet.abi3.so`` is 27 MB with them and 2 MB without, which is what lets the render
+    function carry the cluster layer (Helm lookup) within Lambda's 250 MB."""
+    with lib.open("rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return 0
+    strip = shutil.which("strip")
+    if strip is None:
+        raise SystemExit("strip (binutils) is needed to package the layers: apt-get install binutils")
+    before = lib.stat().st_size
+    subprocess.run([strip, "--strip-debug", str(lib)], check=True)
+    return before - lib.stat().st_size
 
 
 def tree_size(path: Path) -> int:
