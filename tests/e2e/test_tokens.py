@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from gitferry import tokens
 from gitferry.secrets import SecretStore
 from gitferry.state import StateStore
+
 from local.story import DEPLOYMENT, LocalWorld, application
 
 
