@@ -467,8 +467,8 @@ class Service:
                 if other.in_cluster and other.name != cluster.name:
                     self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
-        self.audit.record(caller, action, cluster.name, server=cluster.server, auth=cluster.auth,
-                          inCluster=cluster.in_cluster)
+        self.audit.record(caller, action, cluster.name, server=cluster.server, inCluster=cluster.in_cluster,
+                          **({"eks": cluster.eks.arn or cluster.eks.cluster} if cluster.eks else {}))
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
