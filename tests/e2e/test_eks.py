@@ -214,3 +214,32 @@ def test_kubeconfig_cluster_with_a_selected_context(world: LocalWorld) -> None:
     status, _ = world.call("PATCH", "/api/v1/clusters/absent", {"namespace": "x"})
     assert status == 404
     assert "kubeconfig" not in world.api_ok("GET", "/api/v1/clusters/ctx")
+
+
+def test_a_cluster_of_another_account_through_its_role(world: LocalWorld, tmp_path: Any) -> None:
+    """moto keeps accounts apart: the cluster lives in 111122223333, only its deployer role
+    (assumed by the functions) can describe it and is mapped in it."""
+    from kubernetes import config as k8s_config
+
+    from local.kubesim.server import KubeSim
+
+    remote_account = "111122223333"
+    deployer = f"arn:aws:iam::{remote_account}:role/gitferry-deployer"
+    with KubeSim(kubeconfig_path=str(tmp_path / "remote-kubeconfig")) as remote:
+        arn = local_eks.create_cluster(world.stack.resources, remote, "remote", account=remote_account, map_roles=[
+            {"rolearn": deployer, "username": "gitferry", "groups": ["system:masters"]}])
+        assert arn == f"arn:aws:eks:{world.stack.resources.region}:{remote_account}:cluster/remote"
+        # Without the role the functions' own account has no such cluster.
+        status, answer = world.call("POST", "/api/v1/clusters", {"name": "remote", "eks": {"cluster": arn}})
+        assert status == 400 and "ResourceNotFoundException" in answer["problems"][0], answer
+        created = world.api_ok("POST", "/api/v1/clusters", {"name": "remote", "eks": {"cluster": arn, "roleArn": deployer}})
+        assert created["server"] == remote.url and created["eks"]["arn"] == arn
+        world.api_ok("POST", "/api/v1/applications", _app("remote-app", world.repo, cluster="remote",  # type: ignore[attr-defined]
+                                                          namespace="remote"))
+        world.until("remote-app synced", lambda: _synced(world, "remote-app"))
+        api = k8s_config.new_client_from_config(remote.kubeconfig_path)
+        assert k8s.CoreV1Api(api).read_namespaced_config_map("settings", "remote").data == {"colour": "blue"}
+        assert remote.eks_auth is not None and remote.eks_auth.seen == {deployer}
+        world.api_ok("DELETE", "/api/v1/applications/remote-app?cascade=false")
+        world.until("remote-app gone", lambda: world.call("GET", "/api/v1/applications/remote-app")[0] == 404)
+        world.api_ok("DELETE", "/api/v1/clusters/remote")

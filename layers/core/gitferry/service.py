@@ -539,10 +539,7 @@ class Service:
         if doc.get("name") != name:
             raise InvalidSpecError([f"name: {doc.get('name')!r} differs from the cluster in the path ({name!r})"],
                                    "invalid cluster")
-        problems = clusters.check_document(doc)
-        if problems:
-            raise InvalidSpecError(problems, "invalid cluster")
-        registration = clusters.prepare(doc)
+        registration = clusters.prepare(doc)  # checks the document first
         if registration.cluster.server.rstrip("/") != current.server.rstrip("/"):
             by_server = [a for a in self._apps_on(current)
                          if not self.state.get_app(a).spec.destination.name]
@@ -572,8 +569,8 @@ class Service:
                 if other.in_cluster and other.name != cluster.name:
                     self.state.put_cluster(other.model_copy(update={"in_cluster": False}))
         self.state.put_cluster(cluster)
-        self.audit.record(caller, action, cluster.name, server=cluster.server, auth=cluster.auth,
-                          inCluster=cluster.in_cluster)
+        self.audit.record(caller, action, cluster.name, server=cluster.server, inCluster=cluster.in_cluster,
+                          **({"eks": cluster.eks.arn or cluster.eks.cluster} if cluster.eks else {}))
         return cluster.to_json_dict()
 
     def list_clusters(self) -> dict[str, Any]:
@@ -597,11 +594,12 @@ class Service:
         server = cluster.server.rstrip("/")
         registered = self.state.list_clusters()
         shared = any(c.server.rstrip("/") == server for c in registered if c.name != cluster.name)
+        via_mark = self._in_cluster_apps(cluster, registered)
         return sorted(s.app.name for s in self.state.list_apps()
                       if s.app.spec.destination.name == cluster.name
                       or (not shared and not s.app.spec.destination.name
                           and (s.app.spec.destination.server or "").rstrip("/") == server)
-                      or s.app.name in self._in_cluster_apps(cluster, registered))
+                      or s.app.name in via_mark)
 
     def _in_cluster_apps(self, cluster: Cluster, registered: list[Cluster]) -> set[str]:
         """Apps whose ``kubernetes.default.svc`` / ``in-cluster`` destination means ``cluster``
