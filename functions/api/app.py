@@ -1,13 +1,14 @@
-"""api: the management API (applications, clusters, repositories) and the dashboard."""
+"""api: the management API (applications, clusters, repositories) and the web console's static files."""
 
 import base64
 from functools import cache
+from pathlib import Path
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gitferry.dashboard import DASHBOARD_HTML
+from gitferry.console import Console, Page, is_page, stage_prefix
 from gitferry.errors import (
     ConflictError,
     GitError,
@@ -28,6 +29,8 @@ from pydantic import ValidationError
 
 logger = Logger()
 app = APIGatewayRestResolver()
+#: the console's build output (``make dev`` / ``make package`` write it; gitignored)
+CONSOLE = Console(Path(__file__).resolve().parent / "console")
 
 
 @cache
@@ -48,8 +51,8 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 
 def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """Every route but the static dashboard page needs the API bearer token."""
-    if router.current_event.path != "/":
+    """Every route but the console's static pages and assets needs the API bearer token."""
+    if not is_page(router.current_event.path):
         service().authorize(router.current_event.headers.get("Authorization"))  # case-insensitive
     return next_middleware(router)
 
@@ -120,9 +123,24 @@ def git_error(exc: Exception) -> Response:
     return _error(502, str(exc))
 
 
+def _static(page: Page) -> Response:
+    return Response(status_code=page.status, content_type=page.content_type, body=page.body, headers=page.headers)
+
+
 @app.get("/")
-def dashboard() -> Response:
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD_HTML)
+@app.get("/applications")
+@app.get("/applications/<name>")
+@app.get("/repositories")
+@app.get("/clusters")
+def console_page(name: str | None = None) -> Response:
+    """Every console route answers index.html (deep links); the page reads data with the token."""
+    event = app.current_event
+    return _static(CONSOLE.page(stage_prefix(event.request_context.path, event.path)))
+
+
+@app.get("/assets/<file>")
+def console_asset(file: str) -> Response:
+    return _static(CONSOLE.asset(app.current_event.path))
 
 
 @app.get("/api/v1/applications")
