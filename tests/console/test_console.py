@@ -9,7 +9,7 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from local.story import DEPLOYMENT, SERVICE, LocalWorld
+from local.story import DEPLOYMENT, SERVICE, LocalWorld, application
 from tests.console.conftest import PHONE, Page
 
 BAD = DEPLOYMENT.format(replicas=1, image="example/crashloop:1").replace(
@@ -205,16 +205,27 @@ def test_guestbook_through_the_console(world: LocalWorld, tab: Page) -> None:
 
 
 def test_readable_on_a_phone(browser: object, world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = world.git.make_repo("phone", {"app/deployment.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.25")})
+    name = "a-rather-long-application-name-for-a-small-screen"
+    world.api_ok("POST", "/api/v1/applications", application(name, repo, server, automated=True, path="app",
+                                                             namespace="phone"))
+    world.until("phone app healthy", lambda: (world.status(name).get("health") or {}).get("status") == "Healthy",
+                tick=False, timeout=90)
     tab = Page(browser, world, PHONE)
     try:
         tab.sign_in()
-        for path, name in (("/applications", "phone-applications"), ("/applications/guestbook", "phone-app")):
+        for path, shot in (("/applications", "phone-applications"), (f"/applications/{name}", "phone-app")):
             tab.goto(path)
             tab.page.wait_for_selector("main.page")
             tab.page.wait_for_timeout(300)
             width = tab.page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], f"{path}: the page is {width}px wide on a {PHONE['width']}px screen"
-            tab.shot(name)
+            tab.shot(shot)
+        tab.page.locator('.topology g.node[data-kind="Deployment"]').click()
+        expect(tab.page.locator("aside.node-details")).to_be_visible()
+        assert tab.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        tab.shot("phone-node-details")
     finally:
         tab.close()
     assert not tab.errors, tab.errors
