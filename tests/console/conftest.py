@@ -78,10 +78,10 @@ class Page:
     def goto(self, path: str) -> None:
         self.page.goto(self.world.api.rstrip("/") + path)
 
-    def sign_in(self) -> None:
+    def sign_in(self, page: str = "applications") -> None:
         """The token through the #token= fragment (never sent to the server)."""
-        self.goto(f"/applications#token={self.world.api_token}")
-        self.page.wait_for_selector("main#applications")
+        self.goto(f"/{page}#token={self.world.api_token}")
+        self.page.wait_for_selector(f"main#{page}")
 
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
