@@ -59,17 +59,34 @@ export function buildTopology(appName, appHealth, tree, status) {
     for (const p of parents) edges.push({ from: p, to: node.id });
   }
 
-  const g = new Graph();
-  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 56, marginx: 12, marginy: 12 });
-  g.setDefaultEdgeLabel(() => ({}));
-  for (const id of nodes.keys()) g.setNode(id, { width: NODE_W, height: NODE_H });
-  for (const e of edges) g.setEdge(e.from, e.to);
-  layout(g);
+  const layout_ = layoutOf([...nodes.keys()], edges);
   const placed = [...nodes.values()].map((n) => {
-    const p = g.node(n.id);
+    const p = layout_.positions.get(n.id);
     return { ...n, x: p.x - NODE_W / 2, y: p.y - NODE_H / 2 };
   });
-  const lines = edges.map((e) => ({ ...e, points: (g.edge(e.from, e.to) || {}).points || [] }));
+  const lines = edges.map((e) => ({ ...e, points: layout_.points.get(`${e.from}>${e.to}`) || [] }));
+  return { nodes: placed, edges: lines, width: layout_.width, height: layout_.height };
+}
+
+// The last layout, reused while the graph's shape is the same (a poll every 2 s changes health
+// and sync marks, rarely the objects): dagre is the costly part at hundreds of nodes.
+let cached = { key: "", value: null };
+
+/** dagre, left to right. The "longest-path" ranker: the graph is a forest, where it gives the
+ * same ranks as network simplex, several times faster at 500 nodes. */
+function layoutOf(ids, edges) {
+  const key = `${ids.join("\u0000")}\u0001${edges.map((e) => `${e.from}>${e.to}`).join("\u0000")}`;
+  if (cached.key === key) return cached.value;
+  const g = new Graph();
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 56, marginx: 12, marginy: 12, ranker: "longest-path" });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const id of ids) g.setNode(id, { width: NODE_W, height: NODE_H });
+  for (const e of edges) g.setEdge(e.from, e.to);
+  layout(g);
+  const positions = new Map(ids.map((id) => [id, g.node(id)]));
+  const points = new Map(edges.map((e) => [`${e.from}>${e.to}`, (g.edge(e.from, e.to) || {}).points || []]));
   const graph = g.graph();
-  return { nodes: placed, edges: lines, width: graph.width || NODE_W, height: graph.height || NODE_H };
+  const value = { positions, points, width: graph.width || NODE_W, height: graph.height || NODE_H };
+  cached = { key, value };
+  return value;
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import urllib.request
 
+import yaml
 from playwright.sync_api import expect
 
 from local.story import DEPLOYMENT, SERVICE, LocalWorld, application
@@ -136,6 +137,12 @@ def test_guestbook_through_the_console(world: LocalWorld, tab: Page) -> None:
     expect(_node(tab, "Deployment").locator("[data-out-of-sync]")).to_be_visible(timeout=30_000)
     _node(tab, "Deployment").click()  # the diff is compared anew for each node opened
     expect(details.locator("pre.diff")).to_contain_text("example/crashloop:1", timeout=30_000)
+    details.get_by_role("button", name="Live manifest").click()
+    expect(details.locator('pre[data-manifest="live"]')).to_contain_text("image: nginx:1.25")
+    details.get_by_role("button", name="Desired manifest").click()
+    expect(details.locator('pre[data-manifest="target"]')).to_contain_text("image: example/crashloop:1")
+    expect(details.locator('pre[data-manifest="target"]')).to_contain_text("progressDeadlineSeconds: 3")
+    details.get_by_role("button", name="Diff").click()
     tab.shot("04-app-out-of-sync-diff")
     _sync(tab)
     _wait_badge(tab, "health", "Degraded")
@@ -179,7 +186,7 @@ def test_guestbook_through_the_console(world: LocalWorld, tab: Page) -> None:
     row = page.locator('li.app-row[data-app="guestbook"]')
     expect(row.locator("[data-health]")).to_have_attribute("data-health", "Healthy")
     expect(page.locator("section.counts")).to_contain_text("1 application")
-    page.get_by_label("Health").select_option("Degraded")
+    page.locator("form.filters select[name=health]").select_option("Degraded")
     expect(row).to_have_count(0)
     assert "health=Degraded" in page.url
     page.get_by_role("button", name="Clear filters").click()
@@ -189,7 +196,17 @@ def test_guestbook_through_the_console(world: LocalWorld, tab: Page) -> None:
     # Repositories and clusters pages.
     page.get_by_role("link", name="Clusters").click()
     expect(page.locator('tr[data-cluster="local"]')).to_contain_text(server)
+    kubeconfig = open(world.kube.kubeconfig_path).read()
+    page.get_by_label("Name", exact=True).fill("second")
+    page.get_by_label("or paste it").fill(kubeconfig)
+    page.get_by_role("button", name="Add cluster").click()
+    second = page.locator('tr[data-cluster="second"]')
+    expect(second).to_contain_text(server)
+    assert yaml.safe_load(kubeconfig)["users"][0]["user"]["token"] not in page.content()  # never shown back
     tab.shot("09-clusters")
+    page.once("dialog", lambda d: d.accept())
+    second.get_by_role("button").click()
+    expect(second).to_have_count(0)
     page.get_by_role("link", name="Repositories").click()
     page.get_by_label("URL").fill("https://git.example.com/org/private.git")
     page.get_by_label("Username").fill("bot")

@@ -2,6 +2,7 @@
 // operation (per-resource results by wave), history with rollback, and the sync / refresh /
 // delete actions. Polls every 2 s while an operation runs.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import YAML from "yaml";
 import { html } from "../html.js";
 import { api, encode } from "../api.js";
 import { POLL_ACTIVE_MS, POLL_IDLE_MS } from "../config.js";
@@ -25,7 +26,16 @@ function DiffText({ text }) {
   return html`<pre class="diff">${text.split("\n").map((line) => html`<span class=${line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : ""}>${`${line}\n`}</span>`)}</pre>`;
 }
 
+function Manifest({ row, which }) {
+  if (!(which in row)) {
+    return html`<p class="muted">${row.status === "Synced" ? "Synced: the live object matches the desired one." : "Not compared again (too many objects or too much text)."}</p>`;
+  }
+  if (row[which] === null) return html`<p class="muted">${which === "live" ? "Not in the cluster." : "Not in Git (to prune)."}</p>`;
+  return html`<pre class="manifest" data-manifest=${which}>${YAML.stringify(row[which])}</pre>`;
+}
+
 function NodeDetails({ node, name, onClose }) {
+  const [view, setView] = useState("diff");
   const [diff, setDiff] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
@@ -54,7 +64,11 @@ function NodeDetails({ node, name, onClose }) {
     ${node.managed && html`<section><h3>Diff (live → desired)</h3>
       <${ErrorBox} error=${error} />
       ${!diff && !error && html`<p class="muted" aria-busy="true">Comparing…</p>`}
-      ${row && html`<p><${SyncBadge} status=${row.status} />${row.message && html` <span class="message">${row.message}</span>`}</p><${DiffText} text=${row.diff} />`}
+      ${row && html`<p><${SyncBadge} status=${row.status} />${row.message && html` <span class="message">${row.message}</span>`}</p>
+        <div class="tabs" role="group" aria-label="Show">${["diff", "live", "desired"].map((v) => html`<button type="button"
+          aria-pressed=${view === v} onClick=${() => setView(v)}>${v === "diff" ? "Diff" : v === "live" ? "Live manifest" : "Desired manifest"}</button>`)}</div>
+        ${view === "diff" && html`<${DiffText} text=${row.diff} />`}
+        ${view !== "diff" && html`<${Manifest} row=${row} which=${view === "live" ? "live" : "target"} />`}`}
       ${diff && !row && html`<p class="muted">Not in the last comparison.</p>`}
       ${diff && diff.truncated && html`<p class="muted">The diff was cut (too many objects or too much text).</p>`}
       <p class="muted small">Secret values are masked by the API.</p></section>`}

@@ -47,8 +47,8 @@ function Counts({ apps, more }) {
   const c = counts(apps);
   const item = (kind, code, n) => n > 0 && html`<li class=${`count ${kind}-${code}`} data-count=${code}><strong>${n}</strong> ${code}</li>`;
   return html`<section class="counts" aria-label="Counts per status">
-    <ul>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
-    <ul>${HEALTH_CODES.map((s) => item("health", s, c.health[s]))}</ul>
+    <ul aria-label="Sync counts"><li class="muted">Sync:</li>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
+    <ul aria-label="Health counts"><li class="muted">Health:</li>${HEALTH_CODES.map((s) => item("health", s, c.health[s]))}</ul>
     <span class="muted">${apps.length}${more ? "+ (more to load)" : ""} application${apps.length === 1 ? "" : "s"}</span>
   </section>`;
 }
@@ -94,8 +94,11 @@ export function ApplicationsPage({ query }) {
     navigate(`/applications${q ? `?${q}` : ""}`, { replace: true });
   };
 
+  const inflight = useRef(false);
   const firstPage = async (merge) => {
     const mine = generation.current;
+    if (merge && inflight.current) return; // a slow answer: no second request behind it
+    inflight.current = true;
     try {
       const data = await api("GET", "/applications", { query: apiQuery(filters, PAGE_SIZE) });
       if (mine !== generation.current) return;
@@ -115,6 +118,8 @@ export function ApplicationsPage({ query }) {
       }
     } catch (err) {
       if (mine === generation.current) setError(err);
+    } finally {
+      inflight.current = false;
     }
   };
 

@@ -92,11 +92,13 @@ class Console:
         return index.read_text(encoding="utf-8") if index.is_file() else None
 
     @cached_property
-    def _assets(self) -> dict[str, Path]:
+    def _assets(self) -> dict[str, tuple[str, str]]:
+        """name -> (content type, text), read once: a few hundred KB, served from memory."""
         folder = self.root / "assets"
         if not folder.is_dir():
             return {}
-        return {p.name: p for p in folder.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES}
+        return {p.name: (CONTENT_TYPES[p.suffix], p.read_text(encoding="utf-8"))
+                for p in folder.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES}
 
     def page(self, base: str) -> Page:
         """index.html with the base path filled in, or the "not built" page (503)."""
@@ -111,5 +113,4 @@ class Console:
         found = self._assets.get(match.group(1)) if match else None
         if found is None:
             return Page(404, "text/plain; charset=utf-8", "no such console asset\n", dict(SECURITY_HEADERS))
-        return Page(200, CONTENT_TYPES[found.suffix], found.read_text(encoding="utf-8"),
-                    {**SECURITY_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"})
+        return Page(200, found[0], found[1], {**SECURITY_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"})
