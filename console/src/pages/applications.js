@@ -47,8 +47,8 @@ function Counts({ apps, more }) {
   const c = counts(apps);
   const item = (kind, code, n) => n > 0 && html`<li class=${`count ${kind}-${code}`} data-count=${code}><strong>${n}</strong> ${code}</li>`;
   return html`<section class="counts" aria-label="Counts per status">
-    <ul aria-label="Sync counts"><li class="muted">Sync:</li>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
-    <ul aria-label="Health counts"><li class="muted">Health:</li>${HEALTH_CODES.map((s) => item("health", s, c.health[s]))}</ul>
+    ${apps.length > 0 && html`<ul aria-label="Sync counts"><li class="muted">Sync:</li>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
+    <ul aria-label="Health counts"><li class="muted">Health:</li>${HEALTH_CODES.map((s) => item("health", s, c.health[s]))}</ul>`}
     <span class="muted">${apps.length}${more ? "+ (more to load)" : ""} application${apps.length === 1 ? "" : "s"}</span>
   </section>`;
 }
