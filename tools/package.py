@@ -14,6 +14,9 @@ layers, and helm + kubectl alone weigh ~125 MB, so the dependencies are cut by w
                 (the engine uses the synchronous client), used by diff, apply, api and render (Helm lookup)
 * ``tools``   - helm and kubectl from layers/tools/bin (``bin/`` -> /opt/bin on PATH), render only
 
+The api function's zip carries the web console's build output (functions/api/console/, written by
+``make console``; never committed), so the page and its assets are served by the function itself.
+
 ``python tools/package.py`` writes build/functions/<stage>.zip, build/layers/<layer>/ (the
 directories template.yaml's ContentUri point at, for ``sam deploy``) and build/layers/<layer>.zip,
 then prints each function's unzipped size with its layers and exits 1 if one exceeds 250 MB.
@@ -264,6 +267,8 @@ def build(root: Path = ROOT, build_dir: Path = BUILD) -> list[SizeRow]:
         src = root / "functions" / stage
         if not src.is_dir():
             raise SystemExit(f"functions/{stage}/ does not exist (template.yaml names it)")
+        if stage == "api" and not (src / "console" / "index.html").is_file():
+            raise SystemExit("functions/api/console/index.html missing: run `make console` (npm ci + esbuild) first")
         code_zips[stage] = fn_dir / f"{stage}.zip"
         zip_dir(src, code_zips[stage])
 

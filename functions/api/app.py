@@ -1,4 +1,4 @@
-"""api: the management API (applications, clusters, repositories) and the dashboard.
+"""api: the management API (applications, clusters, repositories) and the web console's static files.
 
 ``GET /openapi.json`` publishes the API's OpenAPI document (Powertools' OpenAPI support, plus
 the request bodies of gitferry.apidoc). It needs no token: it holds the routes and shapes, which
@@ -9,6 +9,7 @@ import base64
 import json
 import os
 from functools import cache
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -20,7 +21,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitferry import apidoc
 from gitferry.apidoc import Accepted, OperationAnswer, Page, responses
-from gitferry.dashboard import DASHBOARD_HTML
+from gitferry.console import Console, is_page, stage_prefix
+from gitferry.console import Page as StaticPage
 from gitferry.errors import (
     ConflictError,
     ForbiddenError,
@@ -42,8 +44,10 @@ from pydantic import ValidationError
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
-#: paths served without the token (static, no data)
-PUBLIC_PATHS = ("/", "/openapi.json")
+#: paths served without the token (static, no data): these and the console's pages and assets
+PUBLIC_PATHS = ("/openapi.json",)
+#: the console's build output (``make dev`` / ``make package`` write it; gitignored)
+CONSOLE = Console(FilePath(__file__).resolve().parent / "console")
 APP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 AppName = Annotated[str, Path(description="the application's name", max_length=APP_NAME_MAX, pattern=APP_NAME)]
 OptionalText = Annotated[str | None, Query(max_length=1024)]
@@ -71,11 +75,11 @@ def _error(status: int, message: str, **extra: object) -> Response:
 
 
 def require_token(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """Every route but the static pages (PUBLIC_PATHS) needs a caller: a bearer token (named,
-    with a role: tokens.py), or the IAM identity API Gateway authenticated. A read-only caller
-    gets 403 on anything but reads and refresh."""
+    """Every route but the static ones (PUBLIC_PATHS, the console's pages and assets) needs a
+    caller: a bearer token (named, with a role: tokens.py), or the IAM identity API Gateway
+    authenticated. A read-only caller gets 403 on anything but reads and refresh."""
     event = router.current_event
-    if event.path not in PUBLIC_PATHS:
+    if event.path not in PUBLIC_PATHS and not is_page(event.path):
         identity = event.request_context.identity
         principal = service().authorize(event.headers.get("Authorization"),  # case-insensitive
                                         iam_arn=identity.user_arn if identity else None, iam=iam_auth())
@@ -177,9 +181,24 @@ def _query() -> dict[str, str]:
 APPS, CLUSTERS, REPOS, AUDIT = ["applications"], ["clusters"], ["repositories"], ["audit"]
 
 
+def _static(page: StaticPage) -> Response[Any]:
+    return Response(status_code=page.status, content_type=page.content_type, body=page.body, headers=page.headers)
+
+
 @app.get("/", include_in_schema=False)
-def dashboard() -> Response[Any]:
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=DASHBOARD_HTML)
+@app.get("/applications", include_in_schema=False)
+@app.get("/applications/<name>", include_in_schema=False)
+@app.get("/repositories", include_in_schema=False)
+@app.get("/clusters", include_in_schema=False)
+def console_page(name: str | None = None) -> Response[Any]:
+    """Every console route answers index.html (deep links); the page reads data with the token."""
+    event = app.current_event
+    return _static(CONSOLE.page(stage_prefix(event.request_context.path, event.path)))
+
+
+@app.get("/assets/<file>", include_in_schema=False)
+def console_asset(file: str) -> Response[Any]:
+    return _static(CONSOLE.asset(app.current_event.path))
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -57,6 +57,10 @@ def test_diff_lists_each_resource_with_a_unified_diff_and_masks_secrets(world: L
     assert rows[("Deployment", "guestbook-ui")]["diff"].startswith("--- live/")
     assert "+  replicas: 1" in rows[("Deployment", "guestbook-ui")]["diff"]
     assert _b64("hunter2-old") not in str(before) and "++++++++" in rows[("Secret", "creds")]["diff"]
+    # the objects compared: live (none yet) and the desired one, Secret values masked there too
+    assert rows[("Deployment", "guestbook-ui")]["live"] is None
+    assert rows[("Deployment", "guestbook-ui")]["target"]["spec"]["replicas"] == 1
+    assert set(rows[("Secret", "creds")]["target"]["data"].values()) <= {"+" * n for n in range(8, 64)}
 
     world.api_ok("POST", "/api/v1/applications/diffapp/sync", {})
     world.until("diffapp synced", synced_healthy(world, "diffapp"))
@@ -72,6 +76,8 @@ def test_diff_lists_each_resource_with_a_unified_diff_and_masks_secrets(world: L
     rows = {(r["kind"], r["name"]): r for r in drift["items"]}
     deployment = rows[("Deployment", "guestbook-ui")]
     assert deployment["status"] == "OutOfSync" and "-  replicas: 1" in deployment["diff"]
+    assert deployment["live"]["spec"]["replicas"] == 1 and deployment["target"]["spec"]["replicas"] == 3
+    assert "hunter2" not in str(rows[("Secret", "creds")]) and _b64("hunter2-new") not in str(drift)
     assert "+  replicas: 3" in deployment["diff"] and "nginx:1.26" in deployment["diff"]
     assert rows[("Service", "guestbook-ui")] == {**rows[("Service", "guestbook-ui")], "status": "Synced", "diff": ""}
     secret_diff = rows[("Secret", "creds")]["diff"]

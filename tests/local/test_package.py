@@ -107,3 +107,7 @@ def test_full_package_build_fits_lambda(tmp_path: Path) -> None:
     assert not any(n.startswith("python/kubernetes/aio/") for n in names)
     with zipfile.ZipFile(tmp_path / "build" / "layers" / "core.zip") as zf:
         assert "python/gitferry/__init__.py" in zf.namelist()
+    with zipfile.ZipFile(tmp_path / "build" / "functions" / "api.zip") as zf:
+        names = zf.namelist()
+    # the web console ships with the api function that serves it
+    assert "console/index.html" in names and any(n.startswith("console/assets/app-") and n.endswith(".js") for n in names)

@@ -7,6 +7,7 @@ never returned: repositories and clusters come back as metadata only.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -425,7 +426,8 @@ class Service:
 
     def diff(self, name: str) -> dict[str, Any]:
         """``argocd app diff``: per resource its group, kind, namespace, name, status and a
-        unified diff (live -> target, Secret values masked).
+        unified diff (live -> target, Secret values masked); the objects compared again also carry
+        ``live`` and ``target`` (normalised, Secret values masked; ``live`` null when missing).
 
         The objects the last comparison found OutOfSync (at most :data:`MAX_DIFF_RESOURCES`)
         are compared again now, with the server-side dry run of :func:`gitferry.diff.compare`,
@@ -474,6 +476,14 @@ class Service:
                 if len(now.diff.encode()) <= budget:
                     row["diff"] = now.diff
                     budget -= len(now.diff.encode())
+                    # the live and desired objects the diff compares (normalised, Secret values masked)
+                    manifests = {"live": now.live, "target": now.target}
+                    size = len(json.dumps(manifests, separators=(",", ":")).encode())
+                    if size <= budget:
+                        row.update(manifests)
+                        budget -= size
+                    else:
+                        truncated = True
                 else:
                     truncated = True
             elif row_key in wanted:

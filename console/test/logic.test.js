@@ -1,0 +1,80 @@
+// The console's pure modules (node --test; run by tests/unit/test_console_js.py).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { LIST_PARAMS } from "../src/config.js";
+import { apiQuery, counts, matches } from "../src/filters.js";
+import { safeUrl } from "../src/format.js";
+import { EMPTY_FORM, fromManifest, problemsByField, toManifest } from "../src/manifest.js";
+import { APP_ID, buildTopology } from "../src/topology.js";
+
+const app = (name, extra = {}) => ({
+  metadata: { name },
+  spec: { project: "default", source: { repoURL: "https://git.example.com/org/a.git", path: "x" },
+    destination: { server: "https://k8s.example:6443", namespace: "web" }, ...extra.spec },
+  status: { sync: { status: "Synced" }, health: { status: "Healthy" }, ...extra.status },
+});
+
+test("the form becomes an Argo CD Application and back, keeping what the form does not show", () => {
+  const form = { ...EMPTY_FORM, name: "guestbook", repoURL: "https://git/x.git", path: "gb", server: "https://k",
+    namespace: "gb", syncPolicy: "automated", prune: true, createNamespace: true };
+  const base = { metadata: { labels: { team: "a" } }, spec: { ignoreDifferences: [{ kind: "Deployment" }] } };
+  const doc = toManifest(form, base);
+  assert.equal(doc.apiVersion, "argoproj.io/v1alpha1");
+  assert.deepEqual(doc.spec.source, { repoURL: "https://git/x.git", targetRevision: "HEAD", path: "gb" });
+  assert.deepEqual(doc.spec.syncPolicy, { automated: { prune: true, selfHeal: false }, syncOptions: ["CreateNamespace=true"] });
+  assert.deepEqual(doc.metadata.labels, { team: "a" });
+  assert.equal(doc.spec.ignoreDifferences.length, 1);
+  assert.deepEqual(fromManifest(doc), { ...form, revision: "HEAD" });
+  const helm = toManifest({ ...form, sourceType: "helm", chart: "redis", revision: "1.2.3", destType: "name", destName: "prod" });
+  assert.deepEqual(helm.spec.source, { repoURL: "https://git/x.git", targetRevision: "1.2.3", chart: "redis" });
+  assert.deepEqual(helm.spec.destination, { namespace: "gb", name: "prod" });
+});
+
+test("API problems land on the fields they name", () => {
+  const { byField, rest } = problemsByField([
+    "spec.source.repoURL: field required", "spec.destination: no cluster registered with server 'x'",
+    "metadata.name: invalid", "spec.foo: unknown field"], { destType: "server" });
+  assert.deepEqual(Object.keys(byField).sort(), ["name", "repoURL", "server"]);
+  assert.deepEqual(rest, ["spec.foo: unknown field"]);
+});
+
+test("list filters use the API's parameter names and also filter in the browser", () => {
+  const q = apiQuery({ repository: "https://git.example.com/org/a", sync: "Synced" }, 100, "c1");
+  assert.deepEqual(q, { [LIST_PARAMS.repository]: "https://git.example.com/org/a", [LIST_PARAMS.sync]: "Synced",
+    [LIST_PARAMS.limit]: "100", [LIST_PARAMS.cursor]: "c1" });
+  const a = app("web-1");
+  assert.ok(matches(a, { repository: "https://git.example.com/org/a/", search: "WEB" }));
+  assert.ok(matches(a, { cluster: "prod" }, [{ name: "prod", server: "https://k8s.example:6443/" }]));
+  assert.ok(!matches(a, { cluster: "other" }, [{ name: "prod", server: "https://k8s.example:6443" }]));
+  assert.ok(!matches(a, { health: "Degraded" }));
+  assert.deepEqual(counts([a, app("b", { status: { health: { status: "Degraded" } } })]).health.Degraded, 1);
+});
+
+test("only http(s) links", () => {
+  assert.equal(safeUrl("javascript:alert(1)"), null);
+  assert.equal(safeUrl("https://x.example/a"), "https://x.example/a");
+});
+
+test("the topology: app -> managed objects -> children by parentRefs, marks from the status", () => {
+  const tree = { nodes: [
+    { group: "apps", kind: "Deployment", namespace: "web", name: "d", uid: "u1", health: { status: "Healthy" } },
+    { group: "apps", kind: "ReplicaSet", namespace: "web", name: "d-1", uid: "u2", parentRefs: [{ group: "apps", kind: "Deployment", namespace: "web", name: "d", uid: "u1" }] },
+    { kind: "Pod", namespace: "web", name: "d-1-a", uid: "u3", parentRefs: [{ group: "apps", kind: "ReplicaSet", namespace: "web", name: "d-1", uid: "u2" }], health: { status: "Degraded" } },
+  ] };
+  const status = {
+    resources: [
+      { group: "apps", kind: "Deployment", namespace: "web", name: "d", status: "OutOfSync", health: { status: "Healthy" } },
+      { kind: "Service", namespace: "web", name: "s", status: "OutOfSync", health: { status: "Missing" } },
+      { group: "batch", kind: "Job", namespace: "web", name: "migrate", hook: true },
+    ],
+    operationState: { syncResult: { resources: [{ group: "batch", kind: "Job", namespace: "web", name: "migrate", hookPhase: "Running" }] } },
+  };
+  const g = buildTopology("guestbook", { status: "Degraded" }, tree, status);
+  const byName = Object.fromEntries(g.nodes.map((n) => [n.name, n]));
+  const edges = g.edges.map((e) => `${e.from}>${e.to}`).sort();
+  assert.deepEqual(edges, [`${APP_ID}>/Service/web/s`, `${APP_ID}>batch/Job/web/migrate`, `${APP_ID}>u1`, "u1>u2", "u2>u3"].sort());
+  assert.equal(byName.d.sync, "OutOfSync");
+  assert.equal(byName.s.health.status, "Missing");
+  assert.equal(byName.migrate.hookPhase, "Running");
+  assert.ok(byName["d-1-a"].x > byName["d-1"].x && byName["d-1"].x > byName.d.x, "left to right");
+});

@@ -1,0 +1,55 @@
+"""Stored XSS (Argo CD had it through app names, links and chart metadata): markup in every field
+the console shows that the API accepts (labels, source path, the ComparisonError naming it,
+repository URL, name and username) is shown as text and never becomes an element."""
+
+from __future__ import annotations
+
+import yaml
+from playwright.sync_api import expect
+
+from local.story import DEPLOYMENT, LocalWorld, application
+from tests.console.conftest import Page
+
+PAYLOAD = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
+URL_PAYLOAD = "<svg/onload=window.__xss=1>"  # a URL holds no spaces
+INJECTED = "img, svg[onload], script:not([src]), [onerror], [onload]"
+
+
+def _no_injection(tab: Page) -> None:
+    assert tab.page.evaluate("window.__xss") is None
+    assert tab.page.locator(INJECTED).count() == 0, tab.page.locator(INJECTED).evaluate_all("xs => xs.map(x => x.outerHTML)")
+
+
+def test_markup_from_the_api_is_text(world: LocalWorld, tab: Page) -> None:
+    server = world.register_cluster("local")
+    repo = world.git.make_repo("xss", {"app/deployment.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.25")})
+    doc = yaml.safe_load(application("xss", repo, server, automated=True, path=PAYLOAD, namespace="xss"))
+    doc["metadata"]["labels"] = {"team": PAYLOAD}
+    world.api_ok("POST", "/api/v1/applications", doc)
+    repo_url = f"https://git.example.com/org/{URL_PAYLOAD}.git"
+    world.api_ok("POST", "/api/v1/repositories", {"url": repo_url, "name": PAYLOAD, "username": PAYLOAD})
+    world.until("the ComparisonError", lambda: any(PAYLOAD in c["message"] for c in world.status("xss").get("conditions") or []),
+                tick=False, timeout=60)
+
+    tab.sign_in()
+    row = tab.page.locator('li.app-row[data-app="xss"]')
+    expect(row).to_contain_text(PAYLOAD)  # the path, as text
+    row.locator("details.conditions summary").click()
+    expect(row.locator("details.conditions")).to_contain_text("ComparisonError")
+    expect(row.locator("details.conditions pre")).to_contain_text(PAYLOAD)
+    _no_injection(tab)
+    tab.shot("xss-applications")
+
+    row.get_by_role("link", name="xss").click()
+    page = tab.page.locator("main.app-page")
+    expect(page.locator("code.label")).to_have_text(f"team={PAYLOAD}")
+    expect(page.locator("details.conditions")).to_contain_text(PAYLOAD)
+    _no_injection(tab)
+    tab.shot("xss-app")
+
+    tab.page.get_by_role("link", name="Repositories").click()
+    repo_row = tab.page.locator("tr[data-repo]").filter(has_text="git.example.com")
+    expect(repo_row).to_contain_text(URL_PAYLOAD)
+    expect(repo_row).to_contain_text(PAYLOAD)
+    _no_injection(tab)
+    tab.shot("xss-repositories")
