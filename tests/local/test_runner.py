@@ -206,6 +206,8 @@ def test_real_template_wiring(real: LocalStack) -> None:
     assert {(r.method, r.path, r.function) for r in res.routes} == {
         ("POST", "/webhooks/{provider}", "WebhookFunction"), ("ANY", "/api/{proxy+}", "ApiFunction"), ("GET", "/", "ApiFunction"),
         ("GET", "/openapi.json", "ApiFunction"),
+        *{("GET", page, "ApiFunction") for page in ("/applications", "/applications/{name}", "/repositories",
+                                                    "/clusters", "/assets/{file}")},  # the console
     }
     for spec in res.functions.values():
         env = spec.environment
