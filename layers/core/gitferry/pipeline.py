@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gitferry import children, followups, tracking
 from gitferry import diff as diffing
-from gitferry import followups, tracking
 from gitferry.blobs import ManifestStore
 from gitferry.errors import GitError, GitferryError, HelmRepoError, NotFoundError, RenderError
 from gitferry.messages import ApplyRequest, DiffRequest, FollowUpRequest, RenderRequest, ReportRequest
@@ -307,6 +307,7 @@ class Engine:
             manifests = render.render_source(root, source, app_name=app.name,
                                              namespace=app.spec.destination.namespace,
                                              kube_version=self._kube_version(app))
+            children.check_rendered(self.state, app.name, manifests)  # app of apps: each child as the API would
         except (GitError, RenderError, HelmRepoError) as exc:
             status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self.end_request(app.name, request.manual)
@@ -629,6 +630,8 @@ class Engine:
                 outcome.resume_from = list(result.resume_from) if result.resume_from else None
                 if result.phase != "Running" or result.resume_from is None:
                     break
+                if children.waiting_on_children(cluster):
+                    break  # a child app is whole pipeline stages away: the follow-up looks again
                 if time.monotonic() + self.settings.sync_poll_seconds > deadline:
                     break  # longer than this invocation may wait: the follow-up carries on
                 if tuple(result.resume_from) != resume:
@@ -820,11 +823,11 @@ class Engine:
         digest = hashlib.sha256(kubeconfig.encode()).hexdigest()
         cached = self._clusters.get(cluster.name)
         if cached is not None and cached[0] == digest:
-            return cached[1]
+            return children.view(self, app.name, cached[1])  # Applications are gitferry apps (app of apps)
         client = kube.ClusterClient(kube.api_client_from_kubeconfig(kubeconfig),
                                     os.path.join(self.settings.discovery_cache_dir, cluster.name))
         self._clusters[cluster.name] = (digest, client)
-        return client
+        return children.view(self, app.name, client)
 
     def _kube_version(self, app: Application) -> str | None:
         """The destination's Kubernetes version recorded at registration (for Helm charts)."""
@@ -954,7 +957,10 @@ def sync_decision(app: Application, previous: AppStatus, comparison: Any, reques
     if not fixable:
         return None
     last = _last_real_operation(previous)
-    synced_this_commit = last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
+    # Argo CD's "already attempted": the same revision *and* the same source (an app whose
+    # source changed, e.g. a child edited by its app of apps, syncs again at the same commit).
+    synced_this_commit = (last is not None and last.sync_result is not None and last.sync_result.revision == request.commit
+                          and (last.sync_result.source is None or last.sync_result.source == app.spec.source))
     if not synced_this_commit:
         return "poll" if request.reason in ("poll", "webhook", "create") else request.reason
     if last is not None and last.phase != "Succeeded":

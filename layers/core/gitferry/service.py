@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gitferry import deletion, loader, webhooks
+from gitferry import children, deletion, loader, webhooks
 from gitferry.audit import AuditLog
 from gitferry.errors import (
     ConflictError,
@@ -96,15 +96,7 @@ class Service:
     def create_app(self, body: str | bytes | None, *, upsert: bool = False, caller: str = "api") -> dict[str, Any]:
         """Register an Application manifest. Its destination cluster must be registered first,
         so a typo in ``destination.server`` is refused now rather than failing every tick."""
-        app = Application.from_manifest(parse_document(body, "Application"))
-        dest = app.spec.destination
-        try:
-            self.state.find_cluster(server=dest.server, name=dest.name)
-        except NotFoundError:
-            where = f"server {dest.server!r}" if dest.server else f"name {dest.name!r}"
-            raise InvalidSpecError(
-                [f"spec.destination: no cluster registered with {where}; register it with POST /api/v1/clusters"]
-            ) from None
+        app = children.validate_application(self.state, parse_document(body, "Application"))
         expected = None
         if upsert:
             try:
@@ -135,7 +127,8 @@ class Service:
             items.append({
                 "metadata": {"name": s.app.name, **_deletion_metadata(s.app, s.deletion)},
                 "spec": s.app.to_manifest()["spec"],
-                "status": _summary(status.to_json_dict()) if status else {},
+                "status": {**(_summary(status.to_json_dict()) if status else {}),
+                           **({"ownerApp": s.owner} if s.owner else {})},
             })
         return {"items": items}
 
@@ -149,6 +142,8 @@ class Service:
         manifest = stored.app.to_manifest()
         manifest["metadata"].update(_deletion_metadata(stored.app, stored.deletion))
         manifest["status"] = _bounded_status(name, status.to_json_dict()) if status else {}
+        if stored.owner:  # app of apps: the parent whose render this app comes from (read-only)
+            manifest["status"]["ownerApp"] = stored.owner
         return manifest
 
     def delete_app(self, name: str, query: dict[str, str] | None = None, caller: str = "api") -> tuple[int, dict[str, Any]]:
@@ -162,6 +157,7 @@ class Service:
         cascade, propagation = _delete_options(query or {})
         stored = self.state.get_app(name)  # 404 for an app that does not exist
         if not cascade:
+            children.orphan_children(self.state, name)  # app of apps: its children stay, owned by nobody
             self.state.delete_app(name)
             self.engine.manifests.delete(tree_key(name))
             self.audit.record(caller, "app.delete", name, cascade=False)

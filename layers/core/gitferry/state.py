@@ -55,6 +55,9 @@ class StoredApp:
     # Set once a cascading delete was asked for (DELETE ?cascade=true): ``deletionTimestamp``,
     # ``propagation`` and the progress of deletion.py. The app is then only being deleted.
     deletion: dict[str, Any] | None = None
+    # The app of apps that renders this app (``ownerApp`` on the SPEC item, children.py); None
+    # for an app registered through the API.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,29 +119,39 @@ class StateStore:
 
     # ------------------------------------------------------------------ applications
 
-    def put_app(self, app: Application, expected_version: int | None = None) -> int:
+    def put_app(self, app: Application, expected_version: int | None = None, *, owner: str | None = None) -> int:
         """Create (``expected_version=None``; fails if it exists) or update an app
         whose stored version is ``expected_version``. Returns the new version.
-        Raises :class:`ConflictError` when the condition fails."""
+        Raises :class:`ConflictError` when the condition fails. ``owner``: the app of apps
+        whose render this app comes from (children.py); an update without it keeps the
+        stored owner (and any other attribute of the SPEC item: it is an UpdateItem)."""
         new_version = 1 if expected_version is None else expected_version + 1
-        item = {
-            "pk": _s(app_pk(app.name)),
-            "sk": _s("SPEC"),
-            "type": _s("app"),
-            "name": _s(app.name),
-            "spec": _s(json.dumps(app.to_manifest(), separators=(",", ":"))),
-            "version": _n(new_version),
-            "updatedAt": _n(int(time.time())),
-        }
-        if expected_version is None:
-            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            cond = {
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": {":v": _n(expected_version)},
-            }
+        spec = json.dumps(app.to_manifest(), separators=(",", ":"))
         try:
-            self.client.put_item(TableName=self.table_name, Item=item, **cond)
+            if expected_version is None:
+                item = {
+                    "pk": _s(app_pk(app.name)),
+                    "sk": _s("SPEC"),
+                    "type": _s("app"),
+                    "name": _s(app.name),
+                    "spec": _s(spec),
+                    "version": _n(new_version),
+                    "updatedAt": _n(int(time.time())),
+                }
+                if owner:
+                    item["ownerApp"] = _s(owner)
+                self.client.put_item(TableName=self.table_name, Item=item,
+                                     ConditionExpression="attribute_not_exists(pk)")
+            else:
+                values: dict[str, Any] = {":s": _s(spec), ":n": _n(new_version), ":u": _n(int(time.time())),
+                                          ":v": _n(expected_version)}
+                update = "SET spec = :s, version = :n, updatedAt = :u"
+                if owner:
+                    update += ", ownerApp = :o"
+                    values[":o"] = _s(owner)
+                self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(app.name), "SPEC"),
+                                        UpdateExpression=update, ConditionExpression="version = :v",
+                                        ExpressionAttributeValues=values)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 if expected_version is None:
@@ -148,6 +161,38 @@ class StateStore:
                 ) from None
             raise
         return new_version
+
+    def set_owner(self, name: str, owner: str | None) -> None:
+        """Set (or with None clear: the app is orphaned, as if registered through the API) the
+        app of apps owning ``name``; nothing when the app is gone."""
+        kwargs: dict[str, Any] = ({"UpdateExpression": "SET ownerApp = :o", "ExpressionAttributeValues": {":o": _s(owner)}}
+                                  if owner else {"UpdateExpression": "REMOVE ownerApp"})
+        try:
+            self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                                    ConditionExpression="attribute_exists(pk)", **kwargs)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def list_owned(self, owner: str) -> list[StoredApp]:
+        """The apps whose ``ownerApp`` is ``owner`` (GSI ``byType``, filtered; eventually
+        consistent: an app created a moment ago may be missing, :meth:`get_app` is not)."""
+        out: list[StoredApp] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": GSI_BY_TYPE,
+            "KeyConditionExpression": "#t = :t",
+            "FilterExpression": "ownerApp = :o",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ExpressionAttributeValues": {":t": _s("app"), ":o": _s(owner)},
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            out.extend(self._stored_app(it) for it in resp.get("Items", []) if "spec" in it)
+            lek = resp.get("LastEvaluatedKey")
+            if not lek:
+                return out
+            kwargs["ExclusiveStartKey"] = lek
 
     def get_app(self, name: str) -> StoredApp:
         """The stored app; :class:`NotFoundError` when absent."""
@@ -226,7 +271,8 @@ class StateStore:
                 f"stored spec of {item.get('name', {}).get('S')!r} is unreadable: {exc}"
             ) from None
         deletion = json.loads(item["deletion"]["S"]) if "deletion" in item else None
-        return StoredApp(app=app, version=int(item["version"]["N"]), deletion=deletion)
+        owner = item["ownerApp"]["S"] if "ownerApp" in item else None
+        return StoredApp(app=app, version=int(item["version"]["N"]), deletion=deletion, owner=owner)
 
     def mark_deleting(self, name: str, deletion: dict[str, Any], *, first: bool) -> None:
         """Record the app's deletion (``first``: only if the app exists and is not being deleted
