@@ -44,6 +44,7 @@ _RESULTS = "operationState.syncResult.resources"
 #: part -> (inline attribute, S3 reference attribute) of the STATUS item
 _PART_ATTRS = {_RESOURCES: ("resources", "resourcesRef"), _RESULTS: ("", "resultsRef")}
 _HISTORY_PREFIX = "HISTORY#"
+_CHILD_PREFIX = "CHILD#"
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,15 @@ class StateStore:
                     f"application {app.name!r} was changed by someone else (expected version {expected_version})"
                 ) from None
             raise
+        if owner:
+            self._index_child(owner, app.name)
         return new_version
+
+    def _index_child(self, owner: str, child: str) -> None:
+        """``APP#<owner>`` / ``CHILD#<child>``: the parent's list of its children, so a parent
+        finds them with one query of its own key (the child's ``ownerApp`` stays the authority:
+        :meth:`list_owned` checks it, and the item goes with the parent's other items)."""
+        self.client.put_item(TableName=self.table_name, Item={"pk": _s(app_pk(owner)), "sk": _s(f"{_CHILD_PREFIX}{child}")})
 
     def set_owner(self, name: str, owner: str | None) -> None:
         """Set (or with None clear: the app is orphaned, as if registered through the API) the
@@ -168,31 +177,29 @@ class StateStore:
         kwargs: dict[str, Any] = ({"UpdateExpression": "SET ownerApp = :o", "ExpressionAttributeValues": {":o": _s(owner)}}
                                   if owner else {"UpdateExpression": "REMOVE ownerApp"})
         try:
-            self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
-                                    ConditionExpression="attribute_exists(pk)", **kwargs)
+            old = self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                                          ConditionExpression="attribute_exists(pk)", ReturnValues="UPDATED_OLD",
+                                          **kwargs).get("Attributes", {})
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
+            return
+        previous = old.get("ownerApp", {}).get("S")
+        if previous and previous != owner:
+            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(previous), f"{_CHILD_PREFIX}{name}"))
+        if owner:
+            self._index_child(owner, name)
 
     def list_owned(self, owner: str) -> list[StoredApp]:
-        """The apps whose ``ownerApp`` is ``owner`` (GSI ``byType``, filtered; eventually
-        consistent: an app created a moment ago may be missing, :meth:`get_app` is not)."""
-        out: list[StoredApp] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": GSI_BY_TYPE,
-            "KeyConditionExpression": "#t = :t",
-            "FilterExpression": "ownerApp = :o",
-            "ExpressionAttributeNames": {"#t": "type"},
-            "ExpressionAttributeValues": {":t": _s("app"), ":o": _s(owner)},
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            out.extend(self._stored_app(it) for it in resp.get("Items", []) if "spec" in it)
-            lek = resp.get("LastEvaluatedKey")
-            if not lek:
-                return out
-            kwargs["ExclusiveStartKey"] = lek
+        """The apps whose ``ownerApp`` is ``owner``: one query of the owner's ``CHILD#`` items,
+        then their SPEC items (consistent reads), each checked to be owned by ``owner`` still."""
+        names = [it["sk"]["S"][len(_CHILD_PREFIX):]
+                 for it in self._query_pk(app_pk(owner), prefix=_CHILD_PREFIX, keys_only=True)]
+        if not names:
+            return []
+        items = self._batch_get([self._key(app_pk(n), "SPEC") for n in names])
+        owned = [self._stored_app(it) for it in items if it.get("ownerApp", {}).get("S") == owner]
+        return sorted(owned, key=lambda s: s.app.name)
 
     def get_app(self, name: str) -> StoredApp:
         """The stored app; :class:`NotFoundError` when absent."""
@@ -214,7 +221,8 @@ class StateStore:
                 "ExpressionAttributeValues": {":v": _n(expected_version)},
             }
         try:
-            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"), **kwargs)
+            old = self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                                          ReturnValues="ALL_OLD", **kwargs).get("Attributes", {})
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 raise ConflictError(f"application {name!r} was changed by someone else") from None
@@ -225,6 +233,9 @@ class StateStore:
         ).get("Item", {})
         keys = [self._key(app_pk(name), it["sk"]["S"]) for it in self._query_pk(app_pk(name), keys_only=True)]
         self._batch_delete(keys)
+        owner = old.get("ownerApp", {}).get("S")
+        if owner:  # out of its parent's list of children
+            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(owner), f"{_CHILD_PREFIX}{name}"))
         for ref in spilled.values():  # the app's spilled lists go with it
             if self.blobs is not None:
                 self.blobs.delete(ref["S"])
