@@ -347,7 +347,32 @@ def _crd(obj: Mapping[str, Any]) -> Health:
     return Health(HEALTHY, "CRD is healthy")
 
 
+def _application(obj: Mapping[str, Any]) -> Health:
+    """An Argo CD Application (app of apps; gitferry's children, children.py): Argo CD's health
+    check for it (the ``argoproj.io/Application`` health.lua its docs give since 1.8): the
+    application's own ``status.health``, Progressing while it has none. gitferry has no
+    controller watching the child, so its status lags a spec change by pipeline stages: until
+    the status reflects the current spec (``status.sync.comparedTo``), while an operation runs,
+    and while an automated child is OutOfSync (its sync is on its way), it is Progressing too,
+    so a sync wave never moves on before the child has caught up."""
+    status = _status(obj)
+    health = status.get("health") or {}
+    if not health.get("status"):
+        return Health(PROGRESSING, "")
+    sync = status.get("sync") or {}
+    spec = _spec(obj)
+    compared = sync.get("comparedTo") or {}
+    if compared.get("source") != spec.get("source") or compared.get("destination") != spec.get("destination"):
+        return Health(PROGRESSING, "waiting for the application's comparison at its current spec")
+    if (status.get("operationState") or {}).get("phase") == "Running":
+        return Health(PROGRESSING, "the application's sync is running")
+    if sync.get("status") == "OutOfSync" and (spec.get("syncPolicy") or {}).get("automated") is not None:
+        return Health(PROGRESSING, "the application is OutOfSync; waiting for its automated sync")
+    return Health(str(health["status"]), str(health.get("message") or ""))
+
+
 _RULES: Final = {
+    ("argoproj.io", "Application"): _application,
     ("apps", "Deployment"): _deployment,
     ("extensions", "Deployment"): _deployment,
     ("apps", "StatefulSet"): _statefulset,

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gitferry import children, followups, tracking
 from gitferry import diff as diffing
-from gitferry import followups, tracking
 from gitferry.blobs import ManifestStore
 from gitferry.errors import (
     GitError,
@@ -338,6 +338,7 @@ class Engine:
                 key, warnings = hit
             else:
                 manifests, warnings = self._render_app(app, request.commit, kube_version, lookup)
+                children.check_rendered(self.state, app.name, manifests)  # app of apps: each child as the API would
                 key = self.manifests.put_manifests(manifests)
                 if cache_key is not None:
                     cache.put(cache_key, key, warnings)
@@ -763,6 +764,8 @@ class Engine:
                 outcome.resume_from = list(result.resume_from) if result.resume_from else None
                 if result.phase != "Running" or result.resume_from is None:
                     break
+                if children.waiting_on_children(cluster):
+                    break  # a child app is whole pipeline stages away: the follow-up looks again
                 if time.monotonic() + self.settings.sync_poll_seconds > deadline:
                     break  # longer than this invocation may wait: the follow-up carries on
                 if tuple(result.resume_from) != resume:
@@ -965,18 +968,18 @@ class Engine:
             digest = hashlib.sha256(json.dumps(cluster.to_json_dict(), sort_keys=True).encode()).hexdigest()
             cached = self._clusters.get(cluster.name)
             if cached is not None and cached[0] == digest:
-                return cached[1]
+                return children.view(self, app.name, cached[1])  # Applications are gitferry apps
             api_client = eks.api_client(eks.EksTarget(cluster.eks.cluster, cluster.eks.region, cluster.eks.role_arn))[0]
         else:
             kubeconfig = self.secrets.get_kubeconfig(cluster.name)
             digest = hashlib.sha256(f"{cluster.context}\n{kubeconfig}".encode()).hexdigest()
             cached = self._clusters.get(cluster.name)
             if cached is not None and cached[0] == digest:
-                return cached[1]
+                return children.view(self, app.name, cached[1])  # Applications are gitferry apps
             api_client = kube.api_client_from_kubeconfig(kubeconfig, cluster.context)
         client = kube.ClusterClient(api_client, os.path.join(self.settings.discovery_cache_dir, cluster.name))
         self._clusters[cluster.name] = (digest, client)
-        return client
+        return children.view(self, app.name, client)
 
     def _kube_version(self, app: Application) -> str | None:
         """The destination's Kubernetes version recorded at registration (for Helm charts)."""

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import yaml
 
 from gitferry import loader
+from gitferry.children import remember_source
 from gitferry.errors import RenderError, redact_url
 from gitferry.model import ApplicationSource, DirectoryOptions, ref_value_file
 from gitferry.paths import _REMOTE, _inside, _repo_rel, resolve_in_repo  # noqa: F401 - re-exported
@@ -186,7 +187,7 @@ def _check_object(obj: Any, rel: str, where: str) -> dict[str, Any]:
     if size > MAX_OBJECT_BYTES:
         raise RenderError(f"{where}: {obj['kind']} {name or ''} is {size} bytes; the API server stores at most "
                           f"{MAX_OBJECT_BYTES} (etcd's request limit)", rel)
-    return obj
+    return remember_source(obj, rel)  # an Application (app of apps) keeps its file for its errors
 
 
 def _is_list(obj: dict[str, Any]) -> bool:

@@ -53,6 +53,7 @@ _RESULTS = "operationState.syncResult.resources"
 #: part -> (inline attribute, S3 reference attribute) of the STATUS item
 _PART_ATTRS = {_RESOURCES: ("resources", "resourcesRef"), _RESULTS: ("", "resultsRef")}
 _HISTORY_PREFIX = "HISTORY#"
+_CHILD_PREFIX = "CHILD#"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class StoredApp:
     # Set once a cascading delete was asked for (DELETE ?cascade=true): ``deletionTimestamp``,
     # ``propagation`` and the progress of deletion.py. The app is then only being deleted.
     deletion: dict[str, Any] | None = None
+    # The app of apps that renders this app (``ownerApp`` on the SPEC item, children.py); None
+    # for an app registered through the API.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,29 +129,39 @@ class StateStore:
 
     # ------------------------------------------------------------------ applications
 
-    def put_app(self, app: Application, expected_version: int | None = None) -> int:
+    def put_app(self, app: Application, expected_version: int | None = None, *, owner: str | None = None) -> int:
         """Create (``expected_version=None``; fails if it exists) or update an app
         whose stored version is ``expected_version``. Returns the new version.
-        Raises :class:`ConflictError` when the condition fails."""
+        Raises :class:`ConflictError` when the condition fails. ``owner``: the app of apps
+        whose render this app comes from (children.py); an update without it keeps the
+        stored owner (and any other attribute of the SPEC item: it is an UpdateItem)."""
         new_version = 1 if expected_version is None else expected_version + 1
-        item = {
-            "pk": _s(app_pk(app.name)),
-            "sk": _s("SPEC"),
-            "type": _s("app"),
-            "name": _s(app.name),
-            "spec": _s(json.dumps(app.to_manifest(), separators=(",", ":"))),
-            "version": _n(new_version),
-            "updatedAt": _n(int(time.time())),
-        }
-        if expected_version is None:
-            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            cond = {
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": {":v": _n(expected_version)},
-            }
+        spec = json.dumps(app.to_manifest(), separators=(",", ":"))
         try:
-            self.client.put_item(TableName=self.table_name, Item=item, **cond)
+            if expected_version is None:
+                item = {
+                    "pk": _s(app_pk(app.name)),
+                    "sk": _s("SPEC"),
+                    "type": _s("app"),
+                    "name": _s(app.name),
+                    "spec": _s(spec),
+                    "version": _n(new_version),
+                    "updatedAt": _n(int(time.time())),
+                }
+                if owner:
+                    item["ownerApp"] = _s(owner)
+                self.client.put_item(TableName=self.table_name, Item=item,
+                                     ConditionExpression="attribute_not_exists(pk)")
+            else:
+                values: dict[str, Any] = {":s": _s(spec), ":n": _n(new_version), ":u": _n(int(time.time())),
+                                          ":v": _n(expected_version)}
+                update = "SET spec = :s, version = :n, updatedAt = :u"
+                if owner:
+                    update += ", ownerApp = :o"
+                    values[":o"] = _s(owner)
+                self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(app.name), "SPEC"),
+                                        UpdateExpression=update, ConditionExpression="version = :v",
+                                        ExpressionAttributeValues=values)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 if expected_version is None:
@@ -156,7 +170,45 @@ class StateStore:
                     f"application {app.name!r} was changed by someone else (expected version {expected_version})"
                 ) from None
             raise
+        if owner:
+            self._index_child(owner, app.name)
         return new_version
+
+    def _index_child(self, owner: str, child: str) -> None:
+        """``APP#<owner>`` / ``CHILD#<child>``: the parent's list of its children, so a parent
+        finds them with one query of its own key (the child's ``ownerApp`` stays the authority:
+        :meth:`list_owned` checks it, and the item goes with the parent's other items)."""
+        self.client.put_item(TableName=self.table_name, Item={"pk": _s(app_pk(owner)), "sk": _s(f"{_CHILD_PREFIX}{child}")})
+
+    def set_owner(self, name: str, owner: str | None) -> None:
+        """Set (or with None clear: the app is orphaned, as if registered through the API) the
+        app of apps owning ``name``; nothing when the app is gone."""
+        kwargs: dict[str, Any] = ({"UpdateExpression": "SET ownerApp = :o", "ExpressionAttributeValues": {":o": _s(owner)}}
+                                  if owner else {"UpdateExpression": "REMOVE ownerApp"})
+        try:
+            old = self.client.update_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                                          ConditionExpression="attribute_exists(pk)", ReturnValues="UPDATED_OLD",
+                                          **kwargs).get("Attributes", {})
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            return
+        previous = old.get("ownerApp", {}).get("S")
+        if previous and previous != owner:
+            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(previous), f"{_CHILD_PREFIX}{name}"))
+        if owner:
+            self._index_child(owner, name)
+
+    def list_owned(self, owner: str) -> list[StoredApp]:
+        """The apps whose ``ownerApp`` is ``owner``: one query of the owner's ``CHILD#`` items,
+        then their SPEC items (consistent reads), each checked to be owned by ``owner`` still."""
+        names = [it["sk"]["S"][len(_CHILD_PREFIX):]
+                 for it in self._query_pk(app_pk(owner), prefix=_CHILD_PREFIX, keys_only=True)]
+        if not names:
+            return []
+        items = self._batch_get([self._key(app_pk(n), "SPEC") for n in names])
+        owned = [self._stored_app(it) for it in items if it.get("ownerApp", {}).get("S") == owner]
+        return sorted(owned, key=lambda s: s.app.name)
 
     def get_app(self, name: str) -> StoredApp:
         """The stored app; :class:`NotFoundError` when absent."""
@@ -178,7 +230,8 @@ class StateStore:
                 "ExpressionAttributeValues": {":v": _n(expected_version)},
             }
         try:
-            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"), **kwargs)
+            old = self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(name), "SPEC"),
+                                          ReturnValues="ALL_OLD", **kwargs).get("Attributes", {})
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 raise ConflictError(f"application {name!r} was changed by someone else") from None
@@ -189,6 +242,9 @@ class StateStore:
         ).get("Item", {})
         keys = [self._key(app_pk(name), it["sk"]["S"]) for it in self._query_pk(app_pk(name), keys_only=True)]
         self._batch_delete(keys)
+        owner = old.get("ownerApp", {}).get("S")
+        if owner:  # out of its parent's list of children
+            self.client.delete_item(TableName=self.table_name, Key=self._key(app_pk(owner), f"{_CHILD_PREFIX}{name}"))
         for ref in spilled.values():  # the app's spilled lists go with it
             if self.blobs is not None:
                 self.blobs.delete(ref["S"])
@@ -235,7 +291,8 @@ class StateStore:
                 f"stored spec of {item.get('name', {}).get('S')!r} is unreadable: {exc}"
             ) from None
         deletion = json.loads(item["deletion"]["S"]) if "deletion" in item else None
-        return StoredApp(app=app, version=int(item["version"]["N"]), deletion=deletion)
+        owner = item["ownerApp"]["S"] if "ownerApp" in item else None
+        return StoredApp(app=app, version=int(item["version"]["N"]), deletion=deletion, owner=owner)
 
     def mark_deleting(self, name: str, deletion: dict[str, Any], *, first: bool) -> None:
         """Record the app's deletion (``first``: only if the app exists and is not being deleted

@@ -40,6 +40,7 @@ _POD: Final = ("", "Pod")
 _JOB: Final = ("batch", "Job")
 _PVC: Final = ("", "PersistentVolumeClaim")
 _ENDPOINTSLICE: Final = ("discovery.k8s.io", "EndpointSlice")
+_APPLICATION: Final = ("argoproj.io", "Application")
 CHILD_KINDS: Final[frozenset[tuple[str, str]]] = frozenset({_REPLICASET, _POD, _JOB, _PVC, _ENDPOINTSLICE})
 
 # Which child kinds a built-in kind can own. Listing only what the app's kinds can have keeps an
@@ -242,6 +243,11 @@ def _node(obj: Mapping[str, Any], parents: list[ResourceRef]) -> ResourceNode:
     images: list[str] = []
     if (group, kind) == _POD:
         info, images = pod_info(obj)
+    elif (group, kind) == _APPLICATION:  # a child app: its own sync status and revision
+        sync = (obj.get("status") or {}).get("sync") or {}
+        info.append(InfoItem(name="Sync Status", value=str(sync.get("status") or "Unknown")))
+        if sync.get("revision"):
+            info.append(InfoItem(name="Revision", value=str(sync["revision"])[:12]))
     elif (group, kind) in (("apps", "Deployment"), _REPLICASET):
         revision = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
         if revision:
@@ -335,6 +341,8 @@ def child_kinds_for(managed: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]
     todo: list[tuple[str, str]] = []
     for obj in managed:
         group, _ = _split(str(obj.get("apiVersion", "")))
+        if (group, obj.get("kind")) == _APPLICATION:
+            continue  # a child app (app of apps) owns nothing in the cluster
         if group not in _BUILTIN_GROUPS:
             return set(CHILD_KINDS)
         todo.append((group, str(obj.get("kind", ""))))
