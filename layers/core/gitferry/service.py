@@ -132,21 +132,86 @@ class Service:
             self.engine.record_comparison_error(app, None, None, exc)
         return self.get_app(app.name)
 
-    def list_apps(self) -> dict[str, Any]:
-        stored = self.state.list_apps()
-        statuses = self.state.get_statuses([s.app.name for s in stored]) if stored else {}
-        items = []
-        for s in stored:
-            status = statuses.get(s.app.name)
-            items.append({
-                "metadata": {"name": s.app.name, **_deletion_metadata(s.app, s.deletion)},
-                "spec": s.app.to_manifest()["spec"],
-                "status": {**(_summary(status.to_json_dict()) if status else {}),
-                           **({"ownerApp": s.owner} if s.owner else {})},
-            })
-        return {"items": items}
     def _check_destination(self, app: Application) -> None:
         children.check_destination(self.state, app)
+
+    def update_app(self, name: str, body: str | bytes | None, caller: str, *, patch: bool) -> dict[str, Any]:
+        """``PUT`` (``patch=False``: the whole manifest, its name the path's) or ``PATCH`` (a JSON
+        merge patch of spec / labels / annotations / finalizers) of a registered app, checked like
+        a create and written under the optimistic lock (409 when it changed meanwhile, or since
+        the ``metadata.resourceVersion`` sent). A changed spec is compared again at once."""
+        from gitferry import appupdate
+
+        stored = self.state.get_app(name)  # 404
+        doc = parse_document(body, "Application patch" if patch else "Application")
+        if stored.deletion:
+            raise ConflictError(f"application {name!r} is being deleted")
+        expected = appupdate.expected_version(doc, stored.version, name)
+        before = stored.app.to_manifest()
+        manifest = (appupdate.patched_manifest(before, doc, name) if patch
+                    else appupdate.put_manifest(doc, name))
+        app = Application.from_manifest(manifest)
+        self._check_destination(app)
+        after = app.to_manifest()
+        if after == before:
+            return self.get_app(name)  # nothing changed: no new version, no refresh
+        self.state.put_app(app, expected_version=expected)
+        changed = appupdate.changed_spec_fields(before.get("spec") or {}, after.get("spec") or {})
+        self.audit.record(caller, "app.update", name, method="PATCH" if patch else "PUT", version=expected + 1,
+                          spec=changed, metadata=before.get("metadata") != after.get("metadata"))
+        if changed:
+            try:
+                self.engine.request_render(app, reason="update", initiated_by=caller)
+            except GitferryError as exc:
+                self.engine.record_comparison_error(app, self.state.get_status(name), None, exc)
+        return self.get_app(name)
+
+    def terminate_operation(self, name: str, caller: str) -> tuple[int, dict[str, Any]]:
+        """``argocd app terminate-op``: 200 when the operation was ended now (it waited between
+        invocations), 202 when the running apply stops at its next wave boundary (termination.py)."""
+        from gitferry import termination
+
+        answer = termination.terminate(self.engine, name, caller)
+        return (202 if answer["phase"] == "Terminating" else 200), answer
+
+    def events(self, name: str, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the app's audit events, newest first (``nextCursor`` while more follow)."""
+        from gitferry.audit import DEFAULT_PAGE
+
+        self.state.get_app(name)  # 404
+        if limit is not None and not limit.isdigit():
+            raise InvalidSpecError([f"limit: {limit[:20]!r} is not a number"], "invalid events query")
+        try:
+            events, next_cursor = self.audit.app_events(name, int(limit) if limit else DEFAULT_PAGE, cursor or None)
+        except ValueError as exc:
+            field = "cursor" if "cursor" in str(exc) else "limit"
+            raise InvalidSpecError([f"{field}: {exc}"], "invalid events query") from None
+        answer: dict[str, Any] = {"app": name, "items": [e.model_dump(mode="json") for e in events]}
+        if next_cursor:
+            answer["nextCursor"] = next_cursor
+        return answer
+
+    def list_apps(self, query: dict[str, str] | None = None) -> dict[str, Any]:
+        """One page of applications in name order, filtered (:mod:`gitferry.applist`): ``items``
+        and ``nextCursor`` (absent on the last page; pass it back as ``cursor``)."""
+        from gitferry import applist
+
+        filters = applist.Filters.from_query(query)
+
+        def row(doc: dict[str, Any], version: int, record: dict[str, Any] | None,
+                status: dict[str, Any] | None) -> dict[str, Any]:
+            meta = doc.get("metadata") or {}
+            metadata: dict[str, Any] = {"name": meta.get("name"), "resourceVersion": str(version)}
+            if meta.get("labels"):
+                metadata["labels"] = meta["labels"]
+            if record:
+                finalizers = list(meta.get("finalizers") or [])
+                if not any(f in deletion.FINALIZERS for f in finalizers):
+                    finalizers.append(deletion.FINALIZER)
+                metadata.update({"deletionTimestamp": record.get("deletionTimestamp"), "finalizers": finalizers})
+            return {"metadata": metadata, "spec": doc.get("spec") or {}, "status": _summary(status) if status else {}}
+
+        return applist.list_page(self.state, filters, row)
 
     def get_app(self, name: str) -> dict[str, Any]:
         """Spec and status. The status's two per-object lists (``resources`` and
