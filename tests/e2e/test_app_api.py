@@ -218,7 +218,7 @@ def _config_maps(world: LocalWorld, namespace: str) -> list[str]:
             if c.metadata.name != "kube-root-ca.crt"]
 
 
-def _after_termination(world: LocalWorld, name: str, actor: str = "api") -> None:
+def _after_termination(world: LocalWorld, name: str, actor: str = "api:admin") -> None:
     """Seconds of pipeline later: Failed for good, nothing more written, nothing left to run it."""
     before = world.deployment(name, "guestbook-ui").metadata.resource_version
     deadline = time.monotonic() + 8
