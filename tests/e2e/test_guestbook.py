@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.story import DEPLOYMENT, SERVICE, LocalWorld, application, play_guestbook, synced_healthy
+from local.story import DEPLOYMENT, SERVICE, WEBHOOK_SECRET, LocalWorld, application, play_guestbook, synced_healthy
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +259,7 @@ def test_audit_trail_records_who_did_what_without_secrets(world: LocalWorld) -> 
     world.api_ok("POST", "/api/v1/applications/audited/sync")
     world.settle()
     sha = world.git.commit("audited", {"app/extra.yaml": WAVE_CONFIG}, "more")
+    world.set_webhook_secret("github", WEBHOOK_SECRET)  # its own, whichever test of the module ran first
     assert world.push_webhook(repo, sha)[0] == 202
     world.settle()
 
