@@ -211,9 +211,11 @@ def test_self_heal_against_another_controller_backs_off(world: LocalWorld) -> No
     heals = _audit(world, "fight", "operation.succeeded")[1:]  # the first is the initial sync
     gaps = [(b - a).total_seconds() for a, b in zip(heals, heals[1:], strict=False)]
     # Argo CD's self-heal backoff: 5 s, 10 s, 20 s ... between self-heals of the same app; a hot
-    # loop would heal every second or so.
-    assert all(g >= 4.5 for g in gaps), gaps
-    assert gaps == sorted(gaps) and gaps[-1] >= 2 * gaps[0] - 1, gaps
+    # loop would heal every second or so, a fixed backoff every 5 s. Each gap is at least its
+    # backoff (a slow machine only lengthens a gap, and the next backoff counts from the late heal,
+    # so the gaps need not be sorted).
+    assert len(gaps) >= 3, gaps
+    assert all(g >= 0.9 * 5 * 2 ** i for i, g in enumerate(gaps)), gaps
 
 
 def test_an_operation_whose_result_cannot_be_recorded_ends_and_gives_its_lease_back(world: LocalWorld) -> None:
