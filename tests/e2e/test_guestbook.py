@@ -85,7 +85,8 @@ def test_bad_webhook_signature_is_401_and_changes_nothing(world: LocalWorld) -> 
     world.set_webhook_secret("github", "the-real-secret")
     world.api_ok("POST", "/api/v1/applications", application("signed", repo, server, automated=True,
                                                               path="app", namespace="signed"))
-    world.settle()
+    # The sync's delayed health re-checks too: they would otherwise run during the check below.
+    world.stack.run_until_idle(timeout=60, until_delayed=True)
     before = world.status("signed")
     invocations = len(world.stack.invocations)
     sha = world.git.commit("signed", {"app/deploy.yaml": DEPLOYMENT.format(replicas=2, image="nginx:1.28")}, "bump")
