@@ -330,6 +330,7 @@ class FunctionSpec:
     layers: list[str]  # transformed layer logical ids
     layer_paths: list[Path]  # Metadata.LocalPath of those layers, resolved (may be empty)
     role_arn: str | None = None  # the execution role (Lambda gives the function its credentials)
+    role_policies: list[dict[str, Any]] = field(default_factory=list)  # its resolved inline Policies
 
 
 @dataclass
@@ -767,6 +768,7 @@ def create_stack_resources(
                 layers=layer_ids,
                 layer_paths=[p for p in (layer_local.get(x) for x in layer_ids) if p is not None],
                 role_arn=props.get("Role") if isinstance(props.get("Role"), str) else None,
+                role_policies=_role_policies(decl["Properties"].get("Role"), resources, resolver),
             )
     arn_to_function = {spec.arn: lid for lid, spec in res.functions.items()}
     name_to_function = {spec.name: lid for lid, spec in res.functions.items()}
@@ -836,6 +838,23 @@ def create_stack_resources(
         except KeyError:
             continue
     return res
+
+
+def _role_policies(role: Any, resources: dict[str, Any], resolver: Resolver) -> list[dict[str, Any]]:
+    """The inline policies of the role a function's ``Role: !GetAtt X.Arn`` names, resolved (the
+    "true" branch of a conditional policy only when its condition holds)."""
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        return []
+    lid = role["Fn::GetAtt"][0]
+    out = []
+    for pol in resources.get(lid, {}).get("Properties", {}).get("Policies", []):
+        if "Fn::If" in pol:
+            condition, yes, no = pol["Fn::If"]
+            pol = yes if resolver.condition(condition) else no
+        resolved = resolver.resolve(pol)
+        if isinstance(resolved, dict) and "PolicyDocument" in resolved:
+            out.append(resolved)
+    return out
 
 
 def _function_in_uri(uri: Any, res: Resources) -> str | None:

@@ -51,8 +51,10 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import boto3
+
 from local import alarms as alarmlib
-from local import sigv4
+from local import iam, sigv4
 from local.aws import DUMMY_CREDENTIALS, FunctionSpec, MotoServer, Resources, Route, create_stack_resources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +189,7 @@ class LocalStack:
         self._moto = moto
         self._lock = threading.RLock()
         self._credentials: dict[str, dict[str, str]] = {}
+        self._sessions: dict[str, boto3.session.Session] = {}  # one per function, as one process each
         self._modules: dict[str, Callable[[Any, Any], Any]] = {}
         self._api: _ApiServer | None = None
         self._loop: threading.Thread | None = None
@@ -248,7 +251,7 @@ class LocalStack:
         """What the function's process sees: Lambda's reserved variables, moto endpoint, dummy
         credentials, the template's Environment, the tools layer on PATH. None = unset."""
         env: dict[str, str | None] = {
-            **self._role_credentials(spec),
+            **self.role_credentials(spec),
             "AWS_PROFILE": None,
             "AWS_DEFAULT_PROFILE": None,
             "AWS_REGION": self.resources.region,
@@ -270,7 +273,7 @@ class LocalStack:
         env.update(self.extra_env)
         return env
 
-    def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+    def role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
         """Temporary credentials of the function's execution role (moto ``sts:AssumeRole``, session
         name = function name), as Lambda puts them in the environment: STS then says who the
         function is (an EKS token made with them maps to the role). Dummy ones without a role."""
@@ -284,19 +287,34 @@ class LocalStack:
                 cached = self._credentials[spec.logical_id] = {
                     "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
                     "AWS_SESSION_TOKEN": creds["SessionToken"]}
+                # What the handler does with them is held to the role's policies, as in AWS.
+                iam.REGISTRY.register(creds["AccessKeyId"], spec.logical_id,
+                                      iam.statements_of(spec.role_policies, spec.logical_id),
+                                      self.resources.region, self.resources.account_id)
             return dict(cached)
 
     @contextmanager
     def _environ(self, spec: FunctionSpec) -> Iterator[None]:
+        """The function's environment and its own boto3 default session for the invocation. In
+        Lambda each function is its own process; here they share one, and a shared default
+        session would resolve credentials once (botocore caches them) and hand the first
+        function's role to every other function's clients."""
         saved = {k: os.environ.get(k) for k in self.environment(spec)}
+        saved_session = boto3.DEFAULT_SESSION
         try:
             for key, value in self.environment(spec).items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            session = self._sessions.get(spec.logical_id)
+            if session is None:
+                session = self._sessions[spec.logical_id] = boto3.session.Session()
+                iam.REGISTRY.watch(session)
+            boto3.DEFAULT_SESSION = session
             yield
         finally:
+            boto3.DEFAULT_SESSION = saved_session
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

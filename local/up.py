@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from local.aws import ACCOUNT_ID, REGION
 from local.runner import REPO_ROOT, LocalStack
 
 #: what `make up` printed, as JSON (API URL, token, kubeconfig, git URL ...) while it runs
@@ -144,6 +145,8 @@ def _run(args: argparse.Namespace, workdir: Path, closers: list[Any]) -> int:
     closers.append(registry.stop)
     stack = LocalStack.start(
         args.template,
+        # the local EKS cluster made below, as a deployer names it (IAM is enforced locally)
+        parameters={"EksClusterArns": f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/local-eks"},
         extra_env={"GIT_CACHE_DIR": str(workdir / "git-cache"), "DISCOVERY_CACHE_DIR": str(workdir / "discovery")},
         echo=not args.quiet,
     )

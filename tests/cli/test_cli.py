@@ -52,7 +52,10 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[LocalWorld]:
-    with LocalWorld() as w:
+    # what the template grants for EKS is named at deploy time: DescribeCluster on cli-eks, and
+    # AssumeRole on a role the cluster does not map (refused by the cluster, not by IAM)
+    with LocalWorld(parameters={"EksClusterArns": "arn:aws:eks:us-east-1:123456789012:cluster/cli-eks",
+                                "EksAssumeRoleArns": "arn:aws:iam::123456789012:role/nobody"}) as w:
         token = "tok-" + secrets.token_urlsafe(18)  # one no output could contain by chance
         w.put_secret("gitferry/api-token", token)
         w.api_token = token
@@ -177,17 +180,25 @@ def test_repo_add_list_and_rm(cli: Cli, world: LocalWorld) -> None:
     assert cli("repo", "rm", other).code == 5
 
 
-def test_repo_add_an_oci_registry(cli: Cli, world: LocalWorld) -> None:
-    cli.ok("repo", "add", "oci://127.0.0.1:5999/charts", "--type", "oci", "--plain-http", "--username", "ci",
-           "--password-stdin", stdin="oci-pw\n")
-    cli.ok("repo", "add", "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "--type", "oci",
-           "--ecr-registry-id", "123456789012")
-    rows = {r["url"]: r for r in json.loads(cli.ok("repo", "list", "-o", "json"))}
-    plain = rows["oci://127.0.0.1:5999/charts"]
-    assert plain["type"] == "oci" and plain["plainHttp"] is True and plain["hasCredentials"] is True
-    assert rows["oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com"]["ecrRegistryId"] == "123456789012"
-    table = cli.ok("repo", "list")
-    assert "oci-pw" not in table and "TYPE" in table and " ecr" in table
+def test_repo_add_an_oci_registry(cli: Cli, world: LocalWorld, tmp_path: Path) -> None:
+    from local.ociregistry import OciRegistry
+
+    # Registration logs in as `helm registry login` does: real registries, wrong password refused.
+    with OciRegistry(tmp_path / "basic", auth=("ci", "oci-pw")) as basic, \
+            OciRegistry(tmp_path / "ecr", auth=("AWS", "123456789012-auth-token")) as ecr_like:
+        wrong = cli("repo", "add", f"oci://{basic.host}/charts", "--type", "oci", "--plain-http", "--username", "ci",
+                    "--password-stdin", stdin="nope\n")
+        assert wrong.code != 0 and "422" in wrong.err and basic.host in wrong.err, wrong.err
+        cli.ok("repo", "add", f"oci://{basic.host}/charts", "--type", "oci", "--plain-http", "--username", "ci",
+               "--password-stdin", stdin="oci-pw\n")
+        cli.ok("repo", "add", f"oci://{ecr_like.host}", "--type", "oci", "--plain-http",
+               "--ecr-registry-id", "123456789012")  # moto's ECR token for the function's role
+        rows = {r["url"]: r for r in json.loads(cli.ok("repo", "list", "-o", "json"))}
+        plain = rows[f"oci://{basic.host}/charts"]
+        assert plain["type"] == "oci" and plain["plainHttp"] is True and plain["hasCredentials"] is True
+        assert rows[f"oci://{ecr_like.host}"]["ecrRegistryId"] == "123456789012"
+        table = cli.ok("repo", "list")
+        assert "oci-pw" not in table and "TYPE" in table and " ecr" in table
     refused = cli("repo", "add", "https://charts.example.com", "--plain-http")  # plainHttp is for OCI registries
     assert refused.code != 0 and "plainHttp" in refused.err
     for url in rows:

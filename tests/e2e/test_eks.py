@@ -22,7 +22,13 @@ CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[LocalWorld]:
-    with LocalWorld(drift_check_seconds=2) as w:
+    # What a deployer grants (template parameters): DescribeCluster on this account's clusters,
+    # AssumeRole on the roles the tests register with (eks.roleArn).
+    own = "arn:aws:iam::123456789012:role"
+    with LocalWorld(drift_check_seconds=2, parameters={
+            "EksClusterArns": "arn:aws:eks:us-east-1:123456789012:cluster/*",
+            "EksAssumeRoleArns": f"{own}/stranger,{own}/gitferry-deployer,arn:aws:iam::111122223333:role/gitferry-deployer",
+    }) as w:
         w.cluster_arn = local_eks.create_cluster(w.stack.resources, w.kube, "prod")  # type: ignore[attr-defined]
         w.repo = w.git.make_repo("eks-config", {"cm/settings.yaml": CONFIGMAP.format(colour="blue")})  # type: ignore[attr-defined]
         yield w

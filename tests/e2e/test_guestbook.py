@@ -11,7 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.story import DEPLOYMENT, SERVICE, WEBHOOK_SECRET, LocalWorld, application, play_guestbook, synced_healthy
+from local.story import (
+    DEPLOYMENT,
+    SERVICE,
+    WEBHOOK_SECRET,
+    LocalWorld,
+    application,
+    play_guestbook,
+    synced_healthy,
+)
 
 
 @pytest.fixture(scope="module")

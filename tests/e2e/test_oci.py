@@ -244,16 +244,24 @@ def test_basic_auth_missing_wrong_and_right_credentials(world: LocalWorld, priva
     helm_push(private, package_chart("secret-web", "1.0.0", CHART), "other")
     source = {"repoURL": f"oci://{private.host}/team", "chart": "secret-web", "targetRevision": "1.0.0"}
 
-    register(world, private.host)  # plain http, no credentials
-    world.api_ok("POST", "/api/v1/applications", application("ociauth", source, server, "ociauth"))
-    world.tick()
-    message = (world.status("ociauth").get("conditions") or [{}])[0].get("message", "")
-    assert "requires authentication" in message and private.host in message, message
+    # Registration logs in as `helm registry login` does: no credentials, or wrong ones, are a 422
+    # naming the registry, and nothing is stored.
+    for creds, said in (({}, "requires authentication"), ({"username": "deployer", "password": "wrong-password"},
+                                                          "refused the given credentials")):
+        code, body = world.call("POST", "/api/v1/repositories", {"url": f"oci://{private.host}/other", "type": "oci",
+                                                                "plainHttp": True, **creds})
+        assert code == 422 and said in body["message"] and private.host in body["message"], body
+        assert "wrong-password" not in json.dumps(body)
+    assert all(r["url"] != f"oci://{private.host}/other" for r in world.api_ok("GET", "/api/v1/repositories")["items"])
 
-    # wrong credentials registered for the longer prefix .../other (the longest registered prefix wins)
+    # Credentials that go stale after registration (rotated at the registry, or overwritten in
+    # Secrets Manager): the pull names the registration whose credentials were refused.
     world.api_ok("POST", "/api/v1/repositories", {"url": f"oci://{private.host}/other", "type": "oci",
-                                                  "plainHttp": True, "username": "deployer",
-                                                  "password": "wrong-password"})
+                                                  "plainHttp": True, "username": "deployer", "password": "s3cret-pw"})
+    from gitferry.secrets import SecretStore
+
+    world.put_secret(SecretStore().repo_secret_name(f"oci://{private.host}/other"),
+                     json.dumps({"username": "deployer", "password": "wrong-password"}))
     world.api_ok("POST", "/api/v1/applications", application(
         "ociwrong", {**source, "repoURL": f"{private.host}/other"}, server, "ociwrong"))
     world.tick()
@@ -266,6 +274,7 @@ def test_basic_auth_missing_wrong_and_right_credentials(world: LocalWorld, priva
     world.api_ok("POST", "/api/v1/repositories", {"url": f"oci://{private.host}/team", "type": "oci",
                                                   "plainHttp": True, "username": "deployer",
                                                   "password": "s3cret-pw"})
+    world.api_ok("POST", "/api/v1/applications", application("ociauth", source, server, "ociauth"))
     world.until("Synced with the right credentials",
                 synced_healthy(world, "ociauth", revision=private.digest("team/secret-web", "1.0.0")))
     listed = world.api_ok("GET", "/api/v1/repositories")
@@ -286,15 +295,15 @@ def test_ecr_credentials_from_the_function_role(world: LocalWorld, ecr_like: Oci
                 synced_healthy(world, "ociecr", revision=ecr_like.digest("prod/ecr-web", "1.0.0")))
     # what the template grants for it: the token (Resource "*", the only form AWS supports) and
     # pulls scoped to the account's repositories
-    from tests.e2e.test_least_privilege import allowed, grants
+    from local import iam
 
     res = world.stack.resources
-    policy = grants(res)
+    policy = {f: iam.statements_of(spec.role_policies, f) for f, spec in res.functions.items()}
     repo_arn = f"arn:aws:ecr:{res.region}:{res.account_id}:repository/prod/ecr-web"
     for function in ("PollFunction", "RenderFunction", "ApiFunction"):
-        assert allowed(policy[function], "ecr:GetAuthorizationToken", "*"), function
-        assert allowed(policy[function], "ecr:BatchGetImage", repo_arn), function
-    assert not allowed(policy["DiffFunction"], "ecr:GetAuthorizationToken", "*")
+        assert iam.allowed(policy[function], "ecr:GetAuthorizationToken", "*"), function
+        assert iam.allowed(policy[function], "ecr:BatchGetImage", repo_arn), function
+    assert not iam.allowed(policy["DiffFunction"], "ecr:GetAuthorizationToken", "*")
 
 
 def test_registry_behind_a_token_service(world: LocalWorld, tmp_path_factory: pytest.TempPathFactory) -> None:

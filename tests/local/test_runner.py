@@ -249,3 +249,42 @@ def test_real_handlers_accept_the_sample_events(real: LocalStack) -> None:
                                  headers={"Authorization": "Bearer gitferry-local-api-token"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200 and json.loads(resp.read()) == {"items": []}
+
+
+def test_handlers_are_held_to_their_roles_policies(real: LocalStack) -> None:
+    """What a function's role may not do fails locally as in AWS (moto alone checks no IAM): the
+    webhook may send to RenderQueue only and read, never write, gitferry's secrets."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from local import iam
+
+    res = real.resources
+    creds = real.role_credentials(res.functions["WebhookFunction"])
+    session = boto3.session.Session(  # as the runner gives the webhook handler its own
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"], region_name=res.region)
+    iam.REGISTRY.watch(session)
+
+    def as_webhook(service: str) -> Any:
+        return session.client(service, endpoint_url=res.endpoint)
+
+    sqs = as_webhook("sqs")
+    sqs.send_message(QueueUrl=res.queues["RenderQueue"].url, MessageBody="{}", MessageGroupId="g",
+                     MessageDeduplicationId="iam-1")
+    with pytest.raises(ClientError) as denied:
+        sqs.send_message_batch(QueueUrl=res.queues["ApplyQueue"].url, Entries=[
+            {"Id": "1", "MessageBody": "{}", "MessageGroupId": "g", "MessageDeduplicationId": "iam-2"}])
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert "WebhookFunction" in str(denied.value) and "sqs:SendMessage" in str(denied.value)
+    secrets = as_webhook("secretsmanager")
+    with pytest.raises(ClientError) as denied:
+        secrets.create_secret(Name="gitferry/planted", SecretString="x")
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    ddb = as_webhook("dynamodb")
+    ddb.describe_table(TableName=res.tables["StateTable"])  # DynamoDBCrudPolicy on its own table
+    with pytest.raises(ClientError):
+        ddb.describe_table(TableName="someone-elses-table")
+    # The harness's own credentials are not a function's: unchecked.
+    res.client("sqs").send_message(QueueUrl=res.queues["ApplyQueue"].url, MessageBody="{}", MessageGroupId="g",
+                                   MessageDeduplicationId="iam-3")

@@ -291,6 +291,7 @@ class RegistryClient:
         self.access = access or RegistryAccess()
         self.base = f"{'http' if self.access.plain_http else 'https'}://{host}"
         self._auth: dict[str, str] = {}  # scope -> Authorization header
+        self._held = "stored"  # whose credentials a refusal names: "given" while registering
         self.requests = 0  # HTTP requests made (the poll's one tag list per repository is counted)
 
     # -- plumbing --------------------------------------------------------------
@@ -340,7 +341,7 @@ class RegistryClient:
         if not self.access.has_credentials:
             return OciError(f"{where} requires authentication (HTTP {code}): register credentials for it "
                             "(a repository of type oci with username and password)", self.host)
-        return OciError(f"{where} refused the stored credentials (HTTP {code})"
+        return OciError(f"{where} refused the {self._held} credentials (HTTP {code})"
                         + (f" registered for {self.access.source}" if self.access.source else ""), self.host)
 
     def _request(self, method: str, path: str, repository: str, accept: str = "") -> Any:
@@ -467,6 +468,42 @@ class RegistryClient:
             raise OciError(f"blob {digest} from OCI registry {self.host} does not match its digest; refused",
                            self.host, digest)
         return data
+
+    def login(self) -> None:
+        """The check ``docker login`` / ``helm registry login`` make: ``GET /v2/`` (the
+        distribution API's version check) with the credentials held; a Bearer challenge is
+        answered with a token request for no scope. Raises :class:`OciError` saying what failed."""
+        self._held = "given"
+        basic = self.access.basic_auth()
+        resp = self._raw("GET", f"{self.base}/v2/", {"Authorization": _basic(basic)} if basic else {})
+        try:
+            status, challenge = resp.status, resp.headers.get("WWW-Authenticate", "")
+            resp.drain_conn()
+        finally:
+            resp.release_conn()
+        if status == 200:
+            return
+        if status == 401:
+            scheme, params = _challenge(challenge)
+            if scheme != "bearer":
+                raise self._auth_error(401)
+            self._token(params, "", basic)
+            return
+        if status == 403:
+            raise self._auth_error(403)
+        if status == 404:
+            raise OciError(f"{self.host} is not an OCI registry (no /v2/ API: HTTP 404)", self.host)
+        raise OciError(f"OCI registry {self.host} answered HTTP {status} to its version check (GET /v2/)", self.host)
+
+
+def check_registry(url: str, plain_http: bool, ecr_registry_id: str | None, basic: tuple[str, str] | None) -> None:
+    """Log in to the registry an ``oci`` registration names, as the poll and render will."""
+    host = strip_scheme(url).split("/", 1)[0]
+    ecr = _ECR_HOST.match(host.split(":")[0])
+    access = RegistryAccess(username=(basic or (None, None))[0] or None, password=(basic or (None, None))[1] or None,
+                            plain_http=plain_http, ecr_registry_id=ecr_registry_id,
+                            ecr_region=ecr.group("region") if ecr else None, source=url)
+    RegistryClient(host, access).login()
 
 
 def _basic(creds: tuple[str, str] | None) -> str:

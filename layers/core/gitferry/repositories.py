@@ -129,14 +129,16 @@ def check_connection(repo: Repository, creds: RepoCredentials) -> None:
     """Read the repository once with these credentials, as the poll will; 422 with the reason."""
     from gitferry import git, helmrepo
 
-    if repo.type == "oci" or repo.url.startswith("oci://"):
-        # A registry registration is a prefix over many repositories (there is no "list" in the
-        # distribution API): it is first read when an app pulls, whose ComparisonError names
-        # what fails. docs/oci.md says so.
-        return
     given = creds if creds.secret_values() or creds.username else None
     try:
-        if repo.type == "helm":
+        if repo.type == "oci" or repo.url.startswith("oci://"):
+            # A registration is a prefix over many repositories (the distribution API has no
+            # "list"): what can be checked is the registry and the login, as `helm registry login`.
+            from gitferry import oci
+
+            oci.check_registry(repo.url, bool(getattr(repo, "plain_http", False)),
+                               getattr(repo, "ecr_registry_id", None), given.basic_auth() if given else None)
+        elif repo.type == "helm":
             helmrepo.fetch_index(repo.url, given)
         else:
             git.ls_remote(repo.url, given)
