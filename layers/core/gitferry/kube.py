@@ -215,6 +215,11 @@ class _RefreshOncePerSecond:
     client time. Expiring tokens are refreshed minutes before they expire, so checking once a
     second changes nothing. The TLS file names it copies back point into the deleted temporary
     directory and are cleared again (the in-memory SSLContext is what is used).
+
+    The loader's hook re-installs itself on every run (``KubeConfigLoader._set_config`` assigns
+    ``configuration.refresh_api_key_hook`` a new closure each time it sets a token), which used to
+    replace this throttle after its first call: every request then ran the full refresh. The
+    throttle puts itself back after each run.
     """
 
     def __init__(self, hook: Callable[[k8s_client.Configuration], None], interval: float = 1.0) -> None:
@@ -230,6 +235,7 @@ class _RefreshOncePerSecond:
             if time.monotonic() - self._last < self._interval:
                 return
             self._hook(configuration)
+            configuration.refresh_api_key_hook = self  # the loader's hook replaced itself
             configuration.ssl_ca_cert = None
             configuration.cert_file = None
             configuration.key_file = None
