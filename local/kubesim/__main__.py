@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--read-only-token", metavar="PATH", default=None,
                        help="also write a kubeconfig with a read-only token (writes get 403) to PATH")
     serve.add_argument("--no-controllers", action="store_true", help="do not run the simulated controllers")
+    serve.add_argument("--latency-ms", type=float, default=0.0,
+                       help="wait this long before answering each request (a network round trip; default 0)")
     args = parser.parse_args(argv)
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must be >= 0")
 
     stop = threading.Event()
 
@@ -34,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sim = KubeSim(host=args.host, port=args.port, kubeconfig_path=args.kubeconfig,
-                  read_only_token=bool(args.read_only_token), run_controllers=not args.no_controllers)
+                  read_only_token=bool(args.read_only_token), run_controllers=not args.no_controllers,
+                  latency_ms=args.latency_ms)
     sim.start()
     try:
         if args.read_only_token:

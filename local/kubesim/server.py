@@ -185,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = b""
         try:
             body = self._read_body()
+            if sim.latency_s > 0:  # the network round trip of a real cluster: waiting, not CPU
+                time.sleep(sim.latency_s)
             Request(self, sim, method, body).handle()
         except ApiError as exc:
             self._send_error(exc)
@@ -711,6 +713,8 @@ class KubeSim:
 
     ``token`` is the read-write bearer token; ``read_only_token`` (when enabled) may only read.
     ``request_log`` holds ``(method, path+query, status, user-agent)`` per answered request.
+    ``latency_ms`` delays every answer by that long, in the request's own thread (a sleep, so
+    concurrent requests wait side by side): one network round trip to a real API server.
     """
 
     def __init__(
@@ -724,7 +728,11 @@ class KubeSim:
         clock: Clock | None = None,
         history: int = 20000,
         eks_auth: eksauth.EksAuthConfig | None = None,
+        latency_ms: float = 0.0,
     ) -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, not {latency_ms}")
+        self.latency_s = latency_ms / 1000
         self.host = host
         self._requested_port = port
         self.token = secrets.token_urlsafe(24)
