@@ -1,0 +1,192 @@
+"""What gitferry costs per month: measured work per app and per tick times AWS list prices.
+
+Pure and typed: no I/O. The inputs are measurements of the scale rig (``make bench-scale``,
+``tools/bench_scale.py``) or of one app's own counts (the API's cost route); the prices are
+AWS's public on-demand list prices for us-east-1, each named below with the page it comes
+from. They were copied by hand (this machine has no network access to re-check them): the
+date on each is when the page was read, and a price change on AWS's side makes this table
+wrong until the constant is updated. Free tiers are left out (they do not scale).
+
+The model, per month (``SECONDS_PER_MONTH`` = 30 days):
+
+* every poll tick (``poll_seconds``, 60 s) runs the poll function once, whatever the app count,
+  and costs the per-tick AWS calls the rig measured (they grow with apps and repositories);
+* every app is drift-checked every ``drift_check_seconds`` (180 s): one render and one diff
+  invocation and the DynamoDB / S3 / SQS calls the rig measured per drift-checked app;
+* Lambda time: the measured mean duration of each stage's invocation times its memory;
+* fixed: CloudWatch custom metrics and alarms of template.yaml, the secrets gitferry holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+SECONDS_PER_MONTH: Final = 30 * 24 * 3600
+HOURS_PER_MONTH: Final = 30 * 24
+
+# --- AWS Lambda, https://aws.amazon.com/lambda/pricing/ (us-east-1, first 6 B GB-s tier; read 2025-06)
+LAMBDA_GB_SECOND_X86: Final = 0.0000166667
+LAMBDA_GB_SECOND_ARM: Final = 0.0000133334
+LAMBDA_PER_MILLION_REQUESTS: Final = 0.20
+# SnapStart for Python, same page: cache per GB-s of each published version kept, restore per GB.
+LAMBDA_SNAPSTART_CACHE_GB_SECOND: Final = 0.0000015046
+LAMBDA_SNAPSTART_RESTORE_GB: Final = 0.0001397998
+# --- Amazon SQS, https://aws.amazon.com/sqs/pricing/ (per million requests, each 64 KB chunk one; read 2025-06)
+SQS_STANDARD_PER_MILLION: Final = 0.40
+SQS_FIFO_PER_MILLION: Final = 0.50
+# --- DynamoDB on-demand, https://aws.amazon.com/dynamodb/pricing/on-demand/ (after the Nov 2024 cut; read 2025-06)
+DYNAMODB_PER_MILLION_RRU: Final = 0.125
+DYNAMODB_PER_MILLION_WRU: Final = 0.625
+DYNAMODB_STORAGE_GB_MONTH: Final = 0.25
+# --- Amazon S3 Standard, https://aws.amazon.com/s3/pricing/ (read 2025-06)
+S3_PER_1000_PUT: Final = 0.005  # PUT, COPY, POST, LIST
+S3_PER_1000_GET: Final = 0.0004  # GET, SELECT and all other requests
+S3_STORAGE_GB_MONTH: Final = 0.023  # first 50 TB
+# --- Amazon CloudWatch, https://aws.amazon.com/cloudwatch/pricing/ (read 2025-06)
+CLOUDWATCH_METRIC_MONTH: Final = 0.30  # first 10,000 custom metrics
+CLOUDWATCH_ALARM_METRIC_MONTH: Final = 0.10  # standard resolution
+CLOUDWATCH_LOGS_INGEST_GB: Final = 0.50
+CLOUDWATCH_LOGS_STORAGE_GB_MONTH: Final = 0.03
+# --- AWS Secrets Manager, https://aws.amazon.com/secrets-manager/pricing/ (read 2025-06)
+SECRETS_MANAGER_SECRET_MONTH: Final = 0.40
+SECRETS_MANAGER_PER_10K_CALLS: Final = 0.05
+# --- Amazon EC2 on-demand, https://aws.amazon.com/ec2/pricing/on-demand/ (Linux, us-east-1; read 2025-06)
+EC2_M5_LARGE_HOUR: Final = 0.096  # 2 vCPU, 8 GiB
+
+#: S3 operations billed at the PUT tier; every other operation is billed at the GET tier
+S3_PUT_TIER: Final = frozenset({"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2",
+                                "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
+                                "ListObjectVersions", "ListMultipartUploads"})
+
+
+@dataclass(frozen=True)
+class StageUse:
+    """One Lambda stage: how often it runs and what one run costs in time and AWS calls.
+
+    ``per`` says what the rates are counted against: ``"tick"`` (once per poll tick) or ``"check"``
+    (once per drift-checked app). ``invocations`` per that unit; ``mean_ms`` per invocation."""
+
+    name: str
+    memory_mb: int
+    per: str
+    invocations: float
+    mean_ms: float
+    dynamodb_rru: float = 0.0
+    dynamodb_wru: float = 0.0
+    s3_put: float = 0.0
+    s3_get: float = 0.0
+    sqs_fifo: float = 0.0
+    sqs_standard: float = 0.0
+    secrets_calls: float = 0.0
+    log_bytes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.per not in ("tick", "check"):
+            raise ValueError(f"StageUse.per: {self.per!r} is neither 'tick' nor 'check'")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What is priced: ``apps`` apps polled every ``poll_seconds`` and drift-checked every
+    ``drift_check_seconds``; ``secrets`` held in Secrets Manager, ``metrics`` custom metrics and
+    ``alarms`` alarms (template.yaml), ``stored_gb`` in DynamoDB and S3."""
+
+    apps: int
+    poll_seconds: int = 60
+    drift_check_seconds: int = 180
+    secrets: int = 1
+    metrics: int = 0
+    alarms: int = 0
+    dynamodb_gb: float = 0.0
+    s3_gb: float = 0.0
+    arm: bool = False
+
+
+@dataclass(frozen=True)
+class MonthlyCost:
+    """US dollars per month, by service; ``total`` is their sum."""
+
+    lambda_compute: float
+    lambda_requests: float
+    sqs: float
+    dynamodb: float
+    s3: float
+    secrets_manager: float
+    cloudwatch: float
+    detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return (self.lambda_compute + self.lambda_requests + self.sqs + self.dynamodb + self.s3
+                + self.secrets_manager + self.cloudwatch)
+
+
+def _per_million(count: float, price: float) -> float:
+    return count / 1_000_000 * price
+
+
+def units_per_month(stage: StageUse, fleet: Fleet) -> float:
+    """How many of the stage's units (ticks or drift-checked apps) a month holds."""
+    if fleet.poll_seconds <= 0 or fleet.drift_check_seconds <= 0:
+        raise ValueError("poll_seconds and drift_check_seconds must be positive")
+    ticks = SECONDS_PER_MONTH / fleet.poll_seconds
+    if stage.per == "tick":
+        return ticks
+    # an app is checked at the first tick after its interval ran out
+    interval = max(fleet.poll_seconds, -(-fleet.drift_check_seconds // fleet.poll_seconds) * fleet.poll_seconds)
+    return fleet.apps * SECONDS_PER_MONTH / interval
+
+
+def monthly(stages: list[StageUse], fleet: Fleet) -> MonthlyCost:
+    """The month of ``fleet`` from the per-unit use of every stage."""
+    gb_s = 0.0
+    requests = rru = wru = s3_put = s3_get = fifo = standard = secrets = log_bytes = 0.0
+    detail: dict[str, float] = {}
+    price_gb_s = LAMBDA_GB_SECOND_ARM if fleet.arm else LAMBDA_GB_SECOND_X86
+    for stage in stages:
+        n = units_per_month(stage, fleet)
+        inv = stage.invocations * n
+        stage_gb_s = inv * stage.mean_ms / 1000 * stage.memory_mb / 1024
+        gb_s += stage_gb_s
+        requests += inv
+        detail[f"lambda:{stage.name}"] = stage_gb_s * price_gb_s + _per_million(inv, LAMBDA_PER_MILLION_REQUESTS)
+        rru += stage.dynamodb_rru * n
+        wru += stage.dynamodb_wru * n
+        s3_put += stage.s3_put * n
+        s3_get += stage.s3_get * n
+        fifo += stage.sqs_fifo * n
+        standard += stage.sqs_standard * n
+        secrets += stage.secrets_calls * n
+        log_bytes += stage.log_bytes * n
+    gb = 1024 ** 3
+    return MonthlyCost(
+        lambda_compute=gb_s * price_gb_s,
+        lambda_requests=_per_million(requests, LAMBDA_PER_MILLION_REQUESTS),
+        sqs=_per_million(fifo, SQS_FIFO_PER_MILLION) + _per_million(standard, SQS_STANDARD_PER_MILLION),
+        dynamodb=(_per_million(rru, DYNAMODB_PER_MILLION_RRU) + _per_million(wru, DYNAMODB_PER_MILLION_WRU)
+                  + fleet.dynamodb_gb * DYNAMODB_STORAGE_GB_MONTH),
+        s3=s3_put / 1000 * S3_PER_1000_PUT + s3_get / 1000 * S3_PER_1000_GET + fleet.s3_gb * S3_STORAGE_GB_MONTH,
+        secrets_manager=fleet.secrets * SECRETS_MANAGER_SECRET_MONTH + secrets / 10_000 * SECRETS_MANAGER_PER_10K_CALLS,
+        cloudwatch=(fleet.metrics * CLOUDWATCH_METRIC_MONTH + fleet.alarms * CLOUDWATCH_ALARM_METRIC_MONTH
+                    + log_bytes / gb * CLOUDWATCH_LOGS_INGEST_GB),
+        detail=detail,
+    )
+
+
+def per_app(stages: list[StageUse], fleet: Fleet) -> float:
+    """One app's share of the month: its drift checks (``per == "check"`` stages) at its own
+    interval, plus an equal share of the per-tick and fixed costs of a fleet of ``fleet.apps``."""
+    if fleet.apps <= 0:
+        raise ValueError("fleet.apps must be positive")
+    own = monthly([s for s in stages if s.per == "check"], Fleet(apps=1, poll_seconds=fleet.poll_seconds,
+                                                                  drift_check_seconds=fleet.drift_check_seconds,
+                                                                  secrets=0, arm=fleet.arm))
+    shared = monthly([s for s in stages if s.per == "tick"], fleet)
+    return own.total + shared.total / fleet.apps
+
+
+def argocd_nodes_monthly(nodes: int = 3, hourly: float = EC2_M5_LARGE_HOUR) -> float:
+    """Argo CD on its own nodes: ``nodes`` on-demand instances at ``hourly`` all month (no EKS
+    control plane, storage or load balancer counted: the least such a setup costs)."""
+    return nodes * hourly * HOURS_PER_MONTH
