@@ -77,6 +77,8 @@ class Calls:
     rru: float = 0.0
     wru: float = 0.0
     sqs_send_s: float = 0.0
+    sqs_fifo: int = 0
+    queues: Counter[str] = field(default_factory=Counter)
 
 
 class AwsCounter:
@@ -91,32 +93,40 @@ class AwsCounter:
         """Count the calls of clients made from ``session``, each for the function running when it
         is made (``AWS_LAMBDA_FUNCTION_NAME``, which the runner sets per invocation; ``names`` maps
         it to the logical id); calls outside an invocation (the runner's own) count as ``runner``."""
-        def before(model: Any, params: dict[str, Any], context: dict[str, Any] | None = None, **_: Any) -> None:
+        def keep_params(params: dict[str, Any], context: dict[str, Any] | None = None, **_: Any) -> None:
+            if context is not None:  # the API parameters, before they are serialised
+                context["bench_params"] = dict(params)
+
+        def before(context: dict[str, Any] | None = None, **_: Any) -> None:
             if context is not None:
                 context["bench_started"] = time.perf_counter()
-                context["bench_params"] = params
 
         def after(model: Any, parsed: dict[str, Any], context: dict[str, Any] | None = None, **_: Any) -> None:
             service, op = model.service_model.service_name, model.name
             elapsed = time.perf_counter() - (context or {}).get("bench_started", time.perf_counter())
             params = (context or {}).get("bench_params") or {}
-            function = names.get(os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "", "runner")
+            function = names.get(os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "", "runner (outside invocations)")
             with self._lock:
                 calls = self.by_function[function]
                 calls.ops[f"{service}:{op}"] += 1
                 if service == "sqs" and op in SQS_SENDS:
                     calls.sqs_send_s += elapsed
+                if service == "sqs" and params.get("QueueUrl"):
+                    url = str(params["QueueUrl"])
+                    calls.sqs_fifo += url.endswith(".fifo")
+                    calls.queues[f"{url.rsplit('/', 1)[-1]}:{op}"] += 1
                 if service == "dynamodb":
                     rru, wru = _capacity(op, params, parsed)
                     calls.rru += rru
                     calls.wru += wru
 
+        session.events.register("before-parameter-build", keep_params, unique_id="bench-scale-params")
         session.events.register("before-call", before, unique_id="bench-scale-before")
         session.events.register("after-call", after, unique_id="bench-scale-after")
 
     def snapshot(self) -> dict[str, Calls]:
         with self._lock:
-            return {f: Calls(Counter(c.ops), c.rru, c.wru, c.sqs_send_s) for f, c in self.by_function.items()}
+            return {f: Calls(Counter(c.ops), c.rru, c.wru, c.sqs_send_s, c.sqs_fifo, Counter(c.queues)) for f, c in self.by_function.items()}
 
 
 def _capacity(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[float, float]:
@@ -259,6 +269,9 @@ class Rig:
                 "sqs_send_s": round(send_s, 3),
                 "mean_ms_without_sqs_sends": round(max(0.0, mean - (send_s * 1000 / len(durations) if durations else 0)), 1),
                 "aws_calls": dict(sorted(ops.items())),
+                "sqs_fifo_calls": after.sqs_fifo - before.sqs_fifo,
+                "sqs_calls_by_queue": dict(sorted((after.queues - before.queues).items())),
+                "log_bytes": sum(len(i.output) for i in invs if i.function == fn),
                 "dynamodb_rru": after.rru - before.rru, "dynamodb_wru": after.wru - before.wru,
                 "memory_mb": stack.resources.functions[fn].memory_mb if fn in stack.resources.functions else None,
             }
@@ -313,8 +326,25 @@ class Rig:
         return missing
 
 
-def run(apps: int, *, drift_seconds: int | None = None, commits: int = 200, echo: bool = False) -> dict[str, Any]:
-    repos = max(1, apps // 10)
+def custom_metrics(records: list[Any], apps: int) -> dict[str, float]:
+    """Distinct CloudWatch metrics (namespace, name, dimension values) the EMF lines created:
+    those without an ``app`` dimension (``fleet``) and those with one, per app (``per_app``)."""
+    seen: set[tuple[Any, ...]] = set()
+    for record in records:
+        doc = record.document
+        for directive in (doc.get("_aws") or {}).get("CloudWatchMetrics") or []:
+            for dims in directive.get("Dimensions") or [[]]:
+                values = tuple((d, str(doc.get(d))) for d in dims)
+                for metric in directive.get("Metrics") or []:
+                    seen.add((directive.get("Namespace"), metric.get("Name"), values))
+    per_app = sum(1 for m in seen if any(d == "app" for d, _ in m[2]))
+    return {"fleet": len(seen) - per_app, "per_app": round(per_app / apps, 3),
+            "names": sorted({f"{m[1]}[{','.join(d for d, _ in m[2])}]" for m in seen})}
+
+
+def run(apps: int, *, drift_seconds: int | None = None, commits: int = 200, echo: bool = False,
+        repos: int | None = None) -> dict[str, Any]:
+    repos = repos or max(1, apps // 10)
     clusters = max(1, min(20, repos))
     started = time.perf_counter()
     rig = Rig(apps, repos, clusters, drift_seconds or max(20, apps // 25), echo=echo)
@@ -331,6 +361,8 @@ def run(apps: int, *, drift_seconds: int | None = None, commits: int = 200, echo
                       "drift_check_seconds": rig.drift_seconds, "burst_commits": min(commits, apps)},
             "seed_s": round(seed_s, 1), "total_s": round(time.perf_counter() - started, 1),
             "burst_not_applied": missing,
+            "alarms": len(rig.world.stack.resources.alarms),
+            "custom_metrics": custom_metrics(rig.world.stack.metrics, apps),
             "phases": rig.phases,
         }
     finally:

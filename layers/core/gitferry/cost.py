@@ -45,6 +45,7 @@ S3_PER_1000_GET: Final = 0.0004  # GET, SELECT and all other requests
 S3_STORAGE_GB_MONTH: Final = 0.023  # first 50 TB
 # --- Amazon CloudWatch, https://aws.amazon.com/cloudwatch/pricing/ (read 2025-06)
 CLOUDWATCH_METRIC_MONTH: Final = 0.30  # first 10,000 custom metrics
+CLOUDWATCH_METRIC_TIERS: Final = ((10_000, 0.30), (240_000, 0.10), (750_000, 0.05), (None, 0.02))
 CLOUDWATCH_ALARM_METRIC_MONTH: Final = 0.10  # standard resolution
 CLOUDWATCH_LOGS_INGEST_GB: Final = 0.50
 CLOUDWATCH_LOGS_STORAGE_GB_MONTH: Final = 0.03
@@ -65,13 +66,14 @@ class StageUse:
     """One Lambda stage: how often it runs and what one run costs in time and AWS calls.
 
     ``per`` says what the rates are counted against: ``"tick"`` (once per poll tick) or ``"check"``
-    (once per drift-checked app). ``invocations`` per that unit; ``mean_ms`` per invocation."""
+    (once per drift-checked app). ``invocations`` and ``ms`` (Lambda time, all invocations
+    together) per that unit; every other field is AWS calls (or log bytes) per that unit."""
 
     name: str
     memory_mb: int
     per: str
     invocations: float
-    mean_ms: float
+    ms: float
     dynamodb_rru: float = 0.0
     dynamodb_wru: float = 0.0
     s3_put: float = 0.0
@@ -96,7 +98,7 @@ class Fleet:
     poll_seconds: int = 60
     drift_check_seconds: int = 180
     secrets: int = 1
-    metrics: int = 0
+    metrics: float = 0
     alarms: int = 0
     dynamodb_gb: float = 0.0
     s3_gb: float = 0.0
@@ -147,7 +149,7 @@ def monthly(stages: list[StageUse], fleet: Fleet) -> MonthlyCost:
     for stage in stages:
         n = units_per_month(stage, fleet)
         inv = stage.invocations * n
-        stage_gb_s = inv * stage.mean_ms / 1000 * stage.memory_mb / 1024
+        stage_gb_s = stage.ms * n / 1000 * stage.memory_mb / 1024
         gb_s += stage_gb_s
         requests += inv
         detail[f"lambda:{stage.name}"] = stage_gb_s * price_gb_s + _per_million(inv, LAMBDA_PER_MILLION_REQUESTS)
@@ -168,10 +170,22 @@ def monthly(stages: list[StageUse], fleet: Fleet) -> MonthlyCost:
                   + fleet.dynamodb_gb * DYNAMODB_STORAGE_GB_MONTH),
         s3=s3_put / 1000 * S3_PER_1000_PUT + s3_get / 1000 * S3_PER_1000_GET + fleet.s3_gb * S3_STORAGE_GB_MONTH,
         secrets_manager=fleet.secrets * SECRETS_MANAGER_SECRET_MONTH + secrets / 10_000 * SECRETS_MANAGER_PER_10K_CALLS,
-        cloudwatch=(fleet.metrics * CLOUDWATCH_METRIC_MONTH + fleet.alarms * CLOUDWATCH_ALARM_METRIC_MONTH
+        cloudwatch=(metrics_monthly(fleet.metrics) + fleet.alarms * CLOUDWATCH_ALARM_METRIC_MONTH
                     + log_bytes / gb * CLOUDWATCH_LOGS_INGEST_GB),
         detail=detail,
     )
+
+
+def metrics_monthly(count: float) -> float:
+    """Custom metrics for a month at CloudWatch's tiers (first 10,000 at $0.30, ...)."""
+    total, left = 0.0, count
+    for size, price in CLOUDWATCH_METRIC_TIERS:
+        step = left if size is None else min(left, size)
+        total += step * price
+        left -= step
+        if left <= 0:
+            break
+    return total
 
 
 def per_app(stages: list[StageUse], fleet: Fleet) -> float:
@@ -190,3 +204,82 @@ def argocd_nodes_monthly(nodes: int = 3, hourly: float = EC2_M5_LARGE_HOUR) -> f
     """Argo CD on its own nodes: ``nodes`` on-demand instances at ``hourly`` all month (no EKS
     control plane, storage or load balancer counted: the least such a setup costs)."""
     return nodes * hourly * HOURS_PER_MONTH
+
+
+def _per_unit(stage: dict[str, object], unit: float) -> dict[str, float]:
+    calls = stage.get("aws_calls") or {}
+    assert isinstance(calls, dict)
+
+    def of(service: str, ops: frozenset[str] | None = None, invert: bool = False) -> float:
+        total = 0
+        for key, count in calls.items():
+            svc, _, op = str(key).partition(":")
+            if svc == service and (ops is None or ((op in ops) != invert)):
+                total += int(count)
+        return total / unit
+
+    inv = float(stage.get("invocations") or 0)  # type: ignore[arg-type]
+    mean = float(stage.get("mean_ms_without_sqs_sends") or 0)  # type: ignore[arg-type]
+    fifo = float(stage.get("sqs_fifo_calls") or 0) / unit  # type: ignore[arg-type]
+    return {
+        "invocations": inv / unit, "ms": inv * mean / unit,
+        "dynamodb_rru": float(stage.get("dynamodb_rru") or 0) / unit,  # type: ignore[arg-type]
+        "dynamodb_wru": float(stage.get("dynamodb_wru") or 0) / unit,  # type: ignore[arg-type]
+        "s3_put": of("s3", S3_PUT_TIER), "s3_get": of("s3", S3_PUT_TIER, invert=True),
+        "sqs_fifo": fifo, "sqs_standard": of("sqs") - fifo,
+        "secrets_calls": of("secretsmanager"),
+        "log_bytes": float(stage.get("log_bytes") or 0) / unit,  # type: ignore[arg-type]
+    }
+
+
+def stages_from_rig(doc: dict[str, object]) -> list[StageUse]:
+    """The per-unit use of every stage from a ``make bench-scale`` document: per tick from its
+    ``steady`` phase (a tick with nothing due), per drift-checked app from its ``drift`` phase
+    (every app due), the poll's part of that phase less its steady tick. Calls the local runner
+    makes outside invocations (Lambda's own SQS polling) are not priced: see docs/cost.md."""
+    phases = doc["phases"]
+    assert isinstance(phases, dict)
+    steady, drift = phases["steady"], phases["drift"]
+    ticks = float(steady.get("ticks") or 1)
+    checked = float(drift.get("checked_apps") or 1)
+    out: list[StageUse] = []
+    per_tick: dict[str, dict[str, float]] = {}
+    for name, stage in steady["stages"].items():
+        if stage.get("memory_mb") is None:
+            continue
+        per_tick[name] = _per_unit(stage, ticks)
+        out.append(StageUse(name=name, memory_mb=int(stage["memory_mb"]), per="tick", **per_tick[name]))
+    for name, stage in drift["stages"].items():
+        if stage.get("memory_mb") is None:
+            continue
+        values = _per_unit(stage, checked)
+        if name in per_tick:  # what the steady tick already accounts for, once per tick
+            values = {k: max(0.0, v - per_tick[name][k] / checked) for k, v in values.items()}
+        out.append(StageUse(name=name, memory_mb=int(stage["memory_mb"]), per="check", **values))
+    return out
+
+
+def fleet_table(doc: dict[str, object], sizes: tuple[int, ...] = (10, 100, 1000, 5000), *,
+                poll_seconds: int = 60, drift_check_seconds: int = 180, arm: bool = False) -> list[tuple[int, MonthlyCost]]:
+    """Monthly cost of fleets of ``sizes`` apps from the rig's measurements; the fixed part
+    (secrets: the API token and the webhook secret; metrics and alarms) from its document."""
+    stages = stages_from_rig(doc)
+    metrics = doc.get("custom_metrics") or {}
+    assert isinstance(metrics, dict)
+    fleet_metrics, app_metrics = float(metrics.get("fleet") or 0), float(metrics.get("per_app") or 0)
+    alarms = int(doc.get("alarms") or 0)  # type: ignore[call-overload]
+    return [(n, monthly(stages, Fleet(apps=n, poll_seconds=poll_seconds, drift_check_seconds=drift_check_seconds,
+                                      secrets=2, metrics=fleet_metrics + app_metrics * n, alarms=alarms, arm=arm)))
+            for n in sizes]
+
+
+def format_table(rows: list[tuple[int, MonthlyCost]], argocd_nodes: float) -> str:
+    """The cost table (US$ per month) as Markdown, Argo CD on its own nodes beside it."""
+    lines = ["| apps | Lambda | SQS | DynamoDB | S3 | Secrets Manager | CloudWatch | total / month | per app |"
+             " Argo CD on 3 x m5.large |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, c in rows:
+        lines.append(f"| {n:,} | {c.lambda_compute + c.lambda_requests:.2f} | {c.sqs:.2f} | {c.dynamodb:.2f} | "
+                     f"{c.s3:.2f} | {c.secrets_manager:.2f} | {c.cloudwatch:.2f} | **{c.total:.2f}** | "
+                     f"{c.total / n:.4f} | {argocd_nodes:.2f} |")
+    return "\n".join(lines)
