@@ -283,3 +283,40 @@ def format_table(rows: list[tuple[int, MonthlyCost]], argocd_nodes: float) -> st
                      f"{c.s3:.2f} | {c.secrets_manager:.2f} | {c.cloudwatch:.2f} | **{c.total:.2f}** | "
                      f"{c.total / n:.4f} | {argocd_nodes:.2f} |")
     return "\n".join(lines)
+
+
+#: One drift check of one app, as ``make bench-scale`` measured it (per drift-checked app, the
+#: ``check`` stages of :func:`stages_from_rig`); :data:`MEASURED_AT` says where and when. The
+#: API's per-app estimate uses these (a Lambda cannot run the rig), with the app's own interval.
+MEASURED_AT: Final = "20 apps / 2 repositories / 2 clusters, local stack, 2026-12-03"
+MEASURED_CHECK: Final[tuple[StageUse, ...]] = (
+    StageUse(name='DiffFunction', memory_mb=1024, per='check', invocations=0.1, ms=123.95, dynamodb_rru=5.0, dynamodb_wru=2.0, s3_put=1.0, s3_get=1.0, sqs_fifo=1.0),
+    StageUse(name='PollFunction', memory_mb=512, per='check', invocations=0.0, ms=0.565, sqs_fifo=0.1, log_bytes=11.75),
+    StageUse(name='RenderFunction', memory_mb=1024, per='check', invocations=0.1, ms=24.51, dynamodb_rru=2.0, s3_get=2.0, sqs_fifo=1.0),
+    StageUse(name='ReportFunction', memory_mb=512, per='check', invocations=0.1, ms=33.25, log_bytes=1592.8),
+)
+#: custom metrics with an ``app`` dimension, per app (the report stage's per-app metrics)
+MEASURED_METRICS_PER_APP: Final = 8.0
+
+
+def app_estimate(*, drift_check_seconds: int, poll_seconds: int = 60, resources: int = 0,
+                 stages: tuple[StageUse, ...] = MEASURED_CHECK,
+                 metrics_per_app: float = MEASURED_METRICS_PER_APP) -> dict[str, object]:
+    """One app's own month (JSON-ready): its drift checks at its interval and its own custom
+    metrics (priced at the first tier). Shared costs (the poll tick, secrets, fleet-wide
+    metrics and alarms) are a fleet's, not an app's, and left out; so is the time a sync of a
+    new commit costs (it depends on how often the app's repository changes)."""
+    own = monthly(list(stages), Fleet(apps=1, poll_seconds=poll_seconds, drift_check_seconds=drift_check_seconds,
+                                      secrets=0, metrics=metrics_per_app))
+    checks = units_per_month(StageUse(name="check", memory_mb=128, per="check", invocations=0, ms=0),
+                             Fleet(apps=1, poll_seconds=poll_seconds, drift_check_seconds=drift_check_seconds))
+    return {
+        "currency": "USD", "monthly": round(own.total, 4),
+        "breakdown": {"lambda": round(own.lambda_compute + own.lambda_requests, 4), "sqs": round(own.sqs, 4),
+                      "dynamodb": round(own.dynamodb, 4), "s3": round(own.s3, 4),
+                      "cloudwatch": round(own.cloudwatch, 4)},
+        "driftCheckSeconds": drift_check_seconds, "pollSeconds": poll_seconds,
+        "driftChecksPerMonth": round(checks), "resources": resources,
+        "basis": f"per drift check as measured by make bench-scale ({MEASURED_AT}) at AWS us-east-1 list prices; "
+                 "shared costs (poll tick, secrets, alarms) and syncs of new commits not included",
+    }
