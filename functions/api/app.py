@@ -19,8 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gitferry import apidoc
-from gitferry import cost
+from gitferry import apidoc, cost
 from gitferry.apidoc import Accepted, CostEstimate, OperationAnswer, Page, responses
 from gitferry.console import Console, is_page, stage_prefix
 from gitferry.console import Page as StaticPage
