@@ -188,18 +188,6 @@ def metrics_monthly(count: float) -> float:
     return total
 
 
-def per_app(stages: list[StageUse], fleet: Fleet) -> float:
-    """One app's share of the month: its drift checks (``per == "check"`` stages) at its own
-    interval, plus an equal share of the per-tick and fixed costs of a fleet of ``fleet.apps``."""
-    if fleet.apps <= 0:
-        raise ValueError("fleet.apps must be positive")
-    own = monthly([s for s in stages if s.per == "check"], Fleet(apps=1, poll_seconds=fleet.poll_seconds,
-                                                                  drift_check_seconds=fleet.drift_check_seconds,
-                                                                  secrets=0, arm=fleet.arm))
-    shared = monthly([s for s in stages if s.per == "tick"], fleet)
-    return own.total + shared.total / fleet.apps
-
-
 def argocd_nodes_monthly(nodes: int = 3, hourly: float = EC2_M5_LARGE_HOUR) -> float:
     """Argo CD on its own nodes: ``nodes`` on-demand instances at ``hourly`` all month (no EKS
     control plane, storage or load balancer counted: the least such a setup costs)."""
