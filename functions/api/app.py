@@ -19,8 +19,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gitferry import apidoc
-from gitferry.apidoc import Accepted, OperationAnswer, Page, responses
+from gitferry import apidoc, cost
+from gitferry.apidoc import Accepted, CostEstimate, OperationAnswer, Page, responses
 from gitferry.console import Console, is_page, stage_prefix
 from gitferry.console import Page as StaticPage
 from gitferry.errors import (
@@ -256,6 +256,14 @@ def create_app(upsert: Annotated[str | None, Query(description="true: replace on
          responses=responses(200, "the Application with its status"))
 def get_app(name: AppName) -> dict[str, Any]:
     return service().get_app(name)
+
+
+@app.get("/api/v1/applications/<name>/cost", tags=APPS, summary="What an application costs per month (estimate)",
+         responses=responses(200, "the app's own month at AWS list prices (gitferry.cost)", CostEstimate))
+def app_cost(name: AppName) -> dict[str, Any]:
+    summary = (service().get_app(name).get("status") or {}).get("resourcesSummary") or {}
+    return cost.app_estimate(drift_check_seconds=service().engine.settings.drift_check_seconds,
+                             resources=int(summary.get("total") or 0))
 
 
 @app.put("/api/v1/applications/<name>", tags=APPS, summary="Replace an application's manifest",

@@ -44,6 +44,19 @@ class OperationAnswer(BaseModel):
     message: str
 
 
+class CostEstimate(BaseModel):
+    """``GET /api/v1/applications/{name}/cost``: the app's own month, from gitferry.cost."""
+
+    currency: str = Field(description="always USD")
+    monthly: float = Field(description="the app's own cost per month: its drift checks and its metrics")
+    breakdown: dict[str, float] = Field(description="lambda, sqs, dynamodb, s3, cloudwatch")
+    driftCheckSeconds: int
+    pollSeconds: int
+    driftChecksPerMonth: int
+    resources: int = Field(description="objects the app manages (status.resourcesSummary.total)")
+    basis: str = Field(description="where the per-check numbers come from and what is left out")
+
+
 class Accepted(BaseModel):
     """A queued request (sync, refresh, rollback, cascading delete)."""
 
