@@ -104,7 +104,7 @@ class ResourceDiff:
     target: dict[str, Any] | None = None
     health: _health.Health = field(default_factory=lambda: _health.Health(_health.HEALTHY))
     sync_wave: int = 0
-    method: str = ""  # "dry-run" | "subset" | "missing" | "extraneous"
+    method: str = ""  # "offline" | "dry-run" | "subset" | "missing" | "extraneous"
     message: str = ""
     shared_with: str | None = None  # another app whose tracking annotation the live object carries
 
@@ -442,6 +442,207 @@ def _three_way(desired: Mapping[str, Any], live: Mapping[str, Any], manager: str
                         found.append(head)
                     break
     return found
+
+
+# ---- offline first: Synced without a request when gitferry's own fields say so --------------
+
+# metadata the field manager never records (the apiserver's stripMetaManager): present in a
+# desired object they make the offline answer doubtful, except the object's own name.
+_UNRECORDED_META: Final = frozenset({"uid", "resourceVersion", "generation", "managedFields", "selfLink",
+                                     "deletionTimestamp", "deletionGracePeriodSeconds", "clusterName", "generateName"})
+_BINARY_SUFFIXES: Final = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_ABSENT: Final = object()
+
+
+class _Doubt(Exception):
+    """The offline comparison cannot be sure: ask the server (dry run)."""
+
+
+def offline_synced(desired: Mapping[str, Any], live: Mapping[str, Any] | None, manager: str = "gitferry") -> bool:
+    """Whether a server-side apply of ``desired`` by ``manager`` would certainly leave ``live``
+    as it is, decided from ``live``'s managedFields without asking the server.
+
+    True only when ``manager``'s Apply entry (one, at the desired apiVersion) owns exactly the
+    fields ``desired`` sets (so the apply removes nothing and takes nothing over) and every one
+    of them has the desired value live: equal JSON values, or resource quantities of the same
+    number and notation (``0.5`` / ``500m``, ``1024Mi`` / ``1Gi``), keyed list items matched
+    by the keys the server recorded (``protocol`` defaulting to TCP), a Secret's ``stringData``
+    compared with its base64 ``data``. Anything else (a value the server defaulted or changed,
+    ``8080`` against ``"8080"``, a field another manager took over, an empty field gitferry does
+    not own, an object being deleted) is a doubt, answered False: the caller then dry-runs.
+    """
+    if live is None or live.get("apiVersion") != desired.get("apiVersion") or live.get("kind") != desired.get("kind"):
+        return False
+    meta = live.get("metadata")
+    if not isinstance(meta, Mapping) or meta.get("deletionTimestamp"):
+        return False
+    entries = [e for e in meta.get("managedFields") or [] if isinstance(e, Mapping) and e.get("manager") == manager
+               and e.get("operation") == "Apply" and not e.get("subresource")]
+    if len(entries) != 1 or entries[0].get("apiVersion") != desired.get("apiVersion"):
+        return False
+    fields = entries[0].get("fieldsV1")
+    if entries[0].get("fieldsType", "FieldsV1") != "FieldsV1" or not isinstance(fields, Mapping):
+        return False
+    try:
+        _offline_object(desired, live, fields)
+    except _Doubt:
+        return False
+    return True
+
+
+def _offline_object(desired: Mapping[str, Any], live: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
+    if "status" in body:  # the main resource resets status: what the server keeps is its own business
+        raise _Doubt
+    meta = body.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise _Doubt
+    meta = {k: v for k, v in meta.items() if k not in ("name", "namespace")}
+    if meta.get("creationTimestamp", 0) is None:  # kubectl-generated manifests carry it; never recorded
+        del meta["creationTimestamp"]
+    if any(k in _UNRECORDED_META or k == "creationTimestamp" for k in meta):
+        raise _Doubt
+    body["metadata"] = meta
+    fields = dict(fields)
+    if not meta and "f:metadata" not in fields:
+        del body["metadata"]
+    if _is_secret(desired) and "stringData" in body:
+        _offline_string_data(body.pop("stringData"), body.get("data"), live.get("data"), fields.pop("f:stringData", None))
+    _offline_map(body, live, fields, ())
+
+
+def _offline_string_data(string_data: Any, data: Any, live_data: Any, node: Any) -> None:
+    """The apiserver folds ``stringData`` into ``data`` (base64) but the field manager records
+    ``stringData``'s keys: compare the encoded values with the live ``data``."""
+    if not isinstance(string_data, Mapping) or not isinstance(node, Mapping) or not isinstance(live_data, Mapping):
+        raise _Doubt
+    if {k for k in node if k != "."} != {f"f:{k}" for k in string_data} or any(node[f"f:{k}"] for k in string_data):
+        raise _Doubt
+    for key, value in string_data.items():
+        if not isinstance(value, str) or (isinstance(data, Mapping) and key in data):
+            raise _Doubt
+        if live_data.get(key) != base64.b64encode(value.encode()).decode():
+            raise _Doubt
+
+
+def _offline_map(d: Mapping[str, Any], live: Any, node: Mapping[str, Any], path: Path) -> None:
+    if not isinstance(live, Mapping):
+        raise _Doubt
+    owned = {k for k in node if k != "."}
+    wanted: set[str] = set()
+    for key, value in d.items():
+        name = f"f:{key}"
+        if value == [] and name not in node:  # an empty granular list owns nothing: absent or empty live is the same
+            if live.get(key, []) != []:
+                raise _Doubt
+            continue
+        if name not in node:
+            raise _Doubt
+        wanted.add(name)
+        _offline_value(value, live.get(key, _ABSENT), node[name], path + (key,))
+    if wanted != owned:  # a field gitferry applied before and Git dropped: the apply removes it
+        raise _Doubt
+
+
+def _offline_value(value: Any, live: Any, node: Any, path: Path) -> None:
+    if not isinstance(node, Mapping):
+        raise _Doubt
+    children = {k for k in node if k != "."}
+    if value is None:  # an explicit null removes the field
+        if live is not _ABSENT or children:
+            raise _Doubt
+        return
+    if live is _ABSENT:
+        raise _Doubt
+    if isinstance(value, Mapping):
+        if children:
+            _offline_map(value, live, node, path)
+        elif not isinstance(live, Mapping) or not _json_same(value, live):  # an atomic (or empty) map
+            raise _Doubt
+        return
+    if isinstance(value, list):
+        if not isinstance(live, list):
+            raise _Doubt
+        if not children:  # an atomic list
+            if not _json_same(value, live):
+                raise _Doubt
+        elif all(k.startswith("k:") for k in children):
+            _offline_keyed_list(value, live, node, children, path)
+        elif all(k.startswith("v:") for k in children):
+            _offline_set_list(value, live, children)
+        else:
+            raise _Doubt
+        return
+    if children or not _offline_scalar(value, live, path):
+        raise _Doubt
+
+
+def _offline_keyed_list(items: list[Any], live: list[Any], node: Mapping[str, Any], children: set[str],
+                        path: Path) -> None:
+    keys: dict[str, dict[str, Any]] = {}
+    for raw in children:
+        try:
+            key = json.loads(raw[2:])
+        except ValueError:
+            raise _Doubt from None
+        if not isinstance(key, dict) or not key:
+            raise _Doubt
+        keys[raw] = key
+    if len(items) != len(keys):
+        raise _Doubt
+    used: set[str] = set()
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise _Doubt
+        matches = [raw for raw, key in keys.items() if all(
+            _json_same(item[f], v) if f in item else (f == "protocol" and v == "TCP") for f, v in key.items())]
+        if len(matches) != 1 or matches[0] in used:
+            raise _Doubt
+        used.add(matches[0])
+        key = keys[matches[0]]
+        twins = [i for i in live if isinstance(i, Mapping) and all(_json_same(i.get(f, _ABSENT), v) for f, v in key.items())]
+        if len(twins) != 1:
+            raise _Doubt
+        _offline_map(item, twins[0], node[matches[0]], path + (tuple(sorted(key.items())),))
+
+
+def _offline_set_list(items: list[Any], live: list[Any], children: set[str]) -> None:
+    owned = {json.dumps(json.loads(raw[2:]), sort_keys=True) for raw in children}
+    wanted = [json.dumps(i, sort_keys=True) for i in items]
+    present = {json.dumps(i, sort_keys=True) for i in live}
+    if len(set(wanted)) != len(wanted) or set(wanted) != owned or not owned <= present:
+        raise _Doubt
+
+
+def _json_same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: ``True`` is not ``1`` and ``1`` is not ``1.0`` (the server would
+    change the one into the other), maps and lists compared all the way down."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_json_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _offline_scalar(value: Any, live: Any, path: Path) -> bool:
+    if _json_same(value, live):
+        return True
+    # resource quantities: the server stores the canonical form of the same number, in the same
+    # notation (binary suffixes stay binary: "1024Mi" is stored "1Gi", "0.5" is "500m")
+    if len(path) < 2 or path[-2] not in _QUANTITY_PARENTS or isinstance(value, bool) or not isinstance(live, str):
+        return False
+    if not isinstance(value, (int, float, str)) or "e" in str(value).lower() or "e" in live.lower():
+        return False
+    a, b = _parse_quantity(value), _parse_quantity(live)
+    binary = str(value).endswith(_BINARY_SUFFIXES)
+    return a is not None and a == b and binary == live.endswith(_BINARY_SUFFIXES)
+
+
+def _offline_result(desired: Mapping[str, Any], live: Mapping[str, Any]) -> ResourceDiff:
+    live_n = normalise(live)
+    masked_live, masked_target = mask_secrets(live_n, live_n)
+    return _result(desired, SYNCED, live=masked_live, target=masked_target, health=_health.resource_health(live),
+                   method="offline")
 
 
 # ---- masking --------------------------------------------------------------------------------
@@ -867,6 +1068,7 @@ def compare(
     namespace: str | None = None,
     workers: int = 8,
     ignore_differences: Iterable[Any] | None = None,
+    offline_first: bool = True,
 ) -> Comparison:
     """Compare an app's rendered manifests with the cluster.
 
@@ -879,6 +1081,10 @@ def compare(
     is Unknown). A desired object live with another app's tracking annotation gets
     ``shared_with`` (see :meth:`Comparison.shared_resource_warnings`). Per-object dry-runs run on a
     small thread pool: an app of 2,000 objects must not take 2,000 sequential round trips.
+
+    ``offline_first`` (the default): an object :func:`offline_synced` proves unchanged from its
+    live managedFields is Synced without a request (``method="offline"``); only the others, and
+    objects an ignore rule matches, are dry-run. False: every object is dry-run.
     """
     from .kube import KubeError
 
@@ -907,6 +1113,11 @@ def compare(
                 except KubeError as exc:
                     if exc.code != 404:  # 404 = kind not served yet (its CRD comes with this sync)
                         raise
+            if (offline_first and found is not None and not any(r.matches(obj) for r in rules)
+                    and offline_synced(obj, found)):
+                result = _offline_result(obj, found)
+                result.shared_with = shared_with(app_name, found)
+                return result
             result, failed = _compare_one(cluster, obj, found, rules, jq)
             failures.extend(failed)
             result.shared_with = shared_with(app_name, found)
@@ -989,6 +1200,7 @@ __all__ = [
     "format_path",
     "mask_secrets",
     "normalise",
+    "offline_synced",
     "owned_paths",
     "scrub",
     "subset_changed_paths",

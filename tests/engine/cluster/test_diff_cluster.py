@@ -37,7 +37,25 @@ def test_apply_then_compare_is_synced(cluster: kube.ClusterClient, namespace: st
     assert comparison.sync_status == "Synced", [(r.kind, r.changed_paths, r.message) for r in comparison.resources]
     assert len(comparison.resources) == 4
     assert all(r.status == "Synced" and r.changed_paths == [] and r.diff == "" for r in comparison.resources)
-    assert all(r.method == "dry-run" for r in comparison.resources)
+    # offline first: gitferry's own managedFields prove every object unchanged, no dry run needed
+    assert all(r.method == "offline" for r in comparison.resources)
+    # ... and the dry run, asked for every object, agrees
+    full = diff.compare(cluster, app_name, manifests(), cluster.list_by_label(tracking.label_selector(app_name)),
+                        namespace=namespace, offline_first=False)
+    assert full.sync_status == "Synced" and all(r.method == "dry-run" for r in full.resources)
+
+
+def test_a_no_change_compare_sends_no_dry_run(cluster: kube.ClusterClient, namespace: str, app_name: str,
+                                              kubesim: Any) -> None:
+    synced(cluster, app_name, namespace, manifests())
+    live = cluster.list_by_label(tracking.label_selector(app_name))
+    before = len(kubesim.request_log)
+    assert diff.compare(cluster, app_name, manifests(), live, namespace=namespace).sync_status == "Synced"
+    dry_runs = [r for r in kubesim.request_log[before:] if "dryRun=All" in r[1]]
+    assert dry_runs == []
+    before = len(kubesim.request_log)
+    diff.compare(cluster, app_name, manifests(), live, namespace=namespace, offline_first=False)
+    assert len([r for r in kubesim.request_log[before:] if "dryRun=All" in r[1]]) == 4  # one per object
 
 
 def test_live_change_is_out_of_sync_naming_the_field(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:
@@ -56,6 +74,8 @@ def test_live_change_is_out_of_sync_naming_the_field(cluster: kube.ClusterClient
     web = by_name(comparison)["Deployment/web"]
     assert comparison.sync_status == "OutOfSync"
     assert web.status == "OutOfSync"
+    # another manager took fields over: the offline comparison cannot decide, the dry run does
+    assert web.method == "dry-run"
     assert "spec.replicas" in web.changed_paths
     assert "spec.template.spec.containers[name=web].image" in web.changed_paths
     assert "nginx:1.25" in web.diff and "nginx:1.27" in web.diff
