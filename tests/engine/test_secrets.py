@@ -59,3 +59,30 @@ def test_repo_credentials_never_shown(secrets: SecretStore) -> None:
     token = secrets.get_repo_credentials(url)
     assert token is not None and token.basic_auth() == ("x-access-token", "tok-123")
     assert "tok-123" not in repr(token)
+
+
+def test_a_repository_without_credentials_is_not_asked_for_again_until_max_age(secretsmanager: Any) -> None:
+    """A public repository has no secret: the poll used to ask Secrets Manager on every tick."""
+    prefix = f"t{uuid.uuid4().hex[:8]}/"
+    secrets = SecretStore(prefix=prefix, client=secretsmanager, max_age=300)
+    calls: list[str] = []
+    secretsmanager.meta.events.register("before-parameter-build.secrets-manager.GetSecretValue",
+                                        lambda params, **_: calls.append(params["SecretId"]))
+    url = "https://git.example.com/public.git"
+    assert secrets.get_repo_credentials(url) is None
+    assert secrets.get_repo_credentials(url) is None
+    assert calls == [secrets.repo_secret_name(url)]  # the absence is remembered
+    # registering credentials (this store) forgets it at once; another store's reader after max_age
+    secrets.put_repo_credentials(url, RepoCredentials(username="u", password="p"))
+    got = secrets.get_repo_credentials(url)
+    assert got is not None and got.password == "p"
+    other = SecretStore(prefix=prefix, client=secretsmanager, max_age=0)  # max_age 0: nothing remembered
+    second = "https://git.example.com/other.git"
+    assert other.get_repo_credentials(second) is None
+    secrets.put_repo_credentials(second, RepoCredentials(username="u", password="q"))
+    again = other.get_repo_credentials(second)
+    assert again is not None and again.password == "q"
+    # webhook secrets and the API token are not remembered missing: adding one works at once
+    before = len(calls)
+    assert secrets.get_webhook_secret("gitlab") is None and secrets.get_webhook_secret("gitlab") is None
+    assert len(calls) == before + 2

@@ -81,6 +81,9 @@ class SecretStore:
         self._client = client
         self._provider: SecretsProvider | None = None
         self._token_checked_at = float("-inf")
+        # Secrets found missing, and when: a public repository has no secret, and asking again on
+        # every tick cost one GetSecretValue per repository (max_age bounds it like a value).
+        self._absent: dict[str, float] = {}
 
     @property
     def client(self) -> Any:
@@ -125,7 +128,7 @@ class SecretStore:
     def get_repo_credentials(self, url: str) -> RepoCredentials | None:
         """Credentials for ``url``, or None for a public repository."""
         try:
-            raw = self._get(self.repo_secret_name(url), f"credentials of {url}")
+            raw = self._get(self.repo_secret_name(url), f"credentials of {url}", absence=True)
         except NotFoundError:
             return None
         try:
@@ -177,15 +180,24 @@ class SecretStore:
         except ClientError as exc:
             raise SecretError(f"storing {what} ({name}) failed: {_code(exc)}") from None
         self.provider.clear_cache()
+        self._absent.pop(name, None)
 
-    def _get(self, name: str, what: str, *, max_age: int | None = None, force: bool = False) -> str:
+    def _get(self, name: str, what: str, *, max_age: int | None = None, force: bool = False,
+             absence: bool = False) -> str:
+        """The secret's value, cached up to ``max_age``; ``absence``: a missing secret is
+        remembered as long (for the repository credentials most repositories do not have)."""
+        age = min(self.max_age, max_age or self.max_age)
+        missing_since = self._absent.get(name)
+        if absence and not force and missing_since is not None and time.monotonic() - missing_since < age:
+            raise NotFoundError(f"{what} not found (secret {name})")
         try:
-            value = self.provider.get(name, max_age=min(self.max_age, max_age or self.max_age),
-                                      force_fetch=force)
+            value = self.provider.get(name, max_age=age, force_fetch=force)
         except Exception as exc:  # Powertools wraps every failure in GetParameterError
             cause = exc.__cause__ or exc.__context__
             code = _code(cause) if isinstance(cause, ClientError) else type(exc).__name__
             if code == "ResourceNotFoundException":
+                if absence:
+                    self._absent[name] = time.monotonic()
                 raise NotFoundError(f"{what} not found (secret {name})") from None
             raise SecretError(f"reading {what} ({name}) failed: {code}") from None
         if isinstance(value, bytes):
@@ -202,6 +214,7 @@ class SecretStore:
             if _code(exc) != "ResourceNotFoundException":
                 raise SecretError(f"deleting {name} failed: {_code(exc)}") from None
         self.provider.clear_cache()
+        self._absent.pop(name, None)
 
 
 def _code(exc: BaseException | None) -> str:
