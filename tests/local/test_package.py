@@ -111,3 +111,81 @@ def test_full_package_build_fits_lambda(tmp_path: Path) -> None:
         names = zf.namelist()
     # the web console ships with the api function that serves it
     assert "console/index.html" in names and any(n.startswith("console/assets/app-") and n.endswith(".js") for n in names)
+
+
+def _code_tree(root: Path) -> Path:
+    (root / "pkg").mkdir(parents=True)
+    (root / "app.py").write_text("from pkg import mod\n\ndef handler(event, context):\n    return mod.X\n")
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "mod.py").write_text("X = 42\n")
+    (root / "pkg" / "py2_example.py").write_text("print 'a Python 2 example some wheels ship'\n")
+    return root
+
+
+def test_every_zip_carries_bytecode_of_the_building_interpreter(tmp_path: Path) -> None:
+    import importlib.util
+    import subprocess
+
+    compiler = pkg.probe(sys.executable)
+    assert compiler.version == f"{sys.version_info.major}.{sys.version_info.minor}" and compiler.magic == importlib.util.MAGIC_NUMBER
+    out = tmp_path / "fn.zip"
+    src = _code_tree(tmp_path / "src")
+    pkg._staged_zip(src, out, compiler, tmp_path / "staging")
+    assert not list(src.rglob("*.pyc"))  # the source tree stays clean
+    with zipfile.ZipFile(out) as zf:
+        pycs = {n: zf.read(n)[:4] for n in zf.namelist() if n.endswith(".pyc")}
+        zf.extractall(tmp_path / "task")
+    tag = compiler.tag
+    assert set(pycs) == {f"__pycache__/app.{tag}.pyc", f"pkg/__pycache__/__init__.{tag}.pyc",
+                         f"pkg/__pycache__/mod.{tag}.pyc"}  # the Python 2 file stays source only
+    assert set(pycs.values()) == {compiler.magic}
+    pkg.check_bytecode(out, compiler, {"pkg/py2_example.py"})
+    with pytest.raises(SystemExit, match="without bytecode"):  # unless compile_tree said it could not
+        pkg.check_bytecode(out, compiler)
+    # As Lambda runs it: a read-only task directory, and the import reads the pycs, compiling nothing.
+    for path in (tmp_path / "task").rglob("*"):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    (tmp_path / "task").chmod(0o555)
+    run = subprocess.run([sys.executable, "-v", "-c", "import app; assert app.handler(None, None) == 42"],
+                         cwd=tmp_path / "task", capture_output=True, text=True, check=True)
+    assert f"code object from '{tmp_path / 'task' / '__pycache__' / f'app.{tag}.pyc'}'" in run.stderr
+    assert "pkg/__pycache__/mod." in run.stderr and "could not create" not in run.stderr
+
+
+def test_bytecode_is_never_labelled_for_a_runtime_it_was_not_compiled_for(tmp_path: Path) -> None:
+    other = f"python3.{sys.version_info.minor + 1}"
+    with pytest.raises(SystemExit) as refused:
+        pkg.find_compiler(other, sys.executable)
+    assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in str(refused.value)
+    assert other in str(refused.value)
+    # a zip holding another interpreter's pycs is refused by the check before it ships
+    compiler = pkg.probe(sys.executable)
+    foreign = pkg.Compiler(sys.executable, other.removeprefix("python"), b"\x00\x00\r\n")
+    out = tmp_path / "fn.zip"
+    pkg._staged_zip(_code_tree(tmp_path / "src"), out, compiler, tmp_path / "staging")
+    with pytest.raises(SystemExit) as wrong:
+        pkg.check_bytecode(out, foreign)
+    assert "is not bytecode of Python" in str(wrong.value)
+
+
+def test_the_template_runtime_is_what_the_bytecode_is_compiled_for() -> None:
+    assert pkg.template_runtime(ROOT / "template.yaml") == "python3.12"
+
+
+def test_a_sourceless_layer_ships_bytecode_in_place_of_its_source(tmp_path: Path) -> None:
+    import subprocess
+
+    compiler = pkg.probe(sys.executable)
+    layer = tmp_path / "layer"
+    _code_tree(layer / "python")
+    source_only = {f"python/{rel}" for rel in pkg.compile_tree(layer / "python", compiler, sourceless=True)}
+    out = tmp_path / "cluster.zip"
+    pkg.zip_dir(layer, out, bytecode=True)
+    pkg.check_bytecode(out, compiler, source_only)
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "opt")
+    assert names == {"python/app.pyc", "python/pkg/__init__.pyc", "python/pkg/mod.pyc", "python/pkg/py2_example.py"}
+    run = subprocess.run([sys.executable, "-c", "import app; print(app.handler(None, None), app.__file__)"],
+                         cwd=tmp_path / "opt" / "python", capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["42", str(tmp_path / "opt" / "python" / "app.pyc")]
