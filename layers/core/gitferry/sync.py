@@ -110,6 +110,7 @@ class Step:
     hook: bool = False
     skip_reason: str = ""  # a prune that must not happen: "Prune=false", "requires pruning"
     problem: str = ""  # an apply that cannot be done as asked (found before anything is written)
+    unchanged: bool = False  # proven a no-op from the live object's managedFields: not sent
 
     @property
     def group(self) -> tuple[int, int, int]:
@@ -231,6 +232,7 @@ class SyncOptions:
 
     first_sync: bool = True
     apply_out_of_sync_only: bool = False
+    full_sync: bool = False  # ApplyOutOfSyncOnly=false: send every apply, even proven no-ops
     out_of_sync: frozenset[Key] | None = None
     respect_ignore_differences: bool = False
     ignore_rules: tuple[_diff.IgnoreRule, ...] = ()
@@ -262,6 +264,7 @@ def options_for(app: Any, *, resources: Iterable[Any] = (), previous: Any = None
     return SyncOptions(
         first_sync=first_sync,
         apply_out_of_sync_only=app.has_sync_option("ApplyOutOfSyncOnly"),
+        full_sync=app.sync_option("ApplyOutOfSyncOnly") == "false",
         out_of_sync=out_of_sync,
         respect_ignore_differences=app.has_sync_option("RespectIgnoreDifferences"),
         ignore_rules=tuple(_diff.ignore_rules(app.spec.ignore_differences)),
@@ -567,6 +570,8 @@ def run_sync(
                  or s.key not in live_by_key]
     if opts.respect_ignore_differences and opts.ignore_rules:
         steps = [_respecting(s, live_by_key, opts) for s in steps]
+    if not opts.full_sync and not opts.replace:
+        steps = [_proven_unchanged(s, live_by_key) for s in steps]
     crd_kinds = {
         (str((o.get("spec") or {}).get("group", "")), str(((o.get("spec") or {}).get("names") or {}).get("kind", "")))
         for o in prepared if o.get("kind") == "CustomResourceDefinition"
@@ -585,6 +590,9 @@ def run_sync(
         problem = _validate(step) or resource_option_problem(step.obj) or step.problem
         if problem:
             return step, _result_for(step, SYNC_FAILED, problem), f"{_ident(step)}: {problem}", None
+        if step.unchanged:
+            return (step, _result_for(step, SYNCED, f"unchanged{' (dry run)' if dry_run else ''}", step.key[3]),
+                    "", step.key[3])
         if step.hook:
             step = Step(step.action, step.phase, step.wave, tracking.stamp_hook(app_name, step.obj, step.phase), True)
         try:
@@ -655,6 +663,22 @@ def _default_healthy(obj: Mapping[str, Any] | None) -> bool:
     return _health.resource_health(obj).status in (_health.HEALTHY, _health.SUSPENDED)
 
 
+def _proven_unchanged(step: Step, live_by_key: Mapping[Key, Mapping[str, Any]]) -> Step:
+    """An apply :func:`diff.offline_synced` proves a no-op (gitferry owns exactly the fields it
+    sets, each with the value it sets) is marked ``unchanged``: neither dry-run nor sent, so a
+    re-sync of an unchanged app asks the cluster only about what may differ. Hooks, and objects
+    with Replace / Force, are always sent; ``ApplyOutOfSyncOnly=false`` sends everything."""
+    if step.action != APPLY or step.hook or step.problem:
+        return step
+    options = tracking.sync_options(step.obj)
+    if options.get("Replace") == "true" or options.get("Force") == "true":
+        return step
+    live = live_by_key.get(step.key)
+    if live is None or not _diff.offline_synced(step.obj, live):
+        return step
+    return Step(step.action, step.phase, step.wave, step.obj, step.hook, step.skip_reason, step.problem, True)
+
+
 def _respecting(step: Step, live_by_key: Mapping[Key, Mapping[str, Any]], opts: SyncOptions) -> Step:
     if step.action != APPLY or step.hook:
         return step
@@ -701,8 +725,10 @@ def _preflight(cluster: ClusterClient, app_name: str, steps: list[Step], opts: S
                 other = tracking.owner_app(current) if current else None
                 if other and other != app_name:
                     return f"FailOnSharedResource=true: the object is part of application {other}"
-            if dry_run or step.key[2] in new_namespaces:
-                return ""  # a dry-run sync dry-runs every object anyway; a new namespace has nothing yet
+            if dry_run or step.key[2] in new_namespaces or step.unchanged:
+                # a dry-run sync dry-runs every object anyway; a new namespace has nothing yet; a
+                # proven no-op is not sent, so there is nothing to dry-run
+                return ""
             if step.hook and name and "BeforeHookCreation" in tracking.hook_delete_policies(step.obj) \
                     and cluster.get(api_version, kind, name, meta.get("namespace")) is not None:
                 return ""  # deleted before it is created again: a dry run against the old one means nothing
