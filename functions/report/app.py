@@ -44,7 +44,8 @@ def record_handler(record: SQSRecord) -> None:
     for notification in notifications_for(message):
         notifier().publish(notification)
         logger.info("notified", extra={"app": message.app, "trigger": notification.trigger})
-    logger.info("report", extra={"app": message.app, "event": message.event})
+    logger.info("report", extra={"app": message.app, "event": message.event, "sync": message.sync_status,
+                                 "health": message.health, "drifted": message.drifted})
 
 
 @metrics.log_metrics

@@ -102,7 +102,8 @@ def test_pruning_alone_does_not_trigger_a_sync_that_cannot_prune() -> None:
 
 
 def test_report_metrics_come_from_the_event_snapshot() -> None:
-    engine = Engine(Settings(table_name="t", bucket_name="b"), state=None, manifests=None, secrets=None, queues=None)  # type: ignore[arg-type]
+    engine = Engine(Settings(table_name="t", bucket_name="b", per_app_metrics="all"), state=None, manifests=None,  # type: ignore[arg-type]
+                    secrets=None, queues=None)
     fleet = engine.report(ReportRequest(app="_fleet", event="fleet", outOfSync=2, degraded=1, apps=5))
     assert {(p.name, p.value) for p in fleet} == {("OutOfSyncApps", 2), ("DegradedApps", 1), ("Applications", 5)}
     assert all(not p.dimensions for p in fleet)
@@ -114,6 +115,28 @@ def test_report_metrics_come_from_the_event_snapshot() -> None:
     assert by_name["Degraded"].value == 1.0 and by_name["Healthy"].value == 0.0
     assert "SyncFailed" in by_name and "SyncSucceeded" not in by_name
     assert by_name["StageDuration"].dimensions == {"app": "guestbook", "stage": "apply"}
+
+
+def test_per_app_metrics_follow_the_template_parameter() -> None:
+    """Each app x metric name is a billed custom metric: the default keeps two per app."""
+    request = ReportRequest(app="guestbook", event="operation", syncStatus="OutOfSync", health="Degraded",
+                            drifted=3, operationPhase="Succeeded", durations={"apply": 1.5, "diff": 0.2})
+    fleet = ReportRequest(app="_fleet", event="fleet", outOfSync=2, degraded=1, apps=5)
+
+    def names(level: str, req: ReportRequest) -> set[str]:
+        engine = Engine(Settings(table_name="t", bucket_name="b", per_app_metrics=level), state=None,  # type: ignore[arg-type]
+                        manifests=None, secrets=None, queues=None)
+        return {p.name for p in engine.report(req)}
+
+    assert Settings(table_name="t", bucket_name="b").per_app_metrics == "status"
+    assert names("status", request) == {"OutOfSync", "Degraded"}
+    assert names("none", request) == set()
+    assert names("all", request) == {"OutOfSync", "Degraded", "Healthy", "DriftedResources", "SyncSucceeded",
+                                     "StageDuration"}
+    for level in ("none", "status", "all"):  # the drift alarm's fleet metric is always there
+        assert names(level, fleet) == {"OutOfSyncApps", "DegradedApps", "Applications"}
+    with pytest.raises(ValueError, match="PER_APP_METRICS"):
+        names("some", request)
 
 
 def test_retry_backoff_follows_argo_cd() -> None:

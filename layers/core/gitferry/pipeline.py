@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gitferry import children, followups, tracking
 from gitferry import diff as diffing
@@ -80,6 +80,10 @@ class Settings:
     helm_deps_cache_dir: str = "/tmp/gitferry-helmdeps"
     discovery_cache_dir: str = "/tmp/gitferry-discovery"
     drift_check_seconds: int = 180
+    # Per-app CloudWatch metrics (each app x name is a custom metric, $0.30 a month at list
+    # price): "status" = OutOfSync and Degraded per app, "all" = also Healthy, DriftedResources,
+    # SyncSucceeded/SyncFailed and StageDuration, "none" = the fleet metrics only.
+    per_app_metrics: str = "status"
     # While a rollout is in progress the app is looked at again this often (poll picks it up).
     rollout_check_seconds: int = 10
     operation_timeout_seconds: int = 900
@@ -115,6 +119,7 @@ class Settings:
             helm_deps_cache_dir=env.get("HELM_DEPS_CACHE_DIR", "/tmp/gitferry-helmdeps"),
             discovery_cache_dir=env.get("DISCOVERY_CACHE_DIR", "/tmp/gitferry-discovery"),
             drift_check_seconds=int(env.get("DRIFT_CHECK_SECONDS", "180")),
+            per_app_metrics=env.get("PER_APP_METRICS", "status"),
             rollout_check_seconds=int(env.get("ROLLOUT_CHECK_SECONDS", "10")),
             sync_wait_seconds=float(env.get("SYNC_WAIT_SECONDS", "600")),
             followup_grace_seconds=float(env.get("FOLLOWUP_GRACE_SECONDS", "60")),
@@ -951,7 +956,7 @@ class Engine:
         if request.event == "operation" and request.operation_phase is not None:
             failed = request.operation_phase in ("Failed", "Error")
             points.append(MetricPoint("SyncFailed" if failed else "SyncSucceeded", 1.0, "Count", dims))
-        return points
+        return [p for p in points if _per_app_metric_kept(p.name, self.settings.per_app_metrics)]
 
     # ------------------------------------------------------------------ helpers
 
@@ -1096,6 +1101,21 @@ def _repo_key(source: ApplicationSource) -> tuple[str, str]:
 def tree_key(app: str) -> str:
     """S3 key of an app's latest resource tree."""
     return f"trees/{app}.json"
+
+
+#: Per-app metrics each PerAppMetrics level emits (the fleet metrics are always emitted).
+PER_APP_METRICS: Final[dict[str, frozenset[str]]] = {
+    "none": frozenset(),
+    "status": frozenset({"OutOfSync", "Degraded"}),
+    "all": frozenset({"OutOfSync", "Degraded", "Healthy", "DriftedResources", "SyncSucceeded", "SyncFailed",
+                      "StageDuration"}),
+}
+
+
+def _per_app_metric_kept(name: str, level: str) -> bool:
+    if level not in PER_APP_METRICS:
+        raise ValueError(f"PER_APP_METRICS={level!r}: one of {', '.join(PER_APP_METRICS)}")
+    return name in PER_APP_METRICS[level]
 
 
 def due_reason(status: AppStatus | None, commit: str, now: datetime, drift_check_seconds: int) -> str | None:
