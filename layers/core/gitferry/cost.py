@@ -82,6 +82,10 @@ class StageUse:
     sqs_standard: float = 0.0
     secrets_calls: float = 0.0
     log_bytes: float = 0.0
+    # A per-tick stage measured on a fleet of this many apps: its time and calls are scaled to
+    # the priced fleet (a tick reads every app's state and resolves every repository), its
+    # invocations are not (one poll per tick at any size). 0 = not scaled.
+    at_apps: int = 0
 
     def __post_init__(self) -> None:
         if self.per not in ("tick", "check"):
@@ -147,8 +151,8 @@ def monthly(stages: list[StageUse], fleet: Fleet) -> MonthlyCost:
     detail: dict[str, float] = {}
     price_gb_s = LAMBDA_GB_SECOND_ARM if fleet.arm else LAMBDA_GB_SECOND_X86
     for stage in stages:
-        n = units_per_month(stage, fleet)
-        inv = stage.invocations * n
+        inv = stage.invocations * units_per_month(stage, fleet)
+        n = units_per_month(stage, fleet) * (fleet.apps / stage.at_apps if stage.per == "tick" and stage.at_apps else 1)
         stage_gb_s = stage.ms * n / 1000 * stage.memory_mb / 1024
         gb_s += stage_gb_s
         requests += inv
@@ -228,6 +232,8 @@ def stages_from_rig(doc: dict[str, object]) -> list[StageUse]:
     phases = doc["phases"]
     assert isinstance(phases, dict)
     steady, drift = phases["steady"], phases["drift"]
+    scale = doc.get("scale") or {}
+    rig_apps = int(scale.get("apps") or 0) if isinstance(scale, dict) else 0
     ticks = float(steady.get("ticks") or 1)
     checked = float(drift.get("checked_apps") or 1)
     out: list[StageUse] = []
@@ -236,7 +242,8 @@ def stages_from_rig(doc: dict[str, object]) -> list[StageUse]:
         if stage.get("memory_mb") is None:
             continue
         per_tick[name] = _per_unit(stage, ticks)
-        out.append(StageUse(name=name, memory_mb=int(stage["memory_mb"]), per="tick", **per_tick[name]))
+        out.append(StageUse(name=name, memory_mb=int(stage["memory_mb"]), per="tick", at_apps=rig_apps,
+                            **per_tick[name]))
     for name, stage in drift["stages"].items():
         if stage.get("memory_mb") is None:
             continue
