@@ -262,8 +262,9 @@ def get_app(name: AppName) -> dict[str, Any]:
          responses=responses(200, "the app's own month at AWS list prices (gitferry.cost)", CostEstimate))
 def app_cost(name: AppName) -> dict[str, Any]:
     summary = (service().get_app(name).get("status") or {}).get("resourcesSummary") or {}
-    return cost.app_estimate(drift_check_seconds=service().engine.settings.drift_check_seconds,
-                             resources=int(summary.get("total") or 0))
+    settings = service().engine.settings
+    return cost.app_estimate(drift_check_seconds=settings.drift_check_seconds, resources=int(summary.get("total") or 0),
+                             metrics_per_app=cost.METRICS_PER_APP[settings.per_app_metrics])
 
 
 @app.put("/api/v1/applications/<name>", tags=APPS, summary="Replace an application's manifest",

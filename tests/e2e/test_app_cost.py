@@ -25,8 +25,10 @@ def test_cost_of_one_app_and_of_none(world: LocalWorld) -> None:
     world.until("costed synced", synced_healthy(world, "costed"))
 
     answer = world.api_ok("GET", "/api/v1/applications/costed/cost")
-    expected = cost.app_estimate(drift_check_seconds=2, resources=2)
+    # the template's default PerAppMetrics=status: two per-app custom metrics are billed
+    expected = cost.app_estimate(drift_check_seconds=2, resources=2, metrics_per_app=2.0)
     assert answer == expected
+    assert answer != cost.app_estimate(drift_check_seconds=2, resources=2, metrics_per_app=8.0)
     assert answer["resources"] == 2 and answer["driftCheckSeconds"] == 2 and answer["currency"] == "USD"
     assert answer["driftChecksPerMonth"] == 30 * 24 * 60  # a 2 s interval is checked every 60 s tick
     assert answer["monthly"] == pytest.approx(sum(answer["breakdown"].values()), abs=1e-3)

@@ -290,8 +290,11 @@ MEASURED_CHECK: Final[tuple[StageUse, ...]] = (
     StageUse(name='RenderFunction', memory_mb=1024, per='check', invocations=0.1, ms=24.51, dynamodb_rru=2.0, s3_get=2.0, sqs_fifo=1.0),
     StageUse(name='ReportFunction', memory_mb=512, per='check', invocations=0.1, ms=33.25, log_bytes=1592.8),
 )
-#: custom metrics with an ``app`` dimension, per app (the report stage's per-app metrics)
+#: custom metrics with an ``app`` dimension, per app, at PerAppMetrics=all (the report stage's
+#: per-app metrics, StageDuration once per stage)
 MEASURED_METRICS_PER_APP: Final = 8.0
+#: per-app custom metrics at each PerAppMetrics level (template.yaml; pipeline.PER_APP_METRICS)
+METRICS_PER_APP: Final[dict[str, float]] = {"none": 0.0, "status": 2.0, "all": MEASURED_METRICS_PER_APP}
 
 
 def app_estimate(*, drift_check_seconds: int, poll_seconds: int = 60, resources: int = 0,
