@@ -113,8 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + data)
         self._status = code
+        if not getattr(self, "_logged", False):  # logged before the answer leaves: a client that has it finds it in the log
+            self._logged = True
+            self.server.sim._log(self.command, self.path, code, self.headers.get("User-Agent", ""))
+        self.wfile.write(head + data)
 
     def _send_error(self, exc: ApiError) -> None:
         self._send(exc.code, exc.status())
@@ -182,6 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         sim = self.server.sim
         self._status = 0
+        self._logged = False
         body = b""
         try:
             body = self._read_body()
@@ -200,7 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
         finally:
-            sim._log(method, self.path, self._status, self.headers.get("User-Agent", ""))
+            if not self._logged:  # no answer sent (a dropped connection, a stream)
+                sim._log(method, self.path, self._status, self.headers.get("User-Agent", ""))
 
 
 MAX_REQUEST_BODY = 3 * 1024 * 1024  # genericapiserver MaxRequestBodyBytes
@@ -746,6 +751,7 @@ class KubeSim:
 
         self.controllers = Controllers(self.store, self.clock)
         self.request_log: list[tuple[str, str, int, str]] = []
+        self._log_dropped = 0  # entries cut from the front of request_log (it is bounded)
         self.internal_errors: list[str] = []
         self.background_errors: list[str] = []
         self._log_lock = threading.Lock()
@@ -863,7 +869,19 @@ class KubeSim:
         with self._log_lock:
             if len(self.request_log) >= _LOG_LIMIT:
                 del self.request_log[: _LOG_LIMIT // 2]
+                self._log_dropped += _LOG_LIMIT // 2
             self.request_log.append((method, path, status, user_agent))
+
+    def log_mark(self) -> int:
+        """How many requests were answered so far: a mark for :meth:`requests_since` (which,
+        unlike an index into ``request_log``, survives the log being cut)."""
+        with self._log_lock:
+            return self._log_dropped + len(self.request_log)
+
+    def requests_since(self, mark: int) -> list[tuple[str, str, int, str]]:
+        """The request_log entries answered after ``mark`` (from :meth:`log_mark`)."""
+        with self._log_lock:
+            return list(self.request_log[max(0, mark - self._log_dropped):])
 
     def kubeconfig(self, *, read_only: bool = False, namespace: str = "default") -> str:
         """A kubeconfig (CA data + bearer token); ``read_only`` selects the read-only token."""

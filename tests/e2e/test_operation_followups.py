@@ -167,6 +167,7 @@ def test_a_retry_waits_its_30s_backoff_and_runs_soon_after(world: LocalWorld) ->
 
 
 def test_a_failing_hook_fails_the_operation_naming_the_hook(world: LocalWorld) -> None:
+    world.tick()  # a whole 60 s poll interval ahead: the operation must end within it, by follow-ups
     ticks = world.poll_ticks
     _create(world, "badhook", {
         "app/deploy.yaml": DEPLOYMENT.format(replicas=1, image="nginx:1.27"),

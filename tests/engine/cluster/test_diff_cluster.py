@@ -49,13 +49,14 @@ def test_a_no_change_compare_sends_no_dry_run(cluster: kube.ClusterClient, names
                                               kubesim: Any) -> None:
     synced(cluster, app_name, namespace, manifests())
     live = cluster.list_by_label(tracking.label_selector(app_name))
-    before = len(kubesim.request_log)
+    mine = f"/namespaces/{namespace}/"  # the session's kubesim serves other tests at the same time
+    before = kubesim.log_mark()
     assert diff.compare(cluster, app_name, manifests(), live, namespace=namespace).sync_status == "Synced"
-    dry_runs = [r for r in kubesim.request_log[before:] if "dryRun=All" in r[1]]
+    dry_runs = [r for r in kubesim.requests_since(before) if "dryRun=All" in r[1] and mine in r[1]]
     assert dry_runs == []
-    before = len(kubesim.request_log)
+    before = kubesim.log_mark()
     diff.compare(cluster, app_name, manifests(), live, namespace=namespace, offline_first=False)
-    assert len([r for r in kubesim.request_log[before:] if "dryRun=All" in r[1]]) == 4  # one per object
+    assert len([r for r in kubesim.requests_since(before) if "dryRun=All" in r[1] and mine in r[1]]) == 4
 
 
 def test_live_change_is_out_of_sync_naming_the_field(cluster: kube.ClusterClient, namespace: str, app_name: str) -> None:

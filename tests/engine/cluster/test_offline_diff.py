@@ -125,8 +125,10 @@ def test_offline_synced_refuses_what_it_cannot_prove(cluster: kube.ClusterClient
     assert diff.offline_synced({**desired, "status": {"replicas": 1}}, live) is False
 
 
-def _patches(kubesim: Any, before: int) -> list[str]:
-    return [path for method, path, _status, _agent in kubesim.request_log[before:] if method == "PATCH"]
+def _patches(kubesim: Any, before: int, namespace: str) -> list[str]:
+    """PATCHes into ``namespace`` since the mark (the session's kubesim serves other tests too)."""
+    return [path for method, path, _status, _agent in kubesim.requests_since(before)
+            if method == "PATCH" and f"/namespaces/{namespace}/" in path]
 
 
 def test_a_re_sync_sends_only_what_may_differ(cluster: kube.ClusterClient, namespace: str, app_name: str,
@@ -134,21 +136,21 @@ def test_a_re_sync_sends_only_what_may_differ(cluster: kube.ClusterClient, names
     desired = [_deployment(), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
                                "data": {"a": "1"}}]
     _applied(cluster, app_name, namespace, desired)
-    before = len(kubesim.request_log)
+    before = kubesim.log_mark()
     result = sync.run_sync(cluster, app_name, desired, cluster.list_by_label(tracking.label_selector(app_name)),
                            prune=True, create_namespace=False, namespace=namespace)
     assert result.phase == "Succeeded"
     assert {r.message for r in result.resources if r.kind != "Namespace"} == {"unchanged"}
-    assert _patches(kubesim, before) == []  # no apply and no dry run: both were proven no-ops
+    assert _patches(kubesim, before, namespace) == []  # no apply and no dry run: both were proven no-ops
     # drift on the ConfigMap (another manager): it alone is dry-run and applied again
     cluster.server_side_apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": namespace},
                                "data": {"a": "2"}}, field_manager="kubectl-edit", force=True)
-    before = len(kubesim.request_log)
+    before = kubesim.log_mark()
     result = sync.run_sync(cluster, app_name, desired, cluster.list_by_label(tracking.label_selector(app_name)),
                            prune=True, create_namespace=False, namespace=namespace)
     messages = {r.kind: r.message for r in result.resources}
     assert messages["ConfigMap"] == "configured" and messages["Deployment"] == "unchanged"
-    patched = _patches(kubesim, before)
+    patched = _patches(kubesim, before, namespace)
     assert len(patched) == 2 and all("/configmaps/cfg" in p for p in patched), patched  # dry run + apply
     live = cluster.get("v1", "ConfigMap", "cfg", namespace)
     assert live is not None and live["data"] == {"a": "1"}
@@ -167,8 +169,8 @@ def test_apply_out_of_sync_only_false_asks_for_a_full_sync(cluster: kube.Cluster
                  "syncPolicy": {"syncOptions": ["ApplyOutOfSyncOnly=false"]}}})
     opts = sync.options_for(app)
     assert opts.full_sync
-    before = len(kubesim.request_log)
+    before = kubesim.log_mark()
     result = sync.run_sync(cluster, app_name, desired, cluster.list_by_label(tracking.label_selector(app_name)),
                            prune=True, create_namespace=False, namespace=namespace, options=opts)
     assert result.phase == "Succeeded"
-    assert len(_patches(kubesim, before)) == 2  # the dry run and the apply, though nothing changed
+    assert len(_patches(kubesim, before, namespace)) == 2  # the dry run and the apply, though nothing changed

@@ -347,9 +347,9 @@ def test_collect_children_bound_and_paging(kubesim: Any, cluster: kube.ClusterCl
     managed = _apply_app(cluster, app_name, namespace)
     _wait_tree(cluster, managed, pods=2)
 
-    seen = len(kubesim.request_log)
+    seen = kubesim.log_mark()
     collect_children(cluster, managed)
-    lists = sorted(path.split("?")[0].rsplit("/", 1)[1] for method, path, _, _ in kubesim.request_log[seen:]
+    lists = sorted(path.split("?")[0].rsplit("/", 1)[1] for method, path, _, _ in kubesim.requests_since(seen)
                    if method == "GET" and f"/namespaces/{namespace}/" in path)
     # one LIST per child kind the app's kinds can own, in its namespace; not one per parent;
     # EndpointSlice (for the Service) only when the server serves it
