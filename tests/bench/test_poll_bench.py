@@ -20,8 +20,15 @@ Two ticks are measured, interleaved with their peer, ROUNDS times each:
   union of their intervals, so concurrent sends count once) is reported apart; the row
   "without SQS sends" is the tick minus that.
 
-Peer, in the same run: ``git ls-remote`` of every repository by the git CLI, 16 at a time (what
-the poll's repository reads would cost with no DynamoDB, no SQS and no Python at all). The goal
+Peers, in the same run, each tick interleaved with them:
+
+* the **sequential order**: the same engine (same clients, same moto) doing the tick in the order
+  the poll had before issue 10 (commit e43b192): every page listed, then every status, then the
+  repositories (16 at a time), then the SendMessageBatch calls one by one. Beside it the
+  current ``Engine.poll()`` called the same way (no handler, no runner), so the two differ only
+  in order and concurrency; the direct engines send to a fresh FIFO queue each tick;
+* ``git ls-remote`` of every repository by the git CLI, 16 at a time (what the repository reads
+  alone cost, with no DynamoDB, no SQS and no Python at all). The goal
 (issue 10): a tick at 5,000 apps / 500 repositories within 5 s, one ls-remote per repository.
 Asserted: counts only (exactly one ``info/refs`` per repository per tick, every app scheduled
 when due, none when not, no errors), never a time.
@@ -92,6 +99,31 @@ class SendSpans:
         return covered, len(spans)
 
 
+def sequential_tick(engine: Any, queues: Any) -> int:
+    """The poll tick in the order it had before issue 10 (pipeline.py at e43b192, its decisions
+    unchanged): list every page, read every status, read the repositories 16 at a time, decide,
+    then send ten per call, one call after the other. Returns the renders scheduled."""
+    from gitferry.messages import RenderRequest
+    from gitferry.pipeline import _repo_key, due_reason, pinned_revision
+
+    now = engine.clock()
+    apps = [stored.app for stored in engine.state.list_apps() if not stored.deletion]
+    statuses = engine.state.get_statuses([a.name for a in apps])
+    keys = list(dict.fromkeys(_repo_key(src) for app in apps for src in app.spec.all_sources))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        resolvers = dict(zip(keys, pool.map(lambda key: engine._resolver(*key), keys), strict=True))
+    outgoing = []
+    for app in apps:
+        status = statuses.get(app.name)
+        commit = pinned_revision(app, resolvers)
+        reason = due_reason(status, commit, now, engine.settings.drift_check_seconds)
+        if reason is not None:
+            outgoing.append((RenderRequest(app=app.name, commit=commit, reason=reason, initiatedBy="poll",
+                                           startedAt=now.timestamp()), f"{commit}:{reason}:{now.timestamp()}"))
+    queues.send_many(outgoing, workers=1)
+    return len(outgoing)
+
+
 class Fleet:
     def __init__(self) -> None:
         self.world = LocalWorld(drift_check_seconds=3600)
@@ -105,6 +137,51 @@ class Fleet:
         self.sends = SendSpans(session)
         self.names = [f"fleet{r:03d}" for r in range(REPOS)]
         self._purged = -1e9
+        self._direct_session = boto3.session.Session()
+        self.direct_sends = SendSpans(self._direct_session)
+
+    def direct_engine(self) -> tuple[Any, Any]:
+        """An Engine on the poll's table and secrets with clients of a session of its own; its
+        renders (and fleet summary) go to a fresh FIFO queue each time. Returns (engine, queues)."""
+        from gitferry.blobs import ManifestStore
+        from gitferry.messages import RenderRequest, ReportRequest
+        from gitferry.pipeline import Engine, Settings
+        from gitferry.queues import Queues
+        from gitferry.secrets import SecretStore
+        from gitferry.state import StateStore
+
+        from local.aws import DUMMY_CREDENTIALS
+
+        res = self.world.stack.resources
+
+        def client(service: str) -> Any:
+            return self._direct_session.client(
+                service, endpoint_url=res.endpoint, region_name=res.region,
+                aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"])
+
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName=f"poll-bench-{time.monotonic_ns()}.fifo",
+                               Attributes={"FifoQueue": "true"})["QueueUrl"]
+        env = self.world.stack.environment(res.function_named("PollFunction"))
+        settings = Settings(table_name=res.tables["StateTable"], bucket_name=next(iter(res.buckets.values())),
+                            secret_prefix=env.get("SECRET_PREFIX") or "gitferry/", drift_check_seconds=3600)
+        queues = Queues({RenderRequest: url, ReportRequest: url}, client=sqs)
+        engine = Engine(settings, StateStore(settings.table_name, client=client("dynamodb")),
+                        ManifestStore(settings.bucket_name, client=client("s3")),
+                        SecretStore(settings.secret_prefix, client=client("secretsmanager")), queues)
+        return engine, queues
+
+    def direct(self, sequential: bool) -> dict[str, Any]:
+        engine, queues = self.direct_engine()
+        g0 = len(self.world.git.requests)
+        t0 = time.perf_counter()
+        scheduled = sequential_tick(engine, queues) if sequential else len(engine.poll().scheduled)
+        wall = time.perf_counter() - t0
+        sends_s, sends = self.direct_sends.wall_since(t0)
+        info_refs = sum(1 for q in self.world.git.requests[g0:] if "info/refs" in q[1])
+        return {"wall": wall, "sends_s": sends_s, "sends": sends, "scheduled": scheduled, "info_refs": info_refs}
 
     def seed(self) -> None:
         from gitferry.model import Application, AppStatus, SyncStatus
@@ -201,32 +278,44 @@ def _check_one_ls_remote(tick: dict[str, Any]) -> None:
 @pytest.mark.timeout(3600)
 def test_poll_tick_at_scale(fleet: Fleet) -> None:
     fleet.tick()  # first invocation: imports and clients, not what a warm tick costs
-    steady, peer = [], []
-    for _ in range(ROUNDS):
-        peer.append(fleet.git_cli_peer())
-        tick = fleet.tick()
-        _check_one_ls_remote(tick)
-        assert tick["result"] == {"apps": APPS, "scheduled": 0, "errors": 0}, tick["result"]
-        steady.append(tick["wall"])
-    fleet.forget_statuses(DUE)
-    due, due_sends, due_without = [], [], []
-    for _ in range(ROUNDS):
-        fleet.purge_renders()
-        peer.append(fleet.git_cli_peer())
-        tick = fleet.tick()
-        _check_one_ls_remote(tick)
-        assert tick["result"] == {"apps": APPS, "scheduled": DUE, "errors": 0}, tick["result"]
-        assert tick["sends"] >= DUE // 10  # RenderQueue batches of 10 (+ the fleet summary)
-        due.append(tick["wall"])
-        due_sends.append(tick["sends_s"])
-        due_without.append(tick["wall"] - tick["sends_s"])
-    fleet.purge_renders()
-    p = statistics.median(peer)
-    print(f"\npoll tick, {APPS} apps / {REPOS} repositories, {ROUNDS} rounds; seconds min / median, "
-          f"x = median over the peer's median")
-    print(_row(f"peer: git ls-remote x{REPOS}, 16 at a time", peer))
-    print(_row("steady tick (nothing due)", steady, p, f"goal <= {GOAL_S:.0f} s at 5,000 / 500"))
-    print(_row(f"{DUE} due: tick ({DUE} renders queued)", due, p))
-    print(_row(f"{DUE} due: of which in SQS send calls (moto)", due_sends))
-    print(_row(f"{DUE} due: tick without SQS sends", due_without, p, f"goal <= {GOAL_S:.0f} s at 5,000 / 500"))
-    print(f"  info/refs per repository per tick: 1 (counted for each of {2 * ROUNDS} ticks)")
+    rows: dict[str, list[float]] = {}
+
+    def keep(label: str, value: float) -> None:
+        rows.setdefault(label, []).append(value)
+
+    for due in (0, DUE):
+        if due:
+            fleet.forget_statuses(DUE)
+        for _ in range(ROUNDS):
+            keep("peer: git ls-remote", fleet.git_cli_peer())
+            for sequential in (True, False):
+                d = fleet.direct(sequential)
+                assert (d["scheduled"], d["info_refs"]) == (due, REPOS), d
+                name = "sequential order (before)" if sequential else "Engine.poll() now"
+                keep(f"{due}:{name}", d["wall"])
+                keep(f"{due}:{name} without SQS sends", d["wall"] - d["sends_s"])
+            if due:
+                fleet.purge_renders()
+            tick = fleet.tick()
+            _check_one_ls_remote(tick)
+            assert tick["result"] == {"apps": APPS, "scheduled": due, "errors": 0}, tick["result"]
+            if due:
+                assert tick["sends"] >= DUE // 10  # RenderQueue batches of 10 (+ the fleet summary)
+            keep(f"{due}:poll handler tick", tick["wall"])
+            keep(f"{due}:poll handler tick without SQS sends", tick["wall"] - tick["sends_s"])
+    p = statistics.median(rows["peer: git ls-remote"])
+    goal = f"goal <= {GOAL_S:.0f} s at 5,000 / 500"
+    print(f"\npoll tick, {APPS} apps / {REPOS} repositories, {ROUNDS} rounds; seconds min / median; "
+          f"x = median over the git CLI's median; SQS send time is moto's (see the module doc)")
+    print(_row(f"peer: git ls-remote x{REPOS}, 16 at a time", rows["peer: git ls-remote"]))
+    for due in (0, DUE):
+        print(f"  -- {'nothing due' if not due else f'{due} due ({due} renders queued)'}")
+        for name in ("sequential order (before)", "Engine.poll() now", "poll handler tick"):
+            print(_row(name, rows[f"{due}:{name}"], p, goal if name == "poll handler tick" and not due else ""))
+            if due:
+                print(_row(f"{name} without SQS sends", rows[f"{due}:{name} without SQS sends"], p,
+                           goal if name == "poll handler tick" else ""))
+        before, now = (statistics.median(rows[f"{due}:{n}"]) for n in ("sequential order (before)", "Engine.poll() now"))
+        print(f"  sequential order / Engine.poll() now (medians): {before / now:.2f}x")
+    print(f"  info/refs per repository per tick: 1 (counted for each of {2 * ROUNDS} handler ticks; "
+          f"{REPOS} per direct tick)")

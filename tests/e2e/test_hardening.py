@@ -281,7 +281,13 @@ class _StallingHelmRepo:
              "    digest: " + "0" * 64 + "\n    urls: [web-1.0.0.tgz]\n")
 
     def __enter__(self) -> _StallingHelmRepo:
-        release = self.release = threading.Event()
+        self.release = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(self.release))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def _handler(self, release: threading.Event) -> type[BaseHTTPRequestHandler]:
         served = self.served = [0]
         index = self.INDEX.encode()
 
@@ -298,10 +304,7 @@ class _StallingHelmRepo:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
+        return Handler
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
@@ -328,13 +331,12 @@ def test_a_stalling_repository_is_cut_off_and_does_not_hold_back_the_others(worl
         assert _live_value(world, "neighbour") == "two"
 
 
-class _HungGitServer:
+class _HungGitServer(_StallingHelmRepo):
     """Git repositories under one HTTP server that answer each repository's first request
     (404: the create's own look) and then hang every later one until released: a Git server
     that accepted the connection and went silent."""
 
-    def __enter__(self) -> _HungGitServer:
-        release = self.release = threading.Event()
+    def _handler(self, release: threading.Event) -> type[BaseHTTPRequestHandler]:
         seen: set[str] = set()
         lock = threading.Lock()
 
@@ -353,15 +355,7 @@ class _HungGitServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        return Handler
 
 
 def test_more_hung_repositories_than_readers_do_not_starve_the_others(world: LocalWorld) -> None:
