@@ -16,7 +16,7 @@ def engine() -> Engine:
 
 @logger.inject_lambda_context
 def handler(event: dict, context: LambdaContext) -> dict:
-    result = engine().poll()
+    result = engine().poll(remaining_ms=context.get_remaining_time_in_millis)
     for app, error in result.errors.items():
         logger.warning("app not resolved", extra={"app": app, "error": error})
     logger.info("poll tick", extra={"apps": result.apps, "scheduled": [r.app for r in result.scheduled]})

@@ -281,7 +281,13 @@ class _StallingHelmRepo:
              "    digest: " + "0" * 64 + "\n    urls: [web-1.0.0.tgz]\n")
 
     def __enter__(self) -> _StallingHelmRepo:
-        release = self.release = threading.Event()
+        self.release = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(self.release))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def _handler(self, release: threading.Event) -> type[BaseHTTPRequestHandler]:
         served = self.served = [0]
         index = self.INDEX.encode()
 
@@ -298,10 +304,7 @@ class _StallingHelmRepo:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
+        return Handler
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
@@ -326,3 +329,64 @@ def test_a_stalling_repository_is_cut_off_and_does_not_hold_back_the_others(worl
             in messages, messages
         world.until("neighbour synced in the same ticks", synced_healthy(world, "neighbour", second), timeout=30)
         assert _live_value(world, "neighbour") == "two"
+
+
+class _HungGitServer(_StallingHelmRepo):
+    """Git repositories under one HTTP server that answer each repository's first request
+    (404: the create's own look) and then hang every later one until released: a Git server
+    that accepted the connection and went silent."""
+
+    def _handler(self, release: threading.Event) -> type[BaseHTTPRequestHandler]:
+        seen: set[str] = set()
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                repo = self.path.split("/info/refs")[0]
+                with lock:
+                    first = repo not in seen
+                    seen.add(repo)
+                if not first:
+                    release.wait(60)
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def test_more_hung_repositories_than_readers_do_not_starve_the_others(world: LocalWorld) -> None:
+    """Each repository's read is bounded from its own start: when every reader of the tick is
+    held by a hung server, the readers given up are replaced, and a repository queued behind
+    them is still read in the same tick (its app syncs), while the hung ones are skipped."""
+    from gitferry.poll import READ_WORKERS
+
+    with _HungGitServer() as hung:
+        hung_apps = [f"hung-{i:02d}" for i in range(READ_WORKERS + 2)]
+        for name in hung_apps:
+            _app(world, name, f"{hung.url}/{name}.git", automated=False)
+        repo = world.git.make_repo("zz-behind-hung", {"app/cm.yaml": configmap("one")})
+        _app(world, "zz-behind-hung", repo)  # sorts after the hung apps: read after them
+        world.settle()
+        world.until("zz-behind-hung synced", synced_healthy(world, "zz-behind-hung"), timeout=60, tick=False)
+        second = world.git.commit("zz-behind-hung", {"app/cm.yaml": configmap("two")}, "two")
+
+        before = len(world.git.requests_for("zz-behind-hung"))
+        world.stack.tick("PollFunction")
+        reads = [q for q in world.git.requests_for("zz-behind-hung")[before:] if "info/refs" in q[1]]
+        assert len(reads) == 1, reads  # read once, in this tick
+        world.settle()
+        for name in hung_apps:
+            messages = [c["message"] for c in _conditions(world, name)]
+            assert f"Git repository {hung.url}/{name}.git did not answer within {POLL_REPO_TIMEOUT}s; " \
+                   "skipped this poll tick" in messages, (name, messages)
+        assert not [c for c in _conditions(world, "zz-behind-hung") if "did not answer" in c["message"]]
+        world.until("zz-behind-hung synced at the new commit in the same tick",
+                    synced_healthy(world, "zz-behind-hung", second), timeout=30, tick=False)
+        assert _live_value(world, "zz-behind-hung") == "two"
+    for name in hung_apps:
+        world.api_ok("DELETE", f"/api/v1/applications/{name}?cascade=false")
+    world.settle()

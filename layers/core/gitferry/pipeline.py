@@ -13,10 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,81 +184,16 @@ class Engine:
 
     # ------------------------------------------------------------------ poll
 
-    def poll(self) -> PollResult:
+    def poll(self, remaining_ms: Callable[[], int] | None = None) -> PollResult:
         """One tick: ONE ls-remote per Git repository and ONE index.yaml fetch per Helm chart
         repository, then a render message for every app whose commit (or resolved chart
         version) changed, whose refresh/sync was asked for, whose rollout is being followed or
-        whose drift check is due. Ends with the fleet summary for the drift alarm."""
-        now = self.clock()
-        stored_apps = self.state.list_apps()
-        apps = [stored.app for stored in stored_apps if not stored.deletion]  # deleting: deletion.py's
-        statuses = self.state.get_statuses([a.name for a in apps]) if apps else {}
-        by_repo: dict[tuple[str, str], list[Application]] = defaultdict(list)
-        for app in apps:
-            for key in dict.fromkeys(_repo_key(src) for src in app.spec.all_sources):
-                by_repo[key].append(app)
-        scheduled: list[RenderRequest] = []
-        outgoing: list[tuple[Any, str]] = []
-        to_clear: list[str] = []  # request flags, cleared only once their messages are sent
-        errors: dict[str, str] = {}
-        # One network call per repository, all repositories at once: hundreds of repos must fit
-        # in one tick, and each call is mostly waiting on the Git / Helm server. A repository is
-        # read once however many apps (and sources of a multi-source app) use it.
-        # A repository that has not answered by the deadline is skipped this tick (a condition
-        # on its apps) so a slow or hostile one cannot hold back the others' renders.
-        pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gitferry-poll")
-        futures = {key: pool.submit(self._resolver, *key) for key in by_repo}
-        deadline = time.monotonic() + self.settings.repo_timeout_seconds
-        resolvers: dict[tuple[str, str], Callable[[ApplicationSource, str], str] | GitferryError] = {}
-        for (kind, url) in by_repo:
-            try:
-                try:
-                    resolvers[(kind, url)] = futures[(kind, url)].result(
-                        timeout=max(0.0, deadline - time.monotonic()))
-                except FuturesTimeout:
-                    raise _slow_repository(kind, url, self.settings.repo_timeout_seconds) from None
-            except GitferryError as exc:
-                resolvers[(kind, url)] = exc
-        for app in apps:
-            status = statuses.get(app.name)
-            try:
-                commit = pinned_revision(app, resolvers)
-            except GitferryError as exc:
-                errors[app.name] = str(exc)
-                self.record_comparison_error(app, status, None, exc)
-                continue
-            op = status.operation_state if status else None
-            if op is not None and op.phase == "Running":
-                # The safety net, not the mechanism: the operation's own follow-up moves it on.
-                overdue = self._overdue_follow_up(app.name, now)
-                if overdue is not None:
-                    outgoing.append(overdue)
-            reason = due_reason(status, commit, now, self.settings.drift_check_seconds)
-            if reason is None:
-                continue
-            request = RenderRequest(
-                app=app.name, commit=commit, reason=reason, initiatedBy="poll",
-                startedAt=now.timestamp(), sync=bool(status and status.sync_requested),
-            )
-            outgoing.append((request, f"{commit}:{reason}:{now.timestamp()}"))
-            if status and (status.refresh_requested or status.sync_requested):
-                to_clear.append(app.name)
-            scheduled.append(request)
-        from gitferry import deletion
+        whose drift check is due. Ends with the fleet summary for the drift alarm. Listing,
+        repository reads and sends overlap; each read is bounded (:mod:`gitferry.poll`);
+        ``remaining_ms`` (the Lambda's remaining time) bounds them all."""
+        from gitferry import poll as polling
 
-        outgoing += deletion.due_resumes(stored_apps, now)
-        pool.shutdown(wait=False, cancel_futures=True)
-        out_of_sync = sum(1 for s in statuses.values() if s.sync.status == "OutOfSync")
-        degraded = sum(1 for s in statuses.values() if s.health.status == "Degraded")
-        outgoing.append((
-            ReportRequest(app=FLEET, event="fleet", outOfSync=out_of_sync, degraded=degraded, apps=len(apps),
-                          startedAt=now.timestamp()),
-            f"fleet:{now.timestamp()}",
-        ))
-        self.queues.send_many(outgoing)
-        for name in to_clear:
-            self.state.clear_requests(name)
-        return PollResult(scheduled, errors, len(apps), out_of_sync, degraded)
+        return polling.tick(self, remaining_ms)
 
     def request_render(self, app: Application, *, reason: str, initiated_by: str, sync: bool = False,
                        commit: str | None = None, manual: Any = None, hard: bool = False) -> RenderRequest:
@@ -1064,12 +996,6 @@ class Engine:
 
 
 # ---------------------------------------------------------------------- pure decisions
-
-
-def _slow_repository(kind: str, url: str, seconds: int) -> GitferryError:
-    what = {"helm": "Helm repository", "oci": "OCI repository"}.get(kind, "Git repository")
-    message = f"{what} {url} did not answer within {seconds}s; skipped this poll tick"
-    return HelmRepoError(message, url) if kind in ("helm", "oci") else GitError(message, url)
 
 
 def pinned_revision(app: Application,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -20,6 +21,8 @@ _QUEUE_ENV = {
     ReportRequest: "REPORT_QUEUE_URL",
     FollowUpRequest: "FOLLOWUP_QUEUE_URL",
 }
+#: SendMessageBatch calls of one send_many at once (below botocore's 10 pooled connections)
+SEND_WORKERS = 8
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds (standard queues only)
 #: SQS's limit for MessageGroupId (alphanumerics and punctuation, '.' included)
 MAX_GROUP_ID = 128
@@ -68,18 +71,48 @@ class Queues:
                                  DelaySeconds=delay)
         return delay
 
-    def send_many(self, messages: list[tuple[RenderRequest | DiffRequest | ApplyRequest | ReportRequest, str]]) -> None:
-        """Send (message, dedup) pairs ten per SendMessageBatch call: a poll tick that schedules
-        a thousand drift checks makes a hundred calls, not a thousand. Failed entries raise."""
+    def send_many(self, messages: list[tuple[RenderRequest | DiffRequest | ApplyRequest | ReportRequest, str]],
+                  workers: int = SEND_WORKERS) -> None:
+        """Send (message, dedup) pairs ten per SendMessageBatch call, up to ``workers`` calls at
+        once: a poll tick that schedules a thousand drift checks makes a hundred calls, not a
+        thousand, and does not wait for them one by one. An app's FIFO order holds: its second
+        message to a queue goes out only after the call carrying its first one returned. Refused entries
+        (or a failed call) raise once the calls sent alongside have returned."""
+        rounds: list[list[tuple[str, list[dict[str, str]]]]] = []
         by_queue: dict[str, list[dict[str, str]]] = {}
         for message, dedup in messages:
             by_queue.setdefault(self.url_for(message), []).append(_entry(message, dedup))
         for url, entries in by_queue.items():
-            for start in range(0, len(entries), 10):
-                chunk = [{"Id": str(i), **e} for i, e in enumerate(entries[start:start + 10])]
-                failed = self.client.send_message_batch(QueueUrl=url, Entries=chunk).get("Failed") or []
-                if failed:
-                    raise RuntimeError(f"SQS refused {len(failed)} message(s) for {url}: {failed[0].get('Message')}")
+            layers: list[list[dict[str, str]]] = []
+            seen: dict[str, int] = {}
+            for entry in entries:
+                depth = seen[entry["MessageGroupId"]] = seen.get(entry["MessageGroupId"], -1) + 1
+                if depth == len(layers):
+                    layers.append([])
+                layers[depth].append(entry)
+            for depth, layer in enumerate(layers):
+                if depth == len(rounds):
+                    rounds.append([])
+                rounds[depth] += [(url, layer[start:start + 10]) for start in range(0, len(layer), 10)]
+        failures: list[str] = []
+        for calls in rounds:
+            if workers <= 1 or len(calls) == 1:
+                failures += [f for call in calls for f in self._send_batch(*call)]
+                continue
+            with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="gitferry-send") as pool:
+                futures = [pool.submit(self._send_batch, *call) for call in calls]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise errors[0]  # type: ignore[misc]
+            failures += [failure for f in futures for failure in f.result()]
+        if failures:
+            raise RuntimeError(f"SQS refused {len(failures)} message(s): {failures[0]}")
+
+    def _send_batch(self, url: str, entries: list[dict[str, str]]) -> list[str]:
+        """One SendMessageBatch call; the refused entries, described."""
+        chunk = [{"Id": str(i), **e} for i, e in enumerate(entries)]
+        failed = self.client.send_message_batch(QueueUrl=url, Entries=chunk).get("Failed") or []
+        return [f"{url}: {f.get('Message')}" for f in failed]
 
 
 def _entry(message: RenderRequest | DiffRequest | ApplyRequest | ReportRequest, dedup: str) -> dict[str, str]:

@@ -255,10 +255,16 @@ class StateStore:
 
     def iter_apps(self) -> Iterator[StoredApp]:
         """Applications one by one, in name order, through GSI ``byType``."""
+        for page in self.iter_app_pages():
+            yield from page
+
+    def iter_app_pages(self, limit: int = 500) -> Iterator[list[StoredApp]]:
+        """Applications a page (one Query) at a time, in name order: a caller can start on a
+        page while the next is being read (the poll tick does)."""
         cursor: str | None = None
         while True:
-            page, cursor = self.list_apps_page(limit=500, cursor=cursor)
-            yield from page
+            page, cursor = self.list_apps_page(limit=limit, cursor=cursor)
+            yield page
             if cursor is None:
                 return
 
