@@ -1,5 +1,5 @@
 """The console in Chromium: navigation -> first application rows at 5,000 registered apps, and
-the topology of an app of 500 live objects, each against the API calls it waits for, measured in
+the fleet's counts at the top, and the topology of an app of 500 live objects, each against the API calls it waits for, measured in
 the browser (Resource Timing) as the peer.
 
 Run by ``make bench`` only (marker ``bench``). The 5,000 apps are written through the state store
@@ -23,6 +23,7 @@ from tests.console.conftest import DESKTOP, Page, browser  # noqa: F401 - the br
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
 N_APPS, N_DEPLOYMENTS, RUNS = 5000, 125, 5
 
+FLEET_COUNTS = "() => document.querySelector('section.counts[data-scope=fleet]') ? performance.now() : false"
 FIRST_ROWS = "() => document.querySelector('li.app-row') ? performance.now() : false"
 ALL_NODES = f"() => document.querySelectorAll('.topology g.node').length > {N_DEPLOYMENTS * 4} ? performance.now() : false"
 API_DONE = """(part) => Math.max(0, ...performance.getEntriesByType('resource')
@@ -120,6 +121,8 @@ def test_console_first_rows_and_big_topology(world: LocalWorld, browser: Any) ->
         tab.sign_in("clusters")
         list_rows = _runs(tab, "/applications", FIRST_ROWS, "/api/v1/applications?")
         assert tab.page.locator("li.app-row").count() == 100  # one page shown, the rest behind "Load more"
+        count_rows = _runs(tab, "/applications", FLEET_COUNTS, "/application-counts")
+        assert tab.page.locator("section.counts [data-total]").get_attribute("data-total") == str(N_APPS + 1)
         topo_rows = _runs(tab, "/applications/big", ALL_NODES, "/resource-tree")
         nodes = tab.page.locator(".topology g.node").count()
         assert nodes == 1 + 4 * N_DEPLOYMENTS, nodes  # app + Deployments + ReplicaSets + Pods
@@ -127,7 +130,8 @@ def test_console_first_rows_and_big_topology(world: LocalWorld, browser: Any) ->
     finally:
         tab.close()
     print(f"\nconsole in chromium, {RUNS} runs (ms), min / median   shown        API call     after API    layout")
-    for label, rows in ((f"first rows of {N_APPS} apps", list_rows), (f"topology of {nodes - 1} objects", topo_rows)):
+    for label, rows in ((f"first rows of {N_APPS} apps", list_rows), (f"fleet counts of {N_APPS} apps", count_rows),
+                        (f"topology of {nodes - 1} objects", topo_rows)):
         cols = [sorted(r[i] for r in rows) for i in range(4)]
         print(f"{label:<40} " + " ".join(f"{c[0]:>5.0f} /{c[len(c) // 2]:>5.0f}" for c in cols)
               + f"   shown/API {cols[0][len(rows) // 2] / max(cols[1][len(rows) // 2], 1):.1f}x")

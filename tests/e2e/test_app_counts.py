@@ -64,6 +64,11 @@ def test_counts_cover_every_page_and_follow_the_filters(world: LocalWorld) -> No
     assert half["total"] == 2 and half["sync"] == {"Synced": 0, "OutOfSync": 2, "Unknown": 0}
     assert world.api_ok("GET", "/api/v1/application-counts?search=c-4")["total"] == 1
     assert world.api_ok("GET", "/api/v1/application-counts?health=Healthy")["total"] == 1
+    # a status written before the native syncStatus / healthStatus attributes: read from its document
+    ddb = world.stack.resources.client("dynamodb")
+    ddb.update_item(TableName=world.stack.resources.tables["StateTable"], Key={"pk": {"S": "APP#c-0"}, "sk": {"S": "STATUS"}},
+                    UpdateExpression="REMOVE syncStatus, healthStatus")
+    assert world.api_ok("GET", "/api/v1/application-counts?selector=suite%3Dcounts") == counts
 
 
 def test_counts_refuse_paging_and_bad_values_naming_them(world: LocalWorld) -> None:
