@@ -134,9 +134,12 @@ export function ApplicationsPage({ query }) {
     return () => clearInterval(timer);
   }, [key]);
 
-  // the fleet's counts, apart from the page (they read every app): never hold the first rows up
+  // the fleet's counts, apart from the page (they read every app): asked once the first page
+  // is in, so they never hold the first rows up
   const [fleet, setFleet] = useState(null);
+  const firstIn = items !== null;
   useEffect(() => {
+    if (!firstIn) return undefined;
     let stale = false;
     const read = () => api("GET", COUNTS_PATH, { query: apiQuery(filters) })
       .then((c) => { if (!stale) setFleet(c); }, () => { if (!stale) setFleet(null); });
@@ -144,7 +147,7 @@ export function ApplicationsPage({ query }) {
     read();
     const timer = setInterval(() => { if (!document.hidden) read(); }, POLL_COUNTS_MS);
     return () => { stale = true; clearInterval(timer); };
-  }, [key]);
+  }, [key, firstIn]);
 
   useEffect(() => {
     api("GET", "/clusters").then((d) => setClusters(d.items || []), () => {});
