@@ -159,14 +159,17 @@ def _status_matches(status: dict[str, Any], f: Filters) -> bool:
     return not f.health or (status.get("health") or {}).get("status", "Unknown") == f.health
 
 
-def _query(state: StateStore, after: str | None, limit: int,
+def _query(state: StateStore, after: str | None, limit: int | None,
            names_only: bool = False) -> tuple[list[dict[str, Any]], bool]:
-    """Up to ``limit`` app items of the index after name ``after``, and whether more follow."""
+    """Up to ``limit`` app items of the index after name ``after`` (None: DynamoDB's 1 MB page),
+    and whether more follow."""
     kwargs: dict[str, Any] = {
-        "TableName": state.table_name, "IndexName": GSI_BY_TYPE, "Limit": limit,
+        "TableName": state.table_name, "IndexName": GSI_BY_TYPE,
         "KeyConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "type"},
         "ExpressionAttributeValues": {":t": {"S": "app"}},
     }
+    if limit is not None:
+        kwargs["Limit"] = limit
     if names_only:
         kwargs["ProjectionExpression"] = "#n"
         kwargs["ExpressionAttributeNames"]["#n"] = "name"
@@ -220,7 +223,7 @@ def list_page(state: StateStore, f: Filters,
 def count(state: StateStore, f: Filters) -> dict[str, Any]:
     """``total`` and the apps per ``sync`` and per ``health`` status (every code, 0 included)
     over every app the filters match, the whole fleet by default: one index read of all apps
-    (1,000 a query; names only unless a spec filter needs the documents) and two native
+    (1 MB pages, the fewest queries; names only unless a spec filter needs the documents) and two native
     attributes of their statuses (:meth:`StateStore.get_status_codes`, BatchGetItem, 100 a
     call). The console asks it apart from the page."""
     clusters = _Clusters(state)
@@ -229,7 +232,7 @@ def count(state: StateStore, f: Filters) -> dict[str, Any]:
     after: str | None = None
     more = True
     while more:
-        items, more = _query(state, after, MAX_LIMIT, names_only=not f.filters_specs)
+        items, more = _query(state, after, None, names_only=not f.filters_specs)
         if not items:
             break
         after = items[-1]["name"]["S"]
