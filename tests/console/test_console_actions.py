@@ -11,7 +11,7 @@ from kubernetes import client
 from playwright.sync_api import expect
 
 from local.story import DEPLOYMENT, SERVICE, LocalWorld, application, synced_healthy
-from tests.console.conftest import Page
+from tests.console.conftest import PHONE, Page
 
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
 
@@ -172,3 +172,25 @@ def test_keyboard_reaches_every_action_and_the_topology(world: LocalWorld, tab: 
     expect(page.locator("dialog[open]")).to_have_attribute("aria-label", "Edit keys")
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
+
+
+def test_edit_dialog_and_counts_readable_on_a_phone(browser: object, world: LocalWorld) -> None:
+    server = world.register_cluster("local")
+    repo = world.git.make_repo("phoneedit", {"app/service.yaml": SERVICE})
+    world.api_ok("POST", "/api/v1/applications", application("phone-edit", repo, server, automated=False, path="app",
+                                                             namespace="phone-edit"))
+    tab = Page(browser, world, PHONE)
+    try:
+        tab.sign_in()
+        expect(tab.page.locator('section.counts[data-scope="fleet"]')).to_be_visible()
+        assert tab.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        tab.goto("/applications/phone-edit")
+        tab.page.get_by_role("button", name="Edit", exact=True).click()
+        expect(tab.page.locator("dialog[open] form.create")).to_be_visible()
+        assert tab.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        box = tab.page.locator("dialog[open]").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+        tab.shot("phone-edit")
+    finally:
+        tab.close()
+    assert not tab.errors, tab.errors
