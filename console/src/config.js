@@ -13,6 +13,10 @@ export const LIST_PARAMS = Object.freeze({
 });
 /** The answer's field holding the next page's cursor (absent on the last page). */
 export const NEXT_CURSOR = "nextCursor";
+/** The fleet's counts per status (GET /application-counts, the list's filters, no paging). */
+export const COUNTS_PATH = "/application-counts";
+/** Counts read the whole fleet: asked when the filters change and every 30 s, not every list poll. */
+export const POLL_COUNTS_MS = 30000;
 /** Rows asked per page of the application list. */
 export const PAGE_SIZE = 100;
 /** Polling: every 2 s while an operation runs, else every 10 s (the list every 10 s). */

@@ -25,6 +25,7 @@ export function filtersToQuery(filters) {
 export function apiQuery(filters, limit, cursor) {
   const q = {};
   for (const k of FILTER_KEYS) if (filters[k]) q[LIST_PARAMS[k]] = filters[k];
+  if (limit === undefined) return q; // GET /application-counts: the filters only
   q[LIST_PARAMS.limit] = String(limit);
   if (cursor) q[LIST_PARAMS.cursor] = cursor;
   return q;

@@ -5,7 +5,7 @@ import { LIST_PARAMS } from "../src/config.js";
 import { apiQuery, counts, matches } from "../src/filters.js";
 import { safeUrl } from "../src/format.js";
 import { EMPTY_FORM, fromManifest, problemsByField, toManifest } from "../src/manifest.js";
-import { APP_ID, buildTopology } from "../src/topology.js";
+import { APP_ID, NODE_H, NODE_W, buildTopology } from "../src/topology.js";
 
 const app = (name, extra = {}) => ({
   metadata: { name },
@@ -77,4 +77,44 @@ test("the topology: app -> managed objects -> children by parentRefs, marks from
   assert.equal(byName.s.health.status, "Missing");
   assert.equal(byName.migrate.hookPhase, "Running");
   assert.ok(byName["d-1-a"].x > byName["d-1"].x && byName["d-1"].x > byName.d.x, "left to right");
+});
+
+const overlapping = (nodes) => nodes.some((a, i) => nodes.slice(i + 1).some((b) =>
+  Math.abs(a.x - b.x) < NODE_W && Math.abs(a.y - b.y) < NODE_H));
+
+test("a tree is laid out left to right by rank, no two nodes overlapping, inside the drawing", () => {
+  const nodes = [];
+  for (let i = 0; i < 20; i++) {
+    nodes.push({ group: "apps", kind: "Deployment", namespace: "n", name: `d${i}`, uid: `d${i}` });
+    nodes.push({ group: "apps", kind: "ReplicaSet", namespace: "n", name: `r${i}`, uid: `r${i}`, parentRefs: [{ uid: `d${i}` }] });
+    for (let j = 0; j < 1 + (i % 4); j++) nodes.push({ kind: "Pod", namespace: "n", name: `p${i}-${j}`, uid: `p${i}-${j}`, parentRefs: [{ uid: `r${i}` }] });
+  }
+  const g = buildTopology("big", {}, { nodes }, { resources: [] });
+  const rank = { Application: 0, Deployment: 1, ReplicaSet: 2, Pod: 3 };
+  for (const n of g.nodes) {
+    assert.equal(n.x, g.nodes.find((m) => m.root).x + rank[n.kind] * (g.nodes.find((m) => m.kind === "Deployment").x - g.nodes.find((m) => m.root).x), n.name);
+    assert.ok(n.x >= 0 && n.y >= 0 && n.x + NODE_W <= g.width && n.y + NODE_H <= g.height, n.name);
+  }
+  assert.ok(!overlapping(g.nodes));
+  for (const e of g.edges) { // from the parent's right side to the child's left side
+    const from = g.nodes.find((n) => n.id === e.from);
+    const to = g.nodes.find((n) => n.id === e.to);
+    assert.equal(e.points[0].x, from.x + NODE_W);
+    assert.equal(e.points.at(-1).x, to.x);
+    assert.equal(e.points.at(-1).y, to.y + NODE_H / 2);
+  }
+});
+
+test("an object with two owners is still laid out (dagre), with both edges", () => {
+  const nodes = [
+    { kind: "ConfigMap", namespace: "n", name: "a", uid: "a" },
+    { kind: "ConfigMap", namespace: "n", name: "b", uid: "b" },
+    { kind: "Pod", namespace: "n", name: "p", uid: "p", parentRefs: [{ uid: "a" }, { uid: "b" }] },
+  ];
+  const g = buildTopology("two", {}, { nodes }, { resources: [] });
+  assert.deepEqual(g.edges.map((e) => `${e.from}>${e.to}`).sort(), [`${APP_ID}>a`, `${APP_ID}>b`, "a>p", "b>p"].sort());
+  assert.ok(g.edges.every((e) => e.points.length >= 2));
+  assert.ok(!overlapping(g.nodes));
+  const x = Object.fromEntries(g.nodes.map((n) => [n.name, n.x]));
+  assert.ok(x.p > x.a && x.a > x.two);
 });

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitferry import apidoc, cost
-from gitferry.apidoc import Accepted, CostEstimate, OperationAnswer, Page, responses
+from gitferry.apidoc import Accepted, AppCounts, CostEstimate, OperationAnswer, Page, responses
 from gitferry.console import Console, is_page, stage_prefix
 from gitferry.console import Page as StaticPage
 from gitferry.errors import (
@@ -243,6 +243,18 @@ def list_apps(project: OptionalText = None, repo: OptionalText = None, cluster: 
               cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
               ) -> dict[str, Any]:
     return service().list_apps(_query())
+
+
+@app.get("/api/v1/application-counts", tags=APPS, summary="Applications per sync and health status (the whole fleet)",
+         responses=responses(200, "total, sync and health counts of every app the filters match", AppCounts))
+def count_apps(project: OptionalText = None, repo: OptionalText = None, cluster: OptionalText = None,
+               namespace: OptionalText = None,
+               sync: Annotated[str | None, Query(description="Synced | OutOfSync | Unknown")] = None,
+               health: Annotated[str | None, Query(description="Healthy | Progressing | Degraded | ...")] = None,
+               selector: Annotated[str | None, Query(max_length=4096, description="label selector")] = None,
+               search: Annotated[str | None, Query(max_length=1024, description="part of the name")] = None,
+               ) -> dict[str, Any]:
+    return service().count_apps(_query())
 
 
 @app.post("/api/v1/applications", tags=APPS, summary="Register an Application (JSON or YAML manifest)",

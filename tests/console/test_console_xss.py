@@ -46,6 +46,15 @@ def test_markup_from_the_api_is_text(world: LocalWorld, tab: Page) -> None:
     expect(page.locator("details.conditions")).to_contain_text(PAYLOAD)
     _no_injection(tab)
     tab.shot("xss-app")
+    # the edit dialog shows the same fields as form values and as YAML text
+    tab.page.get_by_role("button", name="Edit", exact=True).click()
+    form = tab.page.locator("dialog[open] form.create")
+    expect(form.get_by_label("Path", exact=True)).to_have_value(PAYLOAD)
+    _no_injection(tab)
+    form.get_by_role("button", name="Edit as YAML").click()
+    assert PAYLOAD in form.locator("textarea[name=yaml]").input_value()
+    _no_injection(tab)
+    tab.page.keyboard.press("Escape")
 
     tab.page.get_by_role("link", name="Repositories").click()
     repo_row = tab.page.locator("tr[data-repo]").filter(has_text=repo)

@@ -31,10 +31,11 @@ function Node({ node, selected, onSelect }) {
 }
 
 export function Topology({ graph, selectedId, onSelect }) {
-  const path = (pts) => pts.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" ");
+  // every edge in one <path> (one DOM node, not one per edge)
+  const edges = graph.edges.map((e) => e.points.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join("")).join("");
   return html`<div class="topology" role="region" aria-label="Resource topology">
     <svg width=${graph.width} height=${graph.height} viewBox=${`0 0 ${graph.width} ${graph.height}`} role="group">
-      <g class="edges">${graph.edges.map((e) => html`<path key=${`${e.from}>${e.to}`} d=${path(e.points)} />`)}</g>
+      <path class="edges" d=${edges} />
       ${graph.nodes.map((n) => html`<${Node} key=${n.id} node=${n} selected=${n.id === selectedId} onSelect=${onSelect} />`)}
     </svg>
   </div>`;

@@ -12,6 +12,7 @@ import { HealthBadge, PhaseBadge, SyncBadge } from "../components/badges.js";
 import { Conditions, Dialog, ErrorBox, Time } from "../components/common.js";
 import { Topology } from "../components/topology.js";
 import { buildTopology } from "../topology.js";
+import { ApplicationForm } from "./create.js";
 
 const ACTIVE_PHASES = new Set(["Running", "Terminating"]);
 
@@ -197,6 +198,16 @@ function DeleteDialog({ name, onClose }) {
   </${Dialog}>`;
 }
 
+function EditDialog({ app, onClose, onSaved }) {
+  const [lists, setLists] = useState(null);
+  useEffect(() => {
+    const items = (p) => api("GET", p).then((d) => d.items || [], () => []);
+    Promise.all([items("/clusters"), items("/repositories")]).then(([clusters, repos]) => setLists({ clusters, repos }));
+  }, []);
+  if (!lists) return null;
+  return html`<${ApplicationForm} app=${app} clusters=${lists.clusters} repos=${lists.repos} onClose=${onClose} onSaved=${onSaved} />`;
+}
+
 export function ApplicationPage({ name }) {
   const [app, setApp] = useState(null);
   const [tree, setTree] = useState(null);
@@ -250,6 +261,16 @@ export function ApplicationPage({ name }) {
   const dest = spec.destination || {};
   const repoLink = safeUrl(src.repoURL);
   const automated = Boolean(spec.syncPolicy && spec.syncPolicy.automated);
+  const opPhase = (st.operationState || {}).phase;
+  const terminate = async () => {
+    if (!window.confirm(`Terminate the running operation of ${name}?`)) return;
+    try {
+      const answer = await api("DELETE", `/applications/${encode(name)}/operation`);
+      kick(answer.phase === "Terminating" ? "Terminating: the running apply stops at its next wave." : "Operation terminated.");
+    } catch (err) {
+      setError(err);
+    }
+  };
   const refresh = async (hard) => {
     try {
       await api("POST", `/applications/${encode(name)}/refresh`, { query: hard ? { hard: "true" } : undefined });
@@ -268,6 +289,8 @@ export function ApplicationPage({ name }) {
         <button type="button" class="primary" onClick=${() => setDialog("sync")}>Sync</button>
         <button type="button" onClick=${() => refresh(false)}>Refresh</button>
         <button type="button" onClick=${() => refresh(true)}>Hard refresh</button>
+        ${opPhase === "Running" && html`<button type="button" class="danger" onClick=${terminate}>Terminate</button>`}
+        <button type="button" onClick=${() => setDialog("edit")}>Edit</button>
         <button type="button" class="danger" onClick=${() => setDialog("delete")}>Delete</button>
       </div>
     </div>
@@ -299,6 +322,8 @@ export function ApplicationPage({ name }) {
     <${History} name=${name} items=${history} automated=${automated} onRolledBack=${() => kick("Rollback queued.")} />
     ${dialog === "sync" && html`<${SyncDialog} app=${app} onClose=${() => setDialog(null)} onDone=${() => { setDialog(null); kick("Sync queued."); }} />`}
     ${dialog === "delete" && html`<${DeleteDialog} name=${name} onClose=${() => setDialog(null)} />`}
+    ${dialog === "edit" && html`<${EditDialog} app=${app} onClose=${() => setDialog(null)}
+      onSaved=${() => { setDialog(null); kick("Saved."); }} />`}
   </main>`;
 }
 

@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { html } from "../html.js";
 import { api } from "../api.js";
-import { HEALTH_CODES, NEXT_CURSOR, PAGE_SIZE, POLL_IDLE_MS, SYNC_CODES } from "../config.js";
+import { COUNTS_PATH, HEALTH_CODES, NEXT_CURSOR, PAGE_SIZE, POLL_COUNTS_MS, POLL_IDLE_MS, SYNC_CODES } from "../config.js";
 import { apiQuery, counts, filtersFromQuery, filtersToQuery, matches } from "../filters.js";
 import { shortRev, sourceOf } from "../format.js";
 import { Link, navigate } from "../router.js";
@@ -43,13 +43,16 @@ function AppRow({ app }) {
   </li>`;
 }
 
-function Counts({ apps, more }) {
-  const c = counts(apps);
+/** Counts per status: the fleet's (GET /application-counts, every app the filters match) when
+ * the API gave them, else those of the loaded rows ("+ (more to load)" when more exist). */
+function Counts({ apps, more, fleet }) {
+  const c = fleet || counts(apps);
+  const total = fleet ? fleet.total : apps.length;
   const item = (kind, code, n) => n > 0 && html`<li class=${`count ${kind}-${code}`} data-count=${code}><strong>${n}</strong> ${code}</li>`;
-  return html`<section class="counts" aria-label="Counts per status">
-    ${apps.length > 0 && html`<ul aria-label="Sync counts"><li class="muted">Sync:</li>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
+  return html`<section class="counts" aria-label="Counts per status" data-scope=${fleet ? "fleet" : "loaded"}>
+    ${total > 0 && html`<ul aria-label="Sync counts"><li class="muted">Sync:</li>${SYNC_CODES.map((s) => item("sync", s, c.sync[s]))}</ul>
     <ul aria-label="Health counts"><li class="muted">Health:</li>${HEALTH_CODES.map((s) => item("health", s, c.health[s]))}</ul>`}
-    <span class="muted">${apps.length}${more ? "+ (more to load)" : ""} application${apps.length === 1 ? "" : "s"}</span>
+    <span class="muted" data-total=${total}>${total}${!fleet && more ? "+ (more to load)" : ""} application${total === 1 ? "" : "s"}${fleet && apps.length < total ? ` (${apps.length} loaded)` : ""}</span>
   </section>`;
 }
 
@@ -131,6 +134,21 @@ export function ApplicationsPage({ query }) {
     return () => clearInterval(timer);
   }, [key]);
 
+  // the fleet's counts, apart from the page (they read every app): asked once the first page
+  // is in, so they never hold the first rows up
+  const [fleet, setFleet] = useState(null);
+  const firstIn = items !== null;
+  useEffect(() => {
+    if (!firstIn) return undefined;
+    let stale = false;
+    const read = () => api("GET", COUNTS_PATH, { query: apiQuery(filters) })
+      .then((c) => { if (!stale) setFleet(c); }, () => { if (!stale) setFleet(null); });
+    setFleet(null);
+    read();
+    const timer = setInterval(() => { if (!document.hidden) read(); }, POLL_COUNTS_MS);
+    return () => { stale = true; clearInterval(timer); };
+  }, [key, firstIn]);
+
   useEffect(() => {
     api("GET", "/clusters").then((d) => setClusters(d.items || []), () => {});
     api("GET", "/repositories").then((d) => setRepos(d.items || []), () => {});
@@ -178,7 +196,7 @@ export function ApplicationsPage({ query }) {
     <${Filters} filters=${filters} setFilter=${setFilter} options=${options} />
     <${ErrorBox} error=${error} />
     ${items === null && !error && html`<p class="muted" aria-busy="true">Loading applications…</p>`}
-    ${items !== null && html`<${Counts} apps=${visible} more=${cursor !== null} />`}
+    ${items !== null && html`<${Counts} apps=${visible} more=${cursor !== null} fleet=${fleet} />`}
     ${items !== null && visible.length === 0 && html`<p class="empty">${Object.keys(filters).length ? "No application matches these filters." : "No applications yet."}</p>`}
     <ul class="app-list" aria-label="Applications">${visible.slice(0, shown).map((a) => html`<${AppRow} key=${a.metadata.name} app=${a} />`)}</ul>
     ${more && html`<button type="button" class="more" disabled=${loadingMore} onClick=${loadMore}>${loadingMore ? "Loading…" : "Load more"}</button>`}

@@ -1,5 +1,6 @@
-// The create dialog: a form, or the same Application manifest as YAML; API problems are shown
-// on the fields they name.
+// The create and edit dialogs: a form, or the same Application manifest as YAML; API problems
+// are shown on the fields they name. Edit: the app's manifest (without status) is the base the
+// form changes, sent back whole with its resourceVersion by PUT (409 when changed meanwhile).
 import { useState } from "preact/hooks";
 import YAML from "yaml";
 import { html } from "../html.js";
@@ -7,11 +8,30 @@ import { api, ApiError } from "../api.js";
 import { Dialog, ErrorBox } from "../components/common.js";
 import { EMPTY_FORM, fromManifest, problemsByField, toManifest } from "../manifest.js";
 
-export function CreateApplication({ clusters, repos, onClose, onCreated }) {
-  const [form, setForm] = useState({ ...EMPTY_FORM, server: clusters.length === 1 ? clusters[0].server : "" });
-  const [base, setBase] = useState({});
-  const [mode, setMode] = useState("form");
-  const [yamlText, setYamlText] = useState("");
+/** The manifest an edit starts from: the app as the API gave it, without what only the
+ * server writes (status, deletionTimestamp). */
+export function editableManifest(app) {
+  const meta = { ...(app.metadata || {}) };
+  delete meta.deletionTimestamp;
+  return { apiVersion: app.apiVersion || "argoproj.io/v1alpha1", kind: app.kind || "Application", metadata: meta,
+    spec: JSON.parse(JSON.stringify(app.spec || {})) };
+}
+
+export function CreateApplication(props) {
+  return html`<${ApplicationForm} ...${props} />`;
+}
+
+/** ``app`` given: edit it (PUT); else create (POST) and ``onCreated(name)``. */
+export function ApplicationForm({ clusters, repos, app, onClose, onCreated, onSaved }) {
+  const editing = Boolean(app);
+  const start = editing ? editableManifest(app) : null;
+  const [form, setForm] = useState(() => (editing ? fromManifest(start)
+    : { ...EMPTY_FORM, server: clusters.length === 1 ? clusters[0].server : "" }));
+  const [base, setBase] = useState(() => start || {});
+  // the form shows one source: a multi-source app is edited as YAML only
+  const yamlOnly = Boolean(editing && Array.isArray(start.spec.sources));
+  const [mode, setMode] = useState(yamlOnly ? "yaml" : "form");
+  const [yamlText, setYamlText] = useState(() => (yamlOnly ? YAML.stringify(start) : ""));
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => {
@@ -42,10 +62,12 @@ export function CreateApplication({ clusters, repos, onClose, onCreated }) {
     setBusy(true);
     setError(null);
     try {
-      const created = mode === "yaml"
-        ? await api("POST", "/applications", { yaml: yamlText })
-        : await api("POST", "/applications", { body: toManifest(form, base) });
-      onCreated(created.metadata.name);
+      const [method, path] = editing ? ["PUT", `/applications/${encodeURIComponent(app.metadata.name)}`] : ["POST", "/applications"];
+      const answer = mode === "yaml"
+        ? await api(method, path, { yaml: yamlText })
+        : await api(method, path, { body: toManifest(form, base) });
+      if (editing) onSaved(answer);
+      else onCreated(answer.metadata.name);
     } catch (err) {
       setError(err);
     } finally {
@@ -65,17 +87,18 @@ export function CreateApplication({ clusters, repos, onClose, onCreated }) {
   const text = (key, label, attrs = {}) => field(key, label, (a) => html`<input ...${a} ...${attrs} name=${key} value=${form[key]} onInput=${set(key)} />`);
   const shownError = error && (mode === "yaml" ? error : (rest.length || !error.problems.length ? new ApiError(error.status, error.message, rest) : null));
 
-  return html`<${Dialog} title="New application" onClose=${onClose} wide>
+  return html`<${Dialog} title=${editing ? `Edit ${app.metadata.name}` : "New application"} onClose=${onClose} wide>
     <form class="create" onSubmit=${submit} novalidate>
       <div class="tabs" role="group" aria-label="Edit as">
-        <button type="button" aria-pressed=${mode === "form"} onClick=${() => mode === "yaml" && toForm()}>Form</button>
+        <button type="button" aria-pressed=${mode === "form"} disabled=${yamlOnly}
+          title=${yamlOnly ? "a multi-source app is edited as YAML" : undefined} onClick=${() => mode === "yaml" && toForm()}>Form</button>
         <button type="button" aria-pressed=${mode === "yaml"} onClick=${() => mode === "form" && toYaml()}>Edit as YAML</button>
       </div>
       <${ErrorBox} error=${shownError} />
       ${mode === "yaml" ? html`<label class="yaml">Application manifest (YAML)
           <textarea name="yaml" rows="22" spellcheck="false" value=${yamlText} onInput=${(e) => setYamlText(e.currentTarget.value)} /></label>`
       : html`<fieldset><legend>General</legend>
-          ${text("name", "Application name", { required: true, autocomplete: "off" })}
+          ${text("name", "Application name", { required: true, autocomplete: "off", readOnly: editing })}
           ${text("project", "Project")}
           ${field("syncPolicy", "Sync policy", (a) => html`<select ...${a} name="syncPolicy" value=${form.syncPolicy} onChange=${set("syncPolicy")}>
             <option value="none">Manual (none)</option><option value="automated">Automated</option></select>`)}
@@ -107,7 +130,7 @@ export function CreateApplication({ clusters, repos, onClose, onCreated }) {
           <label class="check"><input type="checkbox" name="createNamespace" checked=${form.createNamespace} onChange=${set("createNamespace")} /> Create the namespace (CreateNamespace=true)</label>
         </fieldset>`}
       <div class="actions">
-        <button type="submit" class="primary" disabled=${busy}>${busy ? "Creating…" : "Create"}</button>
+        <button type="submit" class="primary" disabled=${busy}>${editing ? (busy ? "Saving…" : "Save") : busy ? "Creating…" : "Create"}</button>
         <button type="button" onClick=${onClose}>Cancel</button>
       </div>
     </form>

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gitferry.model import Application
 
-__all__ = ["ERROR_CODES", "ErrorBody", "add_request_bodies", "responses"]
+__all__ = ["ERROR_CODES", "AppCounts", "ErrorBody", "add_request_bodies", "responses"]
 
 
 class ErrorBody(BaseModel):
@@ -33,6 +33,14 @@ class Page(BaseModel):
 
     items: list[dict[str, Any]]
     nextCursor: str | None = Field(default=None, description="absent on the last page")
+
+
+class AppCounts(BaseModel):
+    """``GET /api/v1/application-counts``: every app the filters match, per status."""
+
+    total: int
+    sync: dict[str, int] = Field(description="apps per sync status (Synced, OutOfSync, Unknown), 0 included")
+    health: dict[str, int] = Field(description="apps per health status (Healthy ... Unknown), 0 included")
 
 
 class OperationAnswer(BaseModel):

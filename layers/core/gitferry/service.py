@@ -213,6 +213,12 @@ class Service:
 
         return applist.list_page(self.state, filters, row)
 
+    def count_apps(self, query: dict[str, str] | None = None) -> dict[str, Any]:
+        """Apps per sync and per health status over the whole fleet (the list's filters apply)."""
+        from gitferry import applist
+
+        return applist.count(self.state, applist.Filters.from_query(query, applist.COUNT_PARAMETERS))
+
     def get_app(self, name: str) -> dict[str, Any]:
         """Spec and status. The status's two per-object lists (``resources`` and
         ``operationState.syncResult.resources``) are cut to the first :data:`SHOWN_RESOURCES`

@@ -356,8 +356,10 @@ class StateStore:
             raise StateError(f"status of {name!r} is too large for DynamoDB and no blob store is configured")
         values: dict[str, Any] = {":st": _s(body), ":at": _n(int(time.time())),
                                   # native, so a conditional write can refuse a second operation
-                                  ":ph": _s(status.operation_state.phase if status.operation_state else "")}
-        sets = ["statusDoc = :st", "updatedAt = :at", "opPhase = :ph"]
+                                  ":ph": _s(status.operation_state.phase if status.operation_state else ""),
+                                  # native, so the fleet's counts read two short strings per app
+                                  ":ss": _s(status.sync.status), ":hs": _s(status.health.status)}
+        sets = ["statusDoc = :st", "updatedAt = :at", "opPhase = :ph", "syncStatus = :ss", "healthStatus = :hs"]
         removes: list[str] = []
         for part in parts:
             attr, ref = _PART_ATTRS[part]
@@ -420,6 +422,23 @@ class StateStore:
             # read without its lists: put_status of it keeps the stored lists
             name = item["pk"]["S"].removeprefix("APP#")
             out[name] = self._status_from_item(name, item, load_resources=False)
+        return out
+
+    def get_status_codes(self, names: list[str]) -> dict[str, tuple[str, str]]:
+        """(sync status, health status) of many apps from the STATUS items' native attributes
+        (BatchGetItem of two short strings each); an app never compared is absent. A status
+        written before those attributes existed is read from its document."""
+        keys = [self._key(app_pk(n), "STATUS") for n in names]
+        out: dict[str, tuple[str, str]] = {}
+        old: list[str] = []
+        for item in self._batch_get(keys, projection="pk, syncStatus, healthStatus"):
+            name = item["pk"]["S"].removeprefix("APP#")
+            if "syncStatus" in item and "healthStatus" in item:
+                out[name] = (item["syncStatus"]["S"], item["healthStatus"]["S"])
+            else:
+                old.append(name)
+        for name, status in (self.get_statuses(old) if old else {}).items():
+            out[name] = (status.sync.status, status.health.status)
         return out
 
     def request(self, name: str, refresh: bool = False, sync: bool = False) -> None:
