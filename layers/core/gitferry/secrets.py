@@ -88,7 +88,11 @@ class SecretStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("secretsmanager")
+            from botocore.config import Config
+
+            # the poll reads repositories' credentials from 16 threads (poll.READ_WORKERS):
+            # botocore's default pool of 10 connections made the rest open and drop their own
+            self._client = boto3.client("secretsmanager", config=Config(max_pool_connections=32))
         return self._client
 
     @property
