@@ -129,7 +129,9 @@ def test_terminate_a_running_operation(world: LocalWorld, tab: Page) -> None:
         (world.status("stuck").get("operationState") or {}).get("message") or ""), tick=False)
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Terminate").click()  # shown by the 2 s poll of a running operation
-    expect(page.locator("section.operation")).to_contain_text("terminated by")
+    # ended by the apply's next look (each second while it waits in its invocation, else at its
+    # follow-up, which is delayed while a wave is unhealthy): seconds, not the 5 s default
+    expect(page.locator("section.operation")).to_contain_text("terminated by", timeout=60_000)
     tab.shot("22-terminated")
     op = world.status("stuck")["operationState"]
     assert op["phase"] == "Failed" and op["message"].startswith("terminated by"), op
