@@ -82,6 +82,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # not socketserver's 5: see local/gitserver.py's _Server
     repo: HelmRepoServer
 
 
