@@ -48,9 +48,11 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> MotoServer:
-        from local import motosts
+        from local import motoddb, motosqs, motosts
 
         motosts.install()  # presigned STS GetCallerIdentity answered as AWS does (EKS tokens)
+        motosqs.install()  # a send to a deep queue costs what a send to an empty one does, as in SQS
+        motoddb.install()  # DynamoDB items serialised as the JSON they already are, not walked
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
