@@ -23,8 +23,9 @@ items sent and returned: an upper bound, as if every read were strongly consiste
 in flight (the deepest each queue got), git round trips (``git http-backend`` requests) and
 Kubernetes requests (kubesim's request log) per drift-checked app.
 
-moto's FIFO ``SendMessageBatch`` slows down as a queue fills (about 1.5 s per call at 1,000
-messages; real SQS does not). The rig times every SQS send call apart and reports each stage's
+moto's FIFO ``SendMessageBatch`` slowed down as a queue filled (about 1.5 s per call at 1,000
+messages; real SQS does not); the local stack's moto now computes queue attributes only when
+read (``local/motosqs.py``), so a send costs the same at any depth. The rig still times every SQS send call apart and reports each stage's
 duration twice: as measured, and without its SQS send time (``mean_ms_without_sqs_sends``),
 which is what the cost model bills (a real send takes milliseconds, which the model leaves out).
 

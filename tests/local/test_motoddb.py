@@ -81,3 +81,39 @@ def test_items_of_every_type_come_back_as_written(ddb: Any) -> None:
                      ExpressionAttributeValues={":p": {"S": "APP#a"}})
     assert page["Count"] == 1 and page["Items"][0]["m"] == item["m"]
     assert base64.b64encode(got["b"]["B"]) == base64.b64encode(item["b"]["B"])
+
+
+def test_all_items_keeps_motos_order(ddb: Any) -> None:
+    """Numbers sort as numbers (9 before 10), strings as strings, hash key first; a Query of a
+    number range key pages through them in that order."""
+    import random
+
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local.aws import ACCOUNT_ID, REGION
+
+    ddb.create_table(TableName="order", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "h", "AttributeType": "S"},
+                                           {"AttributeName": "r", "AttributeType": "N"}],
+                     KeySchema=[{"AttributeName": "h", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}])
+    keys = [(h, r) for h in ("b", "a", "B", "a0") for r in (10, 9, -1, 2.5, 100, 0)]
+    random.Random(7).shuffle(keys)
+    for h, r in keys:
+        ddb.put_item(TableName="order", Item={"h": {"S": h}, "r": {"N": str(r)}})
+    table = dynamodb_backends[ACCOUNT_ID][REGION].get_table("order")
+    assert motoddb.original_all_items is not None
+
+    def order(items: list[Any]) -> list[tuple[str, str]]:
+        return [(i.hash_key.value, i.range_key.value) for i in items]
+
+    assert order(motoddb.all_items(table)) == order(motoddb.original_all_items(table))
+    assert order(table.all_items())[:6] == [("B", v) for v in ("-1", "0", "2.5", "9", "10", "100")]
+    got, start = [], None
+    while True:
+        page = ddb.query(TableName="order", KeyConditionExpression="h = :h", Limit=4,
+                         ExpressionAttributeValues={":h": {"S": "a"}}, **({"ExclusiveStartKey": start} if start else {}))
+        got += [it["r"]["N"] for it in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert got == ["-1", "0", "2.5", "9", "10", "100"]
