@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("application", "yaml", "yaml_fast", "json", "webhook", "diff")
+TARGETS = ("application", "yaml", "json", "webhook", "diff")
 
 
 def _one_input(target: str):  # type: ignore[no-untyped-def]
@@ -46,9 +46,6 @@ def _one_input(target: str):  # type: ignore[no-untyped-def]
     def yaml_target(data: bytes) -> None:
         p.check_manifest_text(data.decode("utf-8", "replace"))
 
-    def yaml_fast(data: bytes) -> None:
-        p.check_fast_yaml(data.decode("utf-8", "replace"))
-
     def json_target(data: bytes) -> None:
         p.check_manifest_text(data.decode("utf-8", "replace"), "objects.json")
 
@@ -69,7 +66,7 @@ def _one_input(target: str):  # type: ignore[no-untyped-def]
         obj["metadata"]["name"] = "fuzzed"
         p.check_diff(obj)
 
-    return {"application": application, "yaml": yaml_target, "yaml_fast": yaml_fast, "json": json_target, "webhook": webhook,
+    return {"application": application, "yaml": yaml_target, "json": json_target, "webhook": webhook,
             "diff": diff_target}[target]
 
 
@@ -95,8 +92,7 @@ def run_target(target: str, seconds: int) -> None:
 def _hypothesis_fallback(targets: list[str], seconds: int) -> int:
     print("atheris is not installed here: running the properties under hypothesis instead", flush=True)
     deadline = time.monotonic() + seconds
-    names = {"application": "application_parser", "yaml": "manifest_loader_loads", "yaml_fast": "fast_yaml_path",
-             "json": "json_manifest",
+    names = {"application": "application_parser", "yaml": "manifest_loader_loads", "json": "json_manifest",
              "webhook": "webhook", "diff": "diff_normalise"}
     rc = 0
     while time.monotonic() < deadline and rc == 0:

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from gitferry import diff, loader, render, webhooks
+from gitferry import diff, render, webhooks
 from gitferry.errors import InvalidSpecError, RenderError
 from gitferry.model import Application
 
@@ -83,29 +83,6 @@ def check_manifest_text(text: str, name: str = "manifests.yaml") -> str:
     return "loaded"
 
 
-def typed(value: Any) -> Any:
-    """``value`` with every scalar's type beside it: ``True == 1 == 1.0`` in Python, not in YAML."""
-    if isinstance(value, dict):
-        return ("map", [(typed(k), typed(v)) for k, v in value.items()])
-    if isinstance(value, list):
-        return ("seq", [typed(v) for v in value])
-    return (type(value).__name__, value)
-
-
-def check_fast_yaml(text: str) -> str:
-    """The loader's fast path (yaml_rs) answers only where its answer is PyYAML's: the same
-    documents, the same types, and nothing PyYAML refuses."""
-    fast = loader._fast_load(text, loader.DEFAULT_LIMITS)
-    if fast is None:
-        return "to PyYAML"
-    try:
-        reference = loader._reference_load(text, loader.DEFAULT_LIMITS)
-    except loader.LoadError as exc:
-        raise AssertionError(f"the fast path accepted a text PyYAML refuses ({exc}): {text!r}") from None
-    assert typed(fast) == typed(reference), f"fast path {fast!r} != PyYAML {reference!r} for {text!r}"
-    return "fast"
-
-
 PROVIDER_HEADERS: dict[str, dict[str, str]] = {
     "github": {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"},
     "gitea": {"X-Gitea-Event": "push", "X-Gitea-Delivery": "d-1"},
@@ -132,7 +109,6 @@ def check_webhook(provider: str, body: bytes, headers: dict[str, str] | None = N
 SEEDS: dict[str, bytes] = {
     "application": b"\x05" + json.dumps(BASE_APP["spec"]["syncPolicy"]).encode(),
     "yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n---\nkind: List\nitems: []\n",
-    "yaml_fast": b"a: 1\nb: [0.5, -3, x, 'y']\nc: {d: 1.5}\n---\n- 1:20\n- 0644\n- yes\n",
     "json": b'{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}',
     "webhook": b"\x00" + json.dumps({"ref": "refs/heads/main", "after": "a" * 40, "repository": {
         "clone_url": "https://git.example/o/r.git"}, "push": {"changes": [{"new": {"name": "main", "type": "branch",

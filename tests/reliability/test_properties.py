@@ -18,7 +18,6 @@ from tests.reliability.properties import (
     PROVIDER_HEADERS,
     check_application,
     check_diff,
-    check_fast_yaml,
     check_manifest_text,
     check_webhook,
 )
@@ -57,56 +56,6 @@ def test_application_parser_accepts_or_names_every_bad_field(mutations: list[tup
 ))
 def test_manifest_loader_loads_or_names_the_file(text: str) -> None:
     seen[f"yaml:{check_manifest_text(text)}"] += 1
-
-
-# Plain scalars where YAML 1.1 and 1.2 part ways: numbers in every base and notation, 1.1's
-# booleans, sexagesimals, dates; in every position (key, value, sequence and flow items).
-tricky_scalar = st.one_of(
-    st.text("0123456789-+._:eExXoObB", min_size=1, max_size=8),
-    st.text("0123456789abfinINFNaY-.:", min_size=1, max_size=6),
-    st.sampled_from(["yes", "No", "ON", "off", "y", "n", "true", "False", "TRUE", "null", "Null", "~", "=", "<<",
-                     ".inf", "-.Inf", ".NaN", "0o17", "0x1F", "0b101", "1_000", "1e3", "1.5e+3", "1:20", "190:20:30",
-                     "0644", "2024-01-01", "12:30", "10Gi", "100m", "v1.2.3", "1.2.3", "-0", "00", "1.", "+5"]),
-    st.text(min_size=1, max_size=6))
-tricky_doc = st.recursive(tricky_scalar, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(tricky_scalar, inner, max_size=3)), max_leaves=8)
-
-
-def _render_tricky(doc: Any, style: int) -> str:
-    """A document as YAML with its scalars left plain (as a person or a template writes them)."""
-    def plain(v: Any) -> str:
-        return str(v)
-    if style == 0:  # block style
-        def block(v: Any, indent: str) -> str:
-            if isinstance(v, dict):
-                return "".join(f"{indent}{plain(k)}:" + ("\n" + block(x, indent + "  ") if isinstance(x, (dict, list)) and x
-                               else f" {plain(x) if not isinstance(x, (dict, list)) else ('{}' if isinstance(x, dict) else '[]')}\n")
-                               for k, x in v.items()) or f"{indent}{{}}\n"
-            if isinstance(v, list):
-                return "".join(f"{indent}-" + ("\n" + block(x, indent + "  ") if isinstance(x, (dict, list)) and x
-                               else f" {plain(x) if not isinstance(x, (dict, list)) else ('{}' if isinstance(x, dict) else '[]')}\n")
-                               for x in v) or f"{indent}[]\n"
-            return f"{indent}{plain(v)}\n"
-        return block(doc, "")
-
-    def flow(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{plain(k)}: {flow(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, list):
-            return "[" + ", ".join(flow(x) for x in v) + "]"
-        return plain(v)
-    return "k: " + flow(doc) + "\n"
-
-
-@EXAMPLES
-@given(st.one_of(
-    st.tuples(st.lists(tricky_doc, min_size=1, max_size=3), st.integers(0, 1)).map(
-        lambda t: "---\n".join(_render_tricky(d, t[1]) for d in t[0])),
-    json_values.map(lambda v: yaml.safe_dump(v)),
-    st.text(max_size=120),
-))
-def test_fast_yaml_path_answers_only_as_pyyaml_does(text: str) -> None:
-    seen[f"fast:{check_fast_yaml(text)}"] += 1
 
 
 @EXAMPLES
@@ -161,8 +110,7 @@ def test_property_report(outcome: Any) -> None:
         cls, result = key.split(":")
         groups.setdefault(cls, Counter())[result] += n
     names = {"app": "Application parser (hypothesis)", "yaml": "YAML manifest loader (hypothesis)",
-             "json": "JSON manifest loader (hypothesis)",
-             "fast": "YAML fast path = PyYAML (hypothesis)", "webhook": "webhook parsers (hypothesis)",
+             "json": "JSON manifest loader (hypothesis)", "webhook": "webhook parsers (hypothesis)",
              "diff": "diff normalise / self-compare (hypothesis)"}
     for cls, counts in sorted(groups.items()):
         outcome(names[cls], cases=sum(counts.values()),

@@ -17,17 +17,6 @@ error naming the file (and line), never in a ``RecursionError`` or an exhausted 
 
 YAML is read the way Kubernetes tooling reads it: timestamps stay strings and mapping
 keys become strings, so the result is plain JSON data.
-
-Two parsers, one meaning. PyYAML (YAML 1.1, what Kubernetes' go-yaml follows for ``0644``,
-``yes`` and ``1:20``) is the reference; its constructor is Python, about 60 us per object of
-helm's output. ``yaml_rs`` (Rust, YAML 1.2's core schema) parses the same text ten times
-faster, but 1.1 and 1.2 read some plain scalars differently. The fast path takes a text only
-when a lexical scan proves no such scalar can be in it (:func:`_fast_refused`: octal, sexagesimal,
-``0b``/``0o``/``0x``, ``_`` in numbers, exponents, ``.inf``/``.nan``, ``yes``/``no``/``on``/``off``,
-``=``, anchors, aliases, tags, merge keys, directives, non-ASCII, control characters), and
-sends it to PyYAML on every doubt: anything yaml_rs refuses, any bound reached, any key
-that is not a plain scalar. A tested property (``tests/unit/test_loader_fast.py``): whenever
-the fast path answers, its answer equals PyYAML's.
 """
 
 from __future__ import annotations
@@ -38,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-import yaml_rs
 
 __all__ = ["LoadError", "Limits", "DEFAULT_LIMITS", "load_all", "load_one"]
 
@@ -156,82 +144,7 @@ def _line(exc: yaml.YAMLError) -> int | None:
 _ANCHOR = re.compile(r"&[^\s,\[\]{}]")
 
 
-#: characters outside the fast path: anchors, aliases, tags; tabs, CR, control characters
-#: (and ``<<``, a merge key, as a substring)
-_FAST_BAD_CHAR = re.compile(r"[&*!\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: a line opening with a directive, a document end marker or a block scalar (yaml_rs reads
-#: ``---`` into a top-level one)
-_FAST_BAD_LINE = re.compile(r"\n(?:%|\.\.\.|(?:--- *)?[|>])")
-#: an empty block scalar ending the stream (yaml_rs reads it as a line break)
-_ENDS_IN_BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*\s*$")
-#: in a flow (found by its opening bracket on the same line): ``|`` / ``>`` opening a token,
-#: ``:`` right before a flow indicator; or a flow left open at the end of its line (multi-line
-#: flows are where the two grammars part most)
-_FAST_BAD_FLOW = re.compile(r"[\[{](?:(?:[^\n]*?[\s,:\[{])?[|>]|[^\n]*?:[,\[\]{}]|[^\n\]}]*\n)")
-#: a token (a run between whitespace and flow indicators, before an optional key ``:``) that
-#: may be a number or a 1.1 boolean, or that opens with an indicator where the grammars part
-#: (``?`` complex key, ``:``, reserved ``@`` and backquote); scanning quoted strings and
-#: comments too only refuses more
-_CANDIDATE = re.compile(r"[\s,\[\]{}]([-+._0-9?:@`][^\s,\[\]{}]*?|[yYnNoO=][a-zA-Z]{0,2})(?=:?[\s,\[\]{}])")
-#: read alike by both: a plain decimal integer (at most 18 digits) or fraction
-_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?")
-#: every int / float form of YAML 1.1 (PyYAML's resolver) or of yaml_rs (1.2 core, read
-#: leniently: ``_`` anywhere in a number): wider than either, since refusing costs only time
-_NUMBER_LIKE = re.compile(r"[-+]?(?:[0-9_]*[0-9][0-9a-fA-FxXoO_]*(?::[0-9_]+)*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9_]*)?"
-                          r"|[_.][0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF|nan|NaN|NAN))")
-_WORDS_1_1 = frozenset({"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "="})
-
-
-def _fast_refused(text: str) -> bool:
-    """Whether ``text`` may hold a scalar that YAML 1.1 and yaml_rs read differently, or a
-    construct the fast path leaves to PyYAML."""
-    if not text.isascii():
-        return True
-    framed = "\n" + text + "\n"
-    if "<<" in text or _ENDS_IN_BLOCK_SCALAR.search(text[-16:]) or _FAST_BAD_LINE.search(framed):
-        return True
-    if _FAST_BAD_CHAR.search(text) is not None or _FAST_BAD_FLOW.search(framed) is not None:
-        return True
-    for token in _CANDIDATE.findall(framed):
-        if token in _WORDS_1_1 or token[0] in "?:@`":
-            return True
-        if (token[0] not in "yYnNoO=" and not _PLAIN_DECIMAL.fullmatch(token)
-                and _NUMBER_LIKE.fullmatch(token.replace("_", ""))):  # yaml_rs drops "_" anywhere
-            return True
-    return False
-
-
-def _fast_load(text: str, limits: Limits) -> list[Any] | None:
-    """The documents of ``text`` by yaml_rs, or None when PyYAML must decide (see the module's
-    docstring): a None is never an answer, only "ask the reference"."""
-    if _fast_refused(text):
-        return None
-    try:
-        # The leading documents make the result always a list of documents (yaml_rs returns a
-        # lone document bare, so a one-document list would be ambiguous).
-        parsed = yaml_rs.loads("--- 0\n---\n" + text, parse_datetime=False)
-    except Exception:  # noqa: BLE001 - any refusal or oddity: PyYAML words the error
-        return None
-    if not isinstance(parsed, list) or not parsed or parsed[0] != 0:
-        return None
-    docs = [d for d in parsed[1:] if d is not None]
-    if len(docs) > limits.max_documents:
-        return None
-    try:
-        for doc in docs:
-            _check_tree(doc, limits, 0, plain_keys=True)
-    except LoadError:
-        return None
-    return docs
-
-
 def _load_yaml(text: str, limits: Limits) -> list[Any]:
-    fast = _fast_load(text, limits)
-    return fast if fast is not None else _reference_load(text, limits)
-
-
-def _reference_load(text: str, limits: Limits) -> list[Any]:
-    """PyYAML: the meaning of every text, and the error (with its line) for a bad one."""
     aliases_possible = _ANCHOR.search(text) is not None
     loader = _K8sLoader(text)
     docs: list[Any] = []
@@ -307,40 +220,25 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-_PLAIN_KEYS = (str, int, float, bool, type(None))
-
-
-def _check_tree(doc: Any, limits: Limits, line: int, *, plain_keys: bool = False) -> Any:
-    """Depth and size of an unshared document checked, non-string keys made strings, in place.
-    ``plain_keys``: a key that is not a scalar (a flow mapping or sequence as a key) is refused.
-
-    Level by level (the stack is bounded by the widest level, never by the depth); tight loops,
-    since every object of every render passes here."""
-    level: list[Any] = [doc] if isinstance(doc, (dict, list)) else []
-    depth, nodes = 1, 1 if level else 0
-    while level:
+def _check_tree(doc: Any, limits: Limits, line: int) -> Any:
+    """Depth and size of an unshared document checked, non-string keys made strings, in place."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    nodes = 0
+    while stack:
+        obj, depth = stack.pop()
+        nodes += 1
         if depth > limits.max_depth:
             raise LoadError(f"nested deeper than {limits.max_depth} levels", line)
-        below: list[Any] = []
-        for obj in level:
-            if isinstance(obj, dict):
-                if not all([type(k) is str for k in obj]):
-                    _keys_to_str(obj, plain_keys, line)
-                below += [v for v in obj.values() if isinstance(v, (dict, list))]
-            else:
-                below += [v for v in obj if isinstance(v, (dict, list))]
-        nodes += len(below)
-        if nodes > limits.max_nodes:
-            raise LoadError(f"more than {limits.max_nodes} values in one document", line)
-        level, depth = below, depth + 1
+        if isinstance(obj, dict):
+            if not all(isinstance(k, str) for k in obj):
+                for k in [k for k in obj if not isinstance(k, str)]:
+                    obj[str(k)] = obj.pop(k)
+            stack.extend((v, depth + 1) for v in obj.values() if isinstance(v, (dict, list)))
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj if isinstance(v, (dict, list)))
+    if nodes > limits.max_nodes:
+        raise LoadError(f"more than {limits.max_nodes} values in one document", line)
     return doc
-
-
-def _keys_to_str(obj: dict[Any, Any], plain_keys: bool, line: int) -> None:
-    if plain_keys and not all(isinstance(k, _PLAIN_KEYS) for k in obj):
-        raise LoadError("a mapping key that is not a scalar", line)
-    for k in [k for k in obj if not isinstance(k, str)]:
-        obj[str(k)] = obj.pop(k)
 
 
 def _stringify_keys(obj: Any) -> Any:
