@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,12 @@ OCI_AUTH = ("oci-user", "oci-pw")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWorld]:
-    caches = tmp_path_factory.mktemp("render-caches")  # this module's caches start empty
+def caches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("render-caches")  # this module's caches start empty
+
+
+@pytest.fixture(scope="module")
+def world(caches: Path) -> Iterator[LocalWorld]:
     with LocalWorld(extra_env={"HELM_DEPS_CACHE_DIR": str(caches / "deps"), "OCI_CACHE_DIR": str(caches / "oci"),
                                "HELM_CACHE_DIR": str(caches / "helm")}) as w:
         yield w
@@ -185,3 +190,62 @@ def test_dependency_without_credentials_is_a_clear_error(world: LocalWorld,
     assert message.startswith("app/Chart.yaml:") and "helm dependency build" in message, message
     assert world.object_count("nocreds") == 0
     register(world, repo, reg)  # the other tests of the module use them
+
+
+def _cache_entry_of(world: LocalWorld, app: str) -> tuple[str, dict[str, Any]]:
+    """The render cache entry (key, body) that holds ``app``'s current manifests."""
+    res = world.stack.resources
+    s3, bucket = res.client("s3"), res.physical["ManifestBucket"]
+    manifests = world.status(app)["sync"]["manifests"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="render-cache/"):
+        for obj in page.get("Contents", []):
+            body = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            if body.get("manifests") == manifests:
+                return obj["Key"], body
+    raise AssertionError(f"no render cache entry holds {app}'s manifests {manifests}")
+
+
+def _age(world: LocalWorld, caches: Path, key: str, entry: dict[str, Any]) -> None:
+    """What 24 h do to the caches: the unlocked entries (render and dependency build) expire."""
+    res = world.stack.resources
+    past = time.time() - 1
+    res.client("s3").put_object(Bucket=res.physical["ManifestBucket"], Key=key,
+                                Body=json.dumps({**entry, "expires": past}).encode())
+    for build in (caches / "deps" / "builds").glob("*.json"):
+        doc = json.loads(build.read_text())
+        if doc.get("expires") is not None:
+            build.write_text(json.dumps({**doc, "expires": past}))
+
+
+def test_unlocked_ranges_are_re_resolved_when_the_render_cache_entry_expires(
+        world: LocalWorld, servers: tuple[HelmRepoServer, OciRegistry], caches: Path) -> None:
+    """Without a Chart.lock the commit does not pin what helm resolves: the render cache keeps
+    such a render only as long as the dependency build (24 h, Argo CD's repository cache
+    default); within it a newer chart is not picked, after it it is, at the same commit."""
+    from gitferry import helmdeps
+
+    repo, reg = servers
+    server = world.register_cluster("local")
+    register(world, repo, reg)
+    files = chart_files(repo, reg, common="~1.1.0")
+    git_app(world, "unlocked", files, server)
+    world.until("Synced and Healthy", synced_healthy(world, "unlocked"))
+    assert {o["metadata"]["name"]: o["data"].get("version") for o in manifests_of(world, "unlocked")
+            }["unlocked-common"] == "1.1.0"
+    key, entry = _cache_entry_of(world, "unlocked")
+    assert abs(entry.get("expires", 0) - (time.time() + helmdeps.UNLOCKED_TTL_SECONDS)) < 600, entry
+
+    repo.add_chart("common", "1.1.1", {"templates/cm.yaml": SUB})
+    reconciled = world.status("unlocked")["reconciledAt"]
+    world.api_ok("POST", "/api/v1/applications/unlocked/refresh")
+    world.settle()
+    assert world.status("unlocked")["reconciledAt"] != reconciled  # compared again...
+    assert world.status("unlocked")["sync"]["manifests"] == entry["manifests"]  # ...with the cached render
+
+    _age(world, caches, key, entry)
+    world.api_ok("POST", "/api/v1/applications/unlocked/refresh")
+    world.until("the new dependency", lambda: world.status("unlocked")["sync"]["manifests"] != entry["manifests"])
+    got = {o["metadata"]["name"]: o["data"].get("version") for o in manifests_of(world, "unlocked")}
+    assert got["unlocked-common"] == "1.1.1"
+    _key, again = _cache_entry_of(world, "unlocked")
+    assert again["expires"] > time.time() + helmdeps.UNLOCKED_TTL_SECONDS - 600  # a fresh 24 h

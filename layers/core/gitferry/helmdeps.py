@@ -20,6 +20,8 @@ name, version, sha256 digest), the archives stored by digest. A second render of
 copies the archives into ``charts/`` and fetches nothing and runs no tool besides ``helm
 template``. A chart without ``Chart.lock`` re-resolves its ranges after
 ``UNLOCKED_TTL_SECONDS`` (24 h, Argo CD's repository cache default); commit a lock to pin them.
+A render that used such a build says so (:attr:`Access.expires`), and the render cache keeps
+its entry no longer, so the next render after that re-resolves them too.
 The cache is bounded (``MAX_CACHE_BYTES``, 256 MiB, least recently used first) like the chart cache.
 """
 
@@ -58,6 +60,10 @@ class Access:
     secrets: Any
     list_repositories: Any  # () -> list[Repository]
     cache_dir: str = DEFAULT_CACHE_DIR
+    #: when a render that used this access must be redone (the earliest expiry of the unlocked
+    #: dependency builds it used; None: only locked ones, or none). The render cache keeps an
+    #: entry no longer than this, or a cached render would pin ranges that helm re-resolves.
+    expires: float | None = None
     _repos: list[Any] | None = field(default=None, repr=False)
 
     def repositories(self) -> list[Any]:
@@ -174,24 +180,37 @@ def prepare(root: Path, chart: Path, meta: dict[str, Any], work: Path, access: A
         "local": {n: hashlib.sha256((p / "Chart.yaml").read_bytes()).hexdigest() for n, p in local},
     }, sort_keys=True, default=str).encode()).hexdigest()
     cache = Path(access.cache_dir)
-    if _from_cache(cache, key, copy, local):
-        return copy
-    entries = _build(copy, work, http_repos, registries, access, chart_file, _rel(lock, root), bool(plain))
-    _store(cache, key, copy, entries, locked=bool(lock_bytes))
+    hit = _from_cache(cache, key, copy, local)
+    if hit is not None:
+        expires = hit.expires
+    else:
+        entries = _build(copy, work, http_repos, registries, access, chart_file, _rel(lock, root), bool(plain))
+        expires = _store(cache, key, copy, entries, locked=bool(lock_bytes))
+    if expires is not None:
+        access.expires = expires if access.expires is None else min(access.expires, expires)
     return copy
 
 
-def _from_cache(cache: Path, key: str, copy: Path, local: list[tuple[str, Path]]) -> bool:
+
+
+class _Hit:
+    """A cached build copied into the chart; ``expires`` as stored (None: a locked build)."""
+
+    def __init__(self, expires: float | None) -> None:
+        self.expires = expires
+
+
+def _from_cache(cache: Path, key: str, copy: Path, local: list[tuple[str, Path]]) -> _Hit | None:
     index = cache / "builds" / f"{key}.json"
     try:
         doc = json.loads(index.read_text())
     except (OSError, ValueError):
-        return False
+        return None
     if doc.get("expires") is not None and doc["expires"] < time.time():
-        return False
+        return None
     archives = [(cache / "archives" / f"{e['digest']}.tgz", e["file"]) for e in doc.get("entries", [])]
     if not all(a.is_file() for a, _ in archives):
-        return False
+        return None
     charts = copy / "charts"
     charts.mkdir(exist_ok=True)
     for archive, name in archives:
@@ -200,7 +219,7 @@ def _from_cache(cache: Path, key: str, copy: Path, local: list[tuple[str, Path]]
     for name, target in local:  # file:// dependencies: the repository's current content
         _copy(target, charts / name)
     os.utime(index)
-    return True
+    return _Hit(doc.get("expires"))
 
 
 def _build(copy: Path, work: Path, http_repos: list[str], registries: dict[str, Any], access: Access,
@@ -280,7 +299,8 @@ def _fetched(copy: Path, chart_file: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _store(cache: Path, key: str, copy: Path, entries: list[dict[str, Any]], *, locked: bool) -> None:
+def _store(cache: Path, key: str, copy: Path, entries: list[dict[str, Any]], *, locked: bool) -> float | None:
+    """Keep a build; its expiry (None for a locked one)."""
     (cache / "archives").mkdir(parents=True, exist_ok=True)
     (cache / "builds").mkdir(parents=True, exist_ok=True)
     for entry in entries:
@@ -294,6 +314,7 @@ def _store(cache: Path, key: str, copy: Path, entries: list[dict[str, Any]], *, 
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, cache / "builds" / f"{key}.json")
     _trim(cache)
+    return doc["expires"]
 
 
 def _trim(cache: Path) -> None:

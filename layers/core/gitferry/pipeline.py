@@ -274,11 +274,15 @@ class Engine:
             if hit is not None:
                 key, warnings = hit
             else:
-                manifests, warnings = self._render_app(app, request.commit, kube_version, lookup)
+                from gitferry import helmdeps
+
+                dependencies = helmdeps.Access(self.secrets, self.state.list_repositories,
+                                               self.settings.helm_deps_cache_dir)
+                manifests, warnings = self._render_app(app, request.commit, kube_version, lookup, dependencies)
                 children.check_rendered(self.state, app.name, manifests)  # app of apps: each child as the API would
                 key = self.manifests.put_manifests(manifests)
-                if cache_key is not None:
-                    cache.put(cache_key, key, warnings)
+                if cache_key is not None:  # no longer than the unlocked Helm dependencies it used
+                    cache.put(cache_key, key, warnings, expires=dependencies.expires)
         except (GitError, RenderError, HelmRepoError) as exc:
             status = self.record_comparison_error(app, self.state.get_status(app.name), request.commit, exc)
             self.end_request(app.name, request.manual)
@@ -292,8 +296,8 @@ class Engine:
         self.queues.send(diff_request, dedup=f"{request.commit}:{key}:{request.reason}:{request.started_at}")
         return diff_request
 
-    def _render_app(self, app: Application, commit: str, kube_version: str | None,
-                    lookup: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    def _render_app(self, app: Application, commit: str, kube_version: str | None, lookup: bool,
+                    dependencies: Any) -> tuple[list[dict[str, Any]], list[str]]:
         """Check out / fetch every source and render them (one source, or spec.sources combined)."""
         from gitferry import git, lookup_proxy, render
         from gitferry import sources as multi
@@ -310,10 +314,6 @@ class Engine:
             if source.chart is not None:
                 return self._fetch_chart(source, revision, credentials)
             return Path(git.checkout(source.repo_url, revision, credentials, self.settings.git_cache_dir)), source
-
-        from gitferry import helmdeps
-
-        dependencies = helmdeps.Access(self.secrets, self.state.list_repositories, self.settings.helm_deps_cache_dir)
 
         def render_with(kubeconfig: Path | None) -> tuple[list[dict[str, Any]], list[str]]:
             def render_one(root: Path, source: ApplicationSource, refs: dict[str, Path]) -> list[dict[str, Any]]:

@@ -12,12 +12,16 @@ checks anything out or starts a tool. The key is the SHA-256 of the canonical JS
   source, the chart version **and the chart's digest from the repository index** for a chart
   (a republished chart under the same version is another input);
 - ``tools``: the SHA-256 of the helm and kubectl binaries, the jsonnet binding's version and the
-  SHA-256 of gitferry's render code (``render.py``, ``jsonnet_eval.py``, ``sources.py``), so an
+  SHA-256 of gitferry's render code (``render.py``, ``jsonnet_eval.py``, ``sources.py``,
+  ``loader.py``, ``helmdeps.py``), so an
   upgrade of either renders again.
 
 The entry ``render-cache/<key>.json`` in the manifest bucket holds the S3 key of the rendered
 manifests (``manifests/<sha256>.json``, content-addressed already) and the RepeatedResource
-warnings; an entry whose manifests have expired is a miss. Entries expire with the template's
+warnings; an entry whose manifests have expired is a miss, and so is one past its own
+``expires``: a render that used Helm dependencies resolved from ranges without a ``Chart.lock``
+(:mod:`gitferry.helmdeps`) is kept only until those are due to be re-resolved (24 h), since the
+commit alone does not pin them. Entries expire with the template's
 lifecycle rule (``render-cache/``, 30 days). Never cached: apps rendering with Helm ``lookup``
 (their output depends on the cluster), and renders asked with a hard refresh (they are looked
 up nowhere, and their result replaces the entry).
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +82,7 @@ def tool_fingerprint() -> dict[str, str]:
     if _code_digest is None:
         here = Path(__file__).resolve().parent
         h = hashlib.sha256()
-        for name in ("render.py", "jsonnet_eval.py", "sources.py", "rendercache.py"):
+        for name in ("render.py", "jsonnet_eval.py", "sources.py", "rendercache.py", "loader.py", "helmdeps.py"):
             h.update((here / name).read_bytes())
         _code_digest = h.hexdigest()
     out["gitferry"] = _code_digest
@@ -113,7 +118,7 @@ class RenderCache:
         self.store = store
 
     def get(self, key: str) -> tuple[str, list[str]] | None:
-        """(manifests key, warnings) of a hit whose manifests are still stored, or None."""
+        """(manifests key, warnings) of a live hit whose manifests are still stored, or None."""
         try:
             entry = self.store.get_json(key)
         except NotFoundError:
@@ -122,10 +127,17 @@ class RenderCache:
             return None  # unreadable entry: render again and overwrite it
         if not isinstance(entry, dict) or not isinstance(entry.get("manifests"), str):
             return None
+        expires = entry.get("expires")
+        if isinstance(expires, (int, float)) and expires <= time.time():
+            return None  # it used unlocked Helm dependencies, whose ranges are due to be re-resolved
         if not self.store.exists(entry["manifests"]):
             return None  # expired by the lifecycle rule
         warnings = entry.get("warnings")
         return entry["manifests"], [str(w) for w in warnings] if isinstance(warnings, list) else []
 
-    def put(self, key: str, manifests: str, warnings: list[str]) -> None:
-        self.store.put_json(key, {"manifests": manifests, "warnings": warnings})
+    def put(self, key: str, manifests: str, warnings: list[str], *, expires: float | None = None) -> None:
+        """Remember a render; ``expires`` (epoch seconds) when its inputs are not all pinned."""
+        entry: dict[str, Any] = {"manifests": manifests, "warnings": warnings}
+        if expires is not None:
+            entry["expires"] = expires
+        self.store.put_json(key, entry)
