@@ -348,6 +348,40 @@ def test_a_request_that_ends_without_an_operation_gives_the_app_back(world: Loca
     assert _config_map(world, app, "c") is not None
 
 
+def test_rollback_deploys_the_source_recorded_with_the_entry(world: LocalWorld) -> None:
+    """Argo CD's rollback: the history entry's revision *and* source. After the spec's path
+    changed, rolling back to an entry of the old path applies the old path's objects (not the
+    new path at the old commit), records that source in the new entry and the operation, and
+    the next comparison against the spec shows OutOfSync (automation is off for a rollback)."""
+    app = "rollsource"
+    _app(world, app, {"app/cm.yaml": config("c", "from-app"), "next/cm.yaml": config("c", "from-next")})
+    assert _sync(world, app)[0] == 202
+    world.settle()
+    first = _history(world, app)[-1]
+    assert first["source"]["path"] == "app" and _config_map(world, app, "c").data == {"key": "from-app"}
+    spec = world.api_ok("GET", f"/api/v1/applications/{app}")
+    spec["spec"]["source"]["path"] = "next"
+    world.api_ok("PUT", f"/api/v1/applications/{app}", {k: spec[k] for k in ("apiVersion", "kind", "metadata", "spec")
+                                                         if k in spec})
+    world.settle()
+    assert _sync(world, app)[0] == 202
+    world.settle()
+    assert _history(world, app)[-1]["source"]["path"] == "next"
+    assert _config_map(world, app, "c").data == {"key": "from-next"}
+
+    world.api_ok("POST", f"/api/v1/applications/{app}/rollback/{first['id']}")
+    world.settle()
+    op = _operation(world, app)
+    assert op["phase"] == "Succeeded", op
+    assert op["syncResult"]["source"]["path"] == "app" and op["syncResult"]["revision"] == first["revision"], op
+    assert _history(world, app)[-1]["source"]["path"] == "app"
+    assert _config_map(world, app, "c").data == {"key": "from-app"}  # the old path's object, not next/
+    world.api_ok("POST", f"/api/v1/applications/{app}/refresh")
+    world.settle()
+    assert world.status(app)["sync"]["status"] == "OutOfSync"  # the spec still says "next"
+    assert world.status(app)["sync"]["comparedTo"]["source"]["path"] == "next"
+
+
 # ---------------------------------------------------------------------- deletion
 
 

@@ -153,14 +153,19 @@ def test_chart_with_values_from_a_ref_source(world: LocalWorld, charts: HelmRepo
     history = world.api_ok("GET", "/api/v1/applications/shop/history")["items"]
     assert [h["revisions"] for h in history] == [first, second]
 
-    # rollback (automation off, as Argo CD requires) restores both revisions of entry 1
-    world.api_ok("POST", "/api/v1/applications?upsert=true",
-                 multi_app("shop", server, "shop", sources, automated=False))
+    # rollback (automation off, as Argo CD requires) restores both revisions of entry 1, with the
+    # two sources recorded with it although the spec has three by now
+    world.api_ok("POST", "/api/v1/applications?upsert=true", multi_app(
+        "shop", server, "shop", [*sources, {"repoURL": values_repo, "targetRevision": "HEAD", "ref": "more"}],
+        automated=False))
     answer = world.api_ok("POST", f"/api/v1/applications/shop/rollback/{history[0]['id']}")
     assert answer["revision"] == ",".join(first)
     world.until("rolled back to both first revisions", revisions_are(world, "shop", first, 2, "shop"), tick=False)
     op = world.status("shop")["operationState"]
     assert op["phase"] == "Succeeded" and op["syncResult"]["revisions"] == first
+    assert [s.get("ref") for s in op["syncResult"]["sources"]] == [None, "values"]
+    assert [s.get("ref") for s in world.api_ok("GET", "/api/v1/applications/shop/history")["items"][-1]["sources"]
+            ] == [None, "values"]
 
 
 def test_render_cache_hit_and_hard_refresh(world: LocalWorld, charts: HelmRepoServer) -> None:

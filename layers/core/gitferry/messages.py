@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gitferry.model import ApplicationSource, SourceEntry
+
 # Why a stage was asked to look at an application; shown in history and audit.
 Reason = Literal["poll", "webhook", "refresh", "drift-check", "sync", "rollout", "create", "update", "rollback", "delete"]
 
@@ -55,6 +57,10 @@ class ManualSync(BaseModel):
     resources: list[SyncResource] | None = None
     # Replaces spec.syncPolicy.syncOptions for this operation when set.
     sync_options: list[str] | None = Field(default=None, alias="syncOptions")
+    # A rollback: the source(s) its history entry recorded, rendered (and recorded) instead of
+    # the spec's, as Argo CD's rollback does; None: the spec's.
+    source: ApplicationSource | None = None
+    sources: list[SourceEntry] | None = None
 
 
 class RenderRequest(_Message):

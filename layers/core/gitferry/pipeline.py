@@ -260,7 +260,7 @@ class Engine:
         from gitferry import lookup_proxy, rendercache
 
         started = time.monotonic()
-        app = self._app_or_none(request.app)
+        app = self._app_or_none(request.app, request.manual)
         if app is None:
             return None
         try:
@@ -393,12 +393,15 @@ class Engine:
         from gitferry import sources as multi
 
         started = time.monotonic()
-        app = self._app_or_none(request.app)
+        app = self._app_or_none(request.app, request.manual)
         if app is None:
             return None
         previous = self.state.get_status(app.name) or AppStatus()
         if _superseded_recheck(request, previous):
             return None
+        result = previous.operation_state.sync_result if previous.operation_state else None
+        if request.reason == "rollout" and result is not None and result.revision == request.commit:
+            app = multi.as_deployed(app, result)  # the operation's manifests, named by its sources (a rollback's)
         try:
             cluster = self.cluster_for(app)
             desired = self.manifests.get_manifests(request.manifests)
@@ -516,7 +519,7 @@ class Engine:
 
             deletion.run(self, request)
             return None
-        app = self._app_or_none(request.app)
+        app = self._app_or_none(request.app, request.manual)
         if app is None:
             self.end_request(request.app, request.manual)
             return None
@@ -940,12 +943,16 @@ class Engine:
             built = restree.build_tree(managed, [])
         self.manifests.put_json(tree_key(app.name), built.to_json_dict())
 
-    def _app_or_none(self, name: str) -> Application | None:
+    def _app_or_none(self, name: str, manual: Any = None) -> Application | None:
+        """The app as this chain deploys it (a rollback's recorded sources, see
+        :func:`gitferry.sources.as_deployed`), or None when it is gone or being deleted."""
+        from gitferry import sources as multi
+
         try:
             stored = self.state.get_app(name)
         except NotFoundError:
             return None  # deleted while its message was in flight: nothing to do
-        return None if stored.deletion else stored.app  # being deleted: never synced again
+        return None if stored.deletion else multi.as_deployed(stored.app, manual)  # being deleted: never synced
 
     def end_request(self, app: str, manual: Any) -> None:
         """Give back a person's "operation requested" mark (service.sync) once its chain started

@@ -371,14 +371,17 @@ class Service:
         return {"app": name, "revision": request.commit, "queued": True, **({"hard": True} if hard else {})}
 
     def rollback(self, name: str, history_id: int, caller: str) -> dict[str, Any]:
-        """Re-apply a recorded revision. Refused while automated sync is on, as in Argo CD:
-        the next poll would undo it."""
+        """Re-apply a recorded revision with the source(s) recorded with it. Refused while
+        automated sync is on, as in Argo CD: the next poll would undo it."""
         app = self.state.get_app(name).app
         if app.automated is not None:
             raise InvalidSpecError(["spec.syncPolicy.automated: rollback cannot be initiated when auto-sync is enabled"])
         entry = self.state.get_history(name, history_id)
+        # The entry's own source(s), as Argo CD rolls back: the spec's path, chart or sources
+        # may have changed since (entries recorded before sources were kept use the spec's).
         request = self._queue_operation(app, "rollback", caller, entry.revision,
-                                        ManualSync(operationId=uuid.uuid4().hex))
+                                        ManualSync(operationId=uuid.uuid4().hex, source=entry.source,
+                                                   sources=entry.sources))
         self.audit.record(caller, "app.rollback", name, revision=request.commit, history=history_id)
         return {"app": name, "revision": request.commit, "queued": True, "history": history_id}
 

@@ -25,7 +25,7 @@ from typing import Any
 from gitferry.errors import RenderError
 from gitferry.model import Application, ApplicationSource
 
-__all__ = ["pinned", "revisions_of", "status_fields", "render_sources", "repeated_warning", "MAX_REPEATED"]
+__all__ = ["as_deployed", "pinned", "revisions_of", "status_fields", "render_sources", "repeated_warning", "MAX_REPEATED"]
 
 SEPARATOR = ","
 #: RepeatedResourceWarning conditions kept on a status (then a count)
@@ -48,6 +48,17 @@ def revisions_of(app: Application, commit: str) -> list[str]:
         raise RenderError(f"revision {commit!r} does not name one revision for each of the {count} "
                           "spec.sources (was the list of sources changed since it was recorded?)")
     return parts
+
+
+def as_deployed(app: Application, deployed: Any) -> Application:
+    """``app`` with the ``source`` / ``sources`` of ``deployed`` in place of the spec's: a
+    rollback's ``ManualSync`` (the history entry's), or the ``syncResult`` whose manifests a
+    post-sync re-check compares; ``app`` itself when ``deployed`` names none."""
+    source, sources = getattr(deployed, "source", None), getattr(deployed, "sources", None)
+    if source is None and sources is None:
+        return app
+    spec = app.spec.model_copy(update={"source": source, "sources": sources})
+    return app.model_copy(update={"spec": spec})
 
 
 def status_fields(app: Application, commit: str | None) -> dict[str, Any]:
