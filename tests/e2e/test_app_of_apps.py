@@ -199,6 +199,9 @@ def test_children_are_created_in_wave_order_synced_and_healthy(world: LocalWorld
     # owned by the parent, validated and stored as registered through the API
     child = world.api_ok("GET", "/api/v1/applications/child-kustomize")
     assert child["status"]["ownerApp"] == "platform"
+    rows = {r["metadata"]["name"]: r for r in world.api_ok("GET", "/api/v1/applications")["items"]}
+    assert rows["child-kustomize"]["status"]["ownerApp"] == "platform"  # the list says so too
+    assert "ownerApp" not in rows["platform"]["status"]
     assert child["spec"]["source"] == {"repoURL": repos["workloads"], "path": "kustomize-app",
                                        "targetRevision": "HEAD"}
     assert child["spec"]["destination"] == {"server": world.kube.url, "namespace": "child-kustomize"}

@@ -182,10 +182,11 @@ def _query(state: StateStore, after: str | None, limit: int | None,
 
 def list_page(state: StateStore, f: Filters,
               row: Any) -> dict[str, Any]:
-    """One page: ``items`` (``row(manifest, version, deletion, status)`` of each app, in name
-    order) and ``nextCursor`` when more apps match after them."""
+    """One page: ``items`` (``row(manifest, version, deletion, status, owner)`` of each app, in
+    name order; ``owner`` the app of apps rendering it, or None) and ``nextCursor`` when more
+    apps match after them."""
     clusters = _Clusters(state)
-    chosen: list[tuple[dict[str, Any], int, dict[str, Any] | None]] = []
+    chosen: list[tuple[dict[str, Any], int, dict[str, Any] | None, str | None]] = []
     statuses: dict[str, Any] = {}
     after = f.after
     filtered = f.filters_specs or f.needs_status
@@ -203,7 +204,7 @@ def list_page(state: StateStore, f: Filters,
             if filtered and not _spec_matches(doc, f, clusters):
                 continue
             deletion = json.loads(it["deletion"]["S"]) if "deletion" in it else None
-            candidates.append((doc, int(it["version"]["N"]), deletion))
+            candidates.append((doc, int(it["version"]["N"]), deletion, it.get("ownerApp", {}).get("S")))
         if f.needs_status and candidates:
             read = state.get_statuses([c[0]["metadata"]["name"] for c in candidates])
             statuses.update({k: v.to_json_dict() for k, v in read.items()})
@@ -213,8 +214,8 @@ def list_page(state: StateStore, f: Filters,
     missing = [c[0]["metadata"]["name"] for c in page if c[0]["metadata"]["name"] not in statuses]
     if missing:
         statuses.update({k: v.to_json_dict() for k, v in state.get_statuses(missing).items()})
-    answer: dict[str, Any] = {"items": [row(doc, version, deletion, statuses.get(doc["metadata"]["name"]))
-                                        for doc, version, deletion in page]}
+    answer: dict[str, Any] = {"items": [row(doc, version, deletion, statuses.get(doc["metadata"]["name"]), owner)
+                                        for doc, version, deletion, owner in page]}
     if has_next and page:
         answer["nextCursor"] = encode_cursor(page[-1][0]["metadata"]["name"])
     return answer

@@ -199,7 +199,7 @@ class Service:
         filters = applist.Filters.from_query(query)
 
         def row(doc: dict[str, Any], version: int, record: dict[str, Any] | None,
-                status: dict[str, Any] | None) -> dict[str, Any]:
+                status: dict[str, Any] | None, owner: str | None) -> dict[str, Any]:
             meta = doc.get("metadata") or {}
             metadata: dict[str, Any] = {"name": meta.get("name"), "resourceVersion": str(version)}
             if meta.get("labels"):
@@ -209,7 +209,10 @@ class Service:
                 if not any(f in deletion.FINALIZERS for f in finalizers):
                     finalizers.append(deletion.FINALIZER)
                 metadata.update({"deletionTimestamp": record.get("deletionTimestamp"), "finalizers": finalizers})
-            return {"metadata": metadata, "spec": doc.get("spec") or {}, "status": _summary(status) if status else {}}
+            summary = _summary(status) if status else {}
+            if owner:  # app of apps: as in GET /applications/{name}
+                summary["ownerApp"] = owner
+            return {"metadata": metadata, "spec": doc.get("spec") or {}, "status": summary}
 
         return applist.list_page(self.state, filters, row)
 
