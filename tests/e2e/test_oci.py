@@ -343,3 +343,22 @@ def test_application_forms_refused_at_registration(world: LocalWorld) -> None:
     ]:
         status, answer = world.call("POST", "/api/v1/applications", application("bad-oci", source, server, "x"))
         assert status == 400 and needle in json.dumps(answer), answer
+
+
+def test_a_sync_while_the_registry_is_down_is_a_502_naming_it(world: LocalWorld,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A registry that cannot be read is not the request's fault (422 is for a tag it does not
+    have): the sync answers 502, as for a Git server or a Helm repository that is down."""
+    server = world.register_cluster("local")
+    with OciRegistry(tmp_path_factory.mktemp("oci-down")) as down:
+        register(world, down.host)
+        helm_push(down, package_chart("web", "1.0.0", CHART), "charts")
+        world.api_ok("POST", "/api/v1/applications", application(
+            "ocidown", {"repoURL": f"oci://{down.host}/charts", "chart": "web", "targetRevision": "1.0.0"},
+            server, "ocidown"))
+        world.until("Synced", synced_healthy(world, "ocidown", revision=down.digest("charts/web", "1.0.0")))
+        host = down.host
+    for body in ({}, {"revision": "1.0.0"}):
+        status, answer = world.call("POST", "/api/v1/applications/ocidown/sync", body)
+        assert status == 502 and host in answer["message"], (body, status, answer)
+    world.call("DELETE", "/api/v1/applications/ocidown?cascade=false")
