@@ -158,14 +158,18 @@ def _load_yaml(text: str, limits: Limits) -> list[Any]:
             line = node.start_mark.line + 1
             if aliases_possible:
                 _measure(node, limits)
-            try:
-                data = loader.construct_document(node)
-            except RecursionError:
-                raise LoadError(f"nested deeper than {limits.max_depth} levels", line) from None
-            if data is not None:
-                # Shared (aliased) objects are copied into a tree; without anchors none can be
-                # shared, so keys are fixed in place while depth and size are checked.
-                docs.append(_stringify_keys(data) if aliases_possible else _check_tree(data, limits, line))
+            data = _NOT_PLAIN if aliases_possible else _construct_plain(loader, node, limits, line)
+            if data is _NOT_PLAIN:
+                try:
+                    data = loader.construct_document(node)
+                except RecursionError:
+                    raise LoadError(f"nested deeper than {limits.max_depth} levels", line) from None
+                if data is not None:
+                    # Shared (aliased) objects are copied into a tree; without anchors none can be
+                    # shared, so keys are fixed in place while depth and size are checked.
+                    docs.append(_stringify_keys(data) if aliases_possible else _check_tree(data, limits, line))
+            elif data is not None:
+                docs.append(data)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         if "maximum nesting depth" in str(problem):
@@ -174,6 +178,87 @@ def _load_yaml(text: str, limits: Limits) -> list[Any]:
     finally:
         loader.dispose()
     return docs
+
+
+_NOT_PLAIN = object()
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+#: the other tags a plain document holds, with the SafeConstructor method that reads each
+_SCALARS = {"tag:yaml.org,2002:int": "construct_yaml_int", "tag:yaml.org,2002:float": "construct_yaml_float",
+            "tag:yaml.org,2002:bool": "construct_yaml_bool", "tag:yaml.org,2002:null": "construct_yaml_null"}
+
+
+def _construct_plain(loader: Any, root: yaml.Node, limits: Limits, line: int) -> Any:
+    """The document of ``root`` as PyYAML's SafeConstructor builds it, then as
+    :func:`_check_tree` leaves it (depth and size checked, keys made strings), in one
+    iterative pass; or :data:`_NOT_PLAIN` when the document holds anything else than
+    mappings with scalar keys, sequences and str / int / float / bool / null scalars (merge
+    keys, ``=``, sets, binary, explicit or unknown tags), which the reference constructor then
+    builds. Only for documents without aliases (no node is shared).
+
+    SafeConstructor's own walk (generators and a dispatch per node) is most of the parse time of
+    a large render; this one calls its methods only for the non-string scalars."""
+    scalar_of = {tag: getattr(loader, name) for tag, name in _SCALARS.items()}
+
+    def scalar(node: yaml.Node) -> Any:
+        if node.tag == _STR:
+            return node.value
+        read = scalar_of.get(node.tag)
+        if read is None or not isinstance(node, yaml.ScalarNode):
+            raise _NotPlain
+        return read(node)
+
+    try:
+        if isinstance(root, yaml.ScalarNode):
+            return scalar(root)
+        top = _empty(root)
+        pending: list[tuple[yaml.Node, Any, int]] = [(root, top, 1)]
+        nodes = 0
+        while pending:
+            node, into, depth = pending.pop()
+            nodes += 1
+            if depth > limits.max_depth:
+                raise LoadError(f"nested deeper than {limits.max_depth} levels", line)
+            if type(into) is dict:
+                odd_keys = False
+                for key_node, value_node in node.value:
+                    if type(key_node) is not yaml.ScalarNode:
+                        raise _NotPlain
+                    key = key_node.value if key_node.tag == _STR else scalar(key_node)
+                    if type(value_node) is yaml.ScalarNode:
+                        into[key] = value_node.value if value_node.tag == _STR else scalar(value_node)
+                    else:
+                        into[key] = child = _empty(value_node)
+                        pending.append((value_node, child, depth + 1))
+                    odd_keys = odd_keys or type(key) is not str
+                if odd_keys:
+                    for k in [k for k in into if not isinstance(k, str)]:
+                        into[str(k)] = into.pop(k)
+                if len(into) != len(node.value):
+                    raise _NotPlain  # a repeated key: its first value must not be walked, nor counted
+            else:
+                for item in node.value:
+                    if type(item) is yaml.ScalarNode:
+                        into.append(item.value if item.tag == _STR else scalar(item))
+                    else:
+                        into.append(child := _empty(item))
+                        pending.append((item, child, depth + 1))
+        if nodes > limits.max_nodes:
+            raise LoadError(f"more than {limits.max_nodes} values in one document", line)
+        return top
+    except _NotPlain:
+        return _NOT_PLAIN
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _empty(node: yaml.Node) -> Any:
+    if type(node) is yaml.MappingNode and node.tag == _MAP:
+        return {}
+    if type(node) is yaml.SequenceNode and node.tag == _SEQ:
+        return []
+    raise _NotPlain
 
 
 def _measure(root: yaml.Node, limits: Limits) -> None:
