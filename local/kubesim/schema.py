@@ -904,6 +904,40 @@ class Schemas:
                     causes.append(not_supported_cause("spec.type", t, ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]))
         return causes
 
+    # -- quantities -----------------------------------------------------------------------------
+
+    def quantity_slots(self, rt: ResourceType, obj: dict[str, Any]) -> list[tuple[Any, Any]]:
+        """(container, key or index) of every ``resource.Quantity`` value of a built-in object
+        (CRD schemas cannot name the type), for decoding them as the server does."""
+        if rt.is_custom:
+            return []
+        out: list[tuple[Any, Any]] = []
+
+        def visit(node: SchemaNode, container: Any, key: Any) -> None:
+            value = container[key]
+            if value is None or not node.known:
+                return
+            if node.def_name == QUANTITY_DEF:
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                    out.append((container, key))  # other types are the walk's decode errors
+                return
+            if isinstance(value, dict):
+                if node.is_map or (not node.properties and isinstance(node.resolved.get("additionalProperties"), dict)):
+                    vnode = node.values
+                    for k in value:
+                        visit(vnode, value, k)
+                    return
+                for k in value:
+                    if node.has_field(k):
+                        visit(node.field(k), value, k)
+            elif isinstance(value, list):
+                inode = node.items
+                for i in range(len(value)):
+                    visit(inode, value, i)
+
+        visit(self.root(rt), [obj], 0)
+        return out
+
     # -- helpers for other modules --------------------------------------------------------------
 
     def iter_nodes(self, node: SchemaNode, value: Any) -> Iterator[tuple[SchemaNode, Any]]:

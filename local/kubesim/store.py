@@ -23,6 +23,7 @@ from typing import Any
 from local.kubesim import defaults as defaults_mod
 from local.kubesim import errors, ssa
 from local.kubesim import patch as patch_mod
+from local.kubesim import quantity as quantity_mod
 from local.kubesim import updates as updates_mod
 from local.kubesim.clock import Clock
 from local.kubesim.errors import ApiError
@@ -346,6 +347,18 @@ class Store:
     def _has_generation(self, rt: ResourceType) -> bool:
         return rt.is_custom or rt.kind in _GENERATION_KINDS
 
+    def _decode_quantities(self, rt: ResourceType, obj: JSON, operation: str) -> None:
+        """Every ``resource.Quantity`` as the body's decoding leaves it (quantity.go): written
+        back in canonical form (``0.5`` -> ``500m``), or the decode error (400) for one that
+        does not parse, before defaulting, generation and validation see the object."""
+        for container, key in self.schemas.quantity_slots(rt, obj):
+            try:
+                container[key] = quantity_mod.canonical(container[key])
+            except quantity_mod.QuantityError as exc:
+                prefix = "" if operation == "patch" else \
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                raise errors.DecodeError(prefix + str(exc), str(exc)) from None
+
     def _validate(self, rt: ResourceType, obj: JSON, name: str, field_validation: str, warnings: list[str] | None,
                   operation: str = "create", update_causes: Callable[[], list[Cause]] | None = None) -> None:
         """Schema validation with the fieldValidation modes, then pruning of unknown fields.
@@ -514,6 +527,7 @@ class Store:
             if rt is self.ns_rt or rt.kind == "Namespace":
                 obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}
+            self._decode_quantities(rt, obj, "create")
             defaults_mod.apply_defaults(rt, obj, self._defaults_ctx)
             self._validate(rt, obj, name, field_validation, warnings)
             if rt.kind == "CustomResourceDefinition" and rt.group == CRD_GROUP:
@@ -653,6 +667,7 @@ class Store:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         new = self._merge_system_fields(rt, old, new, subresource)
+        self._decode_quantities(rt, new, "patch" if operation == "patch" else "create")
         main = subresource is None
         if main:
             updates_mod.prepare_for_update(rt, old, new)

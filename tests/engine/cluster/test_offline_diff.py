@@ -33,15 +33,16 @@ def _one(comparison: diff.Comparison, kind: str) -> diff.ResourceDiff:
 
 def test_quantities_in_another_notation_are_decided_offline(cluster: kube.ClusterClient, namespace: str,
                                                              app_name: str) -> None:
-    # Git says cpu 0.5 and memory 1024Mi; a real API server keeps the canonical 500m and 1Gi
-    # (kubesim keeps what it was sent: the live copy is given the server's spelling here).
+    # Git says cpu 0.5 and memory 1024Mi; the API server (kubesim as quantity.go) keeps the
+    # canonical 500m and 1Gi
     _applied(cluster, app_name, namespace, [_deployment()])
     live = cluster.get("apps/v1", "Deployment", "web", namespace)
     assert live is not None
-    [desired] = tracking.prepare_desired(app_name, [_deployment()], namespace, lambda _v, _k: True)
-    assert diff.offline_synced(desired, live) is True
     requests = live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
-    requests.update({"cpu": "500m", "memory": "1Gi"})
+    git_requests = _deployment()["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert (git_requests["cpu"], git_requests["memory"]) == ("0.5", "1024Mi")
+    assert (requests["cpu"], requests["memory"]) == ("500m", "1Gi")
+    [desired] = tracking.prepare_desired(app_name, [_deployment()], namespace, lambda _v, _k: True)
     assert diff.offline_synced(desired, live) is True
     requests.update({"cpu": "501m"})
     assert diff.offline_synced(desired, live) is False
