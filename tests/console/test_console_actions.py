@@ -4,6 +4,7 @@ cluster), and terminate a running operation."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import yaml
@@ -195,4 +196,30 @@ def test_edit_dialog_and_counts_readable_on_a_phone(browser: object, world: Loca
         tab.shot("phone-edit")
     finally:
         tab.close()
+    assert not tab.errors, tab.errors
+
+
+def test_children_of_an_app_of_apps_name_their_parent(world: LocalWorld, tab: Page) -> None:
+    """The list row and the app page of a child say which app of apps renders it, linked."""
+    world.register_cluster("local")
+    workloads = world.git.make_repo("owned-workloads", {"app/config.yaml": CONFIG_MAP.format(name="owned")})
+    child = yaml.safe_load(application("owned-child", workloads, world.kube.url, automated=False, path="app",
+                                       namespace="owned-child"))
+    parent_repo = world.git.make_repo("owned-apps", {"apps/child.yaml": yaml.safe_dump(child)})
+    world.api_ok("POST", "/api/v1/applications", application("owned-parent", parent_repo, world.kube.url,
+                                                              automated=True, path="apps", namespace="argocd"))
+    world.until("the child registered", lambda: world.call("GET", "/api/v1/applications/owned-child")[0] == 200,
+                tick=False)
+    page = tab.page
+    tab.sign_in("applications")
+    row = page.locator('li.app-row[data-app="owned-child"]')
+    expect(row.locator(".owner")).to_contain_text("from owned-parent")
+    expect(page.locator('li.app-row[data-app="owned-parent"] .owner')).to_have_count(0)
+    tab.shot("26-owned-child-row")
+    row.locator(".owner a").click()
+    expect(page).to_have_url(re.compile(r"/applications/owned-parent$"))
+    tab.goto("/applications/owned-child")
+    expect(page.locator("dl.facts")).to_contain_text("Rendered by")
+    page.locator("dl.facts").get_by_role("link", name="owned-parent").click()
+    expect(page).to_have_url(re.compile(r"/applications/owned-parent$"))
     assert not tab.errors, tab.errors

@@ -299,6 +299,7 @@ export function ApplicationPage({ name }) {
     <section class="summary card" aria-label="Summary">
       <dl class="facts">
         <dt>Project</dt><dd>${spec.project || "default"}</dd>
+        ${st.ownerApp && html`<dt>Rendered by</dt><dd><${Link} to=${`/applications/${encode(st.ownerApp)}`}>${st.ownerApp}</${Link}> (app of apps: change it in Git there)</dd>`}
         <dt>Repository</dt><dd>${repoLink ? html`<a href=${repoLink} rel="noopener noreferrer" target="_blank">${src.repoURL}</a>` : src.repoURL}</dd>
         <dt>${src.chart ? "Chart" : "Path"}</dt><dd><code>${src.chart ? `${src.chart} ${src.targetRevision || ""}` : src.path || "."}</code></dd>
         ${!src.chart && html`<dt>Target revision</dt><dd><code>${src.targetRevision || "HEAD"}</code></dd>`}

@@ -24,6 +24,7 @@ function AppRow({ app }) {
       <${Link} to=${`/applications/${encodeURIComponent(name)}`} class="app-name">${name}</${Link}>
       <span class="muted">${spec.project || "default"}</span>
       ${deleting && html`<span class="badge phase-Terminating">Deleting</span>`}
+      ${st.ownerApp && html`<span class="owner muted" data-owner=${st.ownerApp}>from <${Link} to=${`/applications/${encodeURIComponent(st.ownerApp)}`}>${st.ownerApp}</${Link}></span>`}
     </div>
     <div class="app-status">
       <${HealthBadge} status=${(st.health || {}).status} message=${(st.health || {}).message} />
