@@ -24,6 +24,16 @@ def test_drift_checks_scale_with_apps_and_round_up_to_ticks() -> None:
     assert cost.monthly([stage], fleet).s3 == pytest.approx(checks * cost.S3_PER_1000_PUT)
 
 
+def test_a_stage_priced_per_tick_and_per_check_shows_both_parts() -> None:
+    """The poll runs every tick and does extra work for each drift-checked app: its line in the
+    detail is the sum (it showed only the per-check part, 0.00, before)."""
+    tick = cost.StageUse(name="poll", memory_mb=1024, per="tick", invocations=1, ms=1000, at_apps=1)
+    check = cost.StageUse(name="poll", memory_mb=1024, per="check", invocations=0, ms=10)
+    both = cost.monthly([tick, check], cost.Fleet(apps=1, secrets=0))
+    alone = [cost.monthly([s], cost.Fleet(apps=1, secrets=0)).detail["lambda:poll"] for s in (tick, check)]
+    assert both.detail["lambda:poll"] == pytest.approx(sum(alone)) and alone[0] > 0 and alone[1] > 0
+
+
 def test_fixed_costs_and_metric_tiers() -> None:
     month = cost.monthly([], cost.Fleet(apps=1, secrets=3, metrics=10_100, alarms=2))
     assert month.secrets_manager == pytest.approx(3 * 0.40)

@@ -156,7 +156,9 @@ def monthly(stages: list[StageUse], fleet: Fleet) -> MonthlyCost:
         stage_gb_s = stage.ms * n / 1000 * stage.memory_mb / 1024
         gb_s += stage_gb_s
         requests += inv
-        detail[f"lambda:{stage.name}"] = stage_gb_s * price_gb_s + _per_million(inv, LAMBDA_PER_MILLION_REQUESTS)
+        # a stage priced per tick and per check (the poll) adds both parts
+        detail[f"lambda:{stage.name}"] = (detail.get(f"lambda:{stage.name}", 0.0) + stage_gb_s * price_gb_s
+                                          + _per_million(inv, LAMBDA_PER_MILLION_REQUESTS))
         rru += stage.dynamodb_rru * n
         wru += stage.dynamodb_wru * n
         s3_put += stage.s3_put * n
