@@ -51,7 +51,7 @@ export function buildTopology(appName, appHealth, tree, status) {
       hookPhase: result && result.hookPhase, syncWave: r.syncWave, managed: true, parentRefs: [], info: [], images: [] });
   }
 
-  const edges = [];
+  let edges = [];
   for (const node of nodes.values()) {
     if (node.root) continue;
     const parents = node.managed ? [] : node.parentRefs
@@ -60,6 +60,7 @@ export function buildTopology(appName, appHealth, tree, status) {
     if (parents.length === 0) edges.push({ from: APP_ID, to: node.id });
     for (const p of parents) edges.push({ from: p, to: node.id });
   }
+  edges = groupSiblings(nodes, edges);
 
   const t0 = performance.now();
   const layout_ = layoutOf([...nodes.keys()], edges);
@@ -70,6 +71,62 @@ export function buildTopology(appName, appHealth, tree, status) {
   });
   const lines = edges.map((e) => ({ ...e, points: layout_.points.get(`${e.from}>${e.to}`) || [] }));
   return { nodes: placed, edges: lines, width: layout_.width, height: layout_.height };
+}
+
+/** Siblings shown one by one up to this many; more of one kind under one parent are one node. */
+export const GROUP_AT = 6;
+// Argo CD's order of health, worst first: a group shows its worst member.
+const WORST_FIRST = ["Degraded", "Missing", "Progressing", "Suspended", "Unknown", "Healthy"];
+
+/**
+ * Replace, in place, every run of more than GROUP_AT unmanaged leaf nodes of one kind under one
+ * parent (the Pods of a ReplicaSet with many replicas) by one node listing them (``members``)
+ * with the worst health among them and the count per health; returns the edges to draw.
+ */
+function groupSiblings(nodes, edges) {
+  const hasChildren = new Set(edges.map((e) => e.from));
+  const parentsOf = new Map();
+  for (const e of edges) parentsOf.set(e.to, [...(parentsOf.get(e.to) || []), e.from]);
+  const runs = new Map();
+  for (const [id, parents] of parentsOf) {
+    const node = nodes.get(id);
+    if (node.managed || hasChildren.has(id) || parents.length !== 1) continue;
+    const runKey = `${parents[0]}\u0000${node.group}/${node.kind}`;
+    runs.set(runKey, [...(runs.get(runKey) || []), id]);
+  }
+  const grouped = new Map(); // member id -> group id
+  for (const [runKey, ids] of runs) {
+    if (ids.length <= GROUP_AT) continue;
+    const parent = runKey.split("\u0000")[0];
+    const members = ids.map((id) => nodes.get(id)).sort((a, b) => a.name.localeCompare(b.name));
+    const first = members[0];
+    const counts = {};
+    for (const m of members) {
+      const h = (m.health && m.health.status) || "Unknown";
+      counts[h] = (counts[h] || 0) + 1;
+    }
+    const worst = WORST_FIRST.find((h) => counts[h]) || "Unknown";
+    const id = `group:${parent}:${first.group}/${first.kind}`;
+    nodes.set(id, { id, key: id, group: first.group, version: first.version, kind: first.kind,
+      name: `${members.length} ${first.kind}s`, namespace: first.namespace, uid: "", health: { status: worst },
+      sync: null, managed: false, parentRefs: [], info: [], images: [], members, healthCounts: counts });
+    for (const m of members) {
+      nodes.delete(m.id);
+      grouped.set(m.id, id);
+    }
+  }
+  if (grouped.size === 0) return edges;
+  const seen = new Set();
+  const out = [];
+  for (const e of edges) {
+    const to = grouped.get(e.to) || e.to;
+    const key = `${e.from}>${to}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push({ from: e.from, to });
+    }
+  }
+  return out;
 }
 
 const NODE_SEP = 14;

@@ -118,3 +118,24 @@ test("an object with two owners is still laid out (dagre), with both edges", () 
   const x = Object.fromEntries(g.nodes.map((n) => [n.name, n.x]));
   assert.ok(x.p > x.a && x.a > x.two);
 });
+
+test("many Pods of one ReplicaSet are one node with their worst health; a few stay apart", () => {
+  const rs = { group: "apps", version: "v1", kind: "ReplicaSet", namespace: "web", name: "web-1", uid: "rs",
+    parentRefs: [{ group: "apps", kind: "Deployment", namespace: "web", name: "web", uid: "dep" }] };
+  const pod = (i, health = "Healthy") => ({ version: "v1", kind: "Pod", namespace: "web", name: `web-1-${i}`, uid: `p${i}`,
+    health: { status: health }, parentRefs: [{ group: "apps", kind: "ReplicaSet", namespace: "web", name: "web-1", uid: "rs" }] });
+  const dep = { group: "apps", version: "v1", kind: "Deployment", namespace: "web", name: "web", uid: "dep" };
+  const status = { resources: [{ group: "apps", version: "v1", kind: "Deployment", namespace: "web", name: "web", status: "Synced" }] };
+  const many = [dep, rs, ...Array.from({ length: 9 }, (_, i) => pod(i, i === 4 ? "Degraded" : i === 7 ? "Progressing" : "Healthy"))];
+  const graph = buildTopology("web", { status: "Degraded" }, { nodes: many }, status);
+  const groups = graph.nodes.filter((n) => n.members);
+  assert.equal(groups.length, 1);
+  assert.equal(groups[0].name, "9 Pods");
+  assert.equal(groups[0].health.status, "Degraded");
+  assert.deepEqual(groups[0].healthCounts, { Healthy: 7, Degraded: 1, Progressing: 1 });
+  assert.equal(graph.nodes.filter((n) => n.kind === "Pod").length, 1);
+  assert.equal(graph.edges.length, 3); // app -> Deployment -> ReplicaSet -> the group
+  const few = buildTopology("web", { status: "Healthy" }, { nodes: [dep, rs, pod(0), pod(1), pod(2)] }, status);
+  assert.equal(few.nodes.filter((n) => n.kind === "Pod").length, 3);
+  assert.equal(few.nodes.filter((n) => n.members).length, 0);
+});

@@ -223,3 +223,28 @@ def test_children_of_an_app_of_apps_name_their_parent(world: LocalWorld, tab: Pa
     page.locator("dl.facts").get_by_role("link", name="owned-parent").click()
     expect(page).to_have_url(re.compile(r"/applications/owned-parent$"))
     assert not tab.errors, tab.errors
+
+
+def test_many_pods_of_one_replica_set_are_one_node(world: LocalWorld, tab: Page) -> None:
+    """Eight replicas: the topology shows one "8 Pods" node under the ReplicaSet, with the worst
+    health of its members; its details list every Pod with its health."""
+    world.register_cluster("local")
+    repo = world.git.make_repo("replicas", {"app/deployment.yaml": DEPLOYMENT.format(replicas=8, image="nginx:1.25")})
+    _synced_app(world, "replicas", repo)
+    world.until("8 pods ready", lambda: (world.deployment("replicas", "guestbook-ui").status.ready_replicas or 0) == 8,
+                tick=False)
+    page = tab.page
+    tab.sign_in("applications")
+    tab.goto("/applications/replicas")
+    group = page.locator('g.node[data-kind="Pod"]')
+    expect(group).to_have_count(1, timeout=30_000)
+    expect(group).to_have_attribute("data-name", "8 Pods")
+    expect(group).to_have_attribute("data-health", "Healthy")
+    tab.shot("27-grouped-pods")
+    group.click()
+    details = page.locator("aside.node-details")
+    expect(details.locator("ul.members li")).to_have_count(8)
+    expect(details.locator("span.count")).to_have_count(1)  # one health among them
+    expect(details.locator("span.count")).to_contain_text("8")
+    expect(details.locator("span.count")).to_contain_text("Healthy")
+    assert not tab.errors, tab.errors

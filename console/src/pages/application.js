@@ -73,6 +73,10 @@ function NodeDetails({ node, name, onClose }) {
       ${diff && !row && html`<p class="muted">Not in the last comparison.</p>`}
       ${diff && diff.truncated && html`<p class="muted">The diff was cut (too many objects or too much text).</p>`}
       <p class="muted small">Secret values are masked by the API.</p></section>`}
+    ${node.members && html`<section><h3>${node.members.length} ${node.kind}s</h3>
+      <p>${Object.entries(node.healthCounts).map(([h, n]) => html`<span class="count">${n} <${HealthBadge} status=${h} /></span> `)}</p>
+      <ul class="members" aria-label=${`${node.kind}s`}>${node.members.map((m) => html`<li data-member=${m.name}>
+        <span class="mono">${m.name}</span> <${HealthBadge} status=${(m.health || {}).status} message=${(m.health || {}).message} /></li>`)}</ul></section>`}
     ${!node.managed && !node.root && html`<p class="muted small">Created by its parent's controller: not in Git, no diff.</p>`}
   </aside>`;
 }
