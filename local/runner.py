@@ -495,6 +495,23 @@ class LocalStack:
                     self._sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=m["ReceiptHandle"])
         return total
 
+    def take_event(self, queue: str, *, wait_seconds: float = 0.0) -> dict[str, Any] | None:
+        """Receive (and delete) up to 10 visible messages of a template queue (logical id) as the
+        Lambda SQS event its function would get, without invoking it; None when none came within
+        ``wait_seconds`` (a delayed message is visible at its time). For a bench that runs the
+        handler elsewhere (a fresh interpreter) with the message the pipeline really sent."""
+        q = self.resources.queues[queue]
+        deadline = time.time() + wait_seconds
+        while True:
+            got = self._sqs.receive_message(QueueUrl=q.url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"],
+                                            MessageAttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+            if got or time.time() >= deadline:
+                break
+            time.sleep(0.05)
+        for m in got:
+            self._sqs.delete_message(QueueUrl=q.url, ReceiptHandle=m["ReceiptHandle"])
+        return {"Records": [self._sqs_record(m, q.arn) for m in got]} if got else None
+
     @staticmethod
     def _failed_ids(inv: Invocation, messages: list[dict[str, Any]], partial: bool) -> set[str]:
         """Lambda's rules: an error (or timeout) fails the batch; with ReportBatchItemFailures a
