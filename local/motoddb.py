@@ -18,8 +18,21 @@ It also gives ``Table.all_items`` (every Query and Scan starts from it: all item
 key) a sort key of the keys' plain values instead of moto's ``DynamoType`` objects, whose
 comparisons re-derive each value at every step (the sort was 18 % of the bench's CPU). The
 order is the same: a table's key attributes have one type each, and ``DynamoType`` compares
-by that value (``__lt__`` is ``cast_value <``). The rest of moto's Query (a sort of every
-item for every page) is unchanged.
+by that value (``__lt__`` is ``cast_value <``).
+
+moto's Query still sorted the whole table for every page (``all_items``), then sorted the
+matches again by the index's keys (``Table.sorted_items``): a poll tick at 5,000 apps lists
+them in ten pages of 500 through GSI ``byType``, ten sorts of the 10,000 items and ten of the
+5,000 matches, about 40 % of a steady tick's CPU; real DynamoDB reads a page from an index it
+keeps. Both sorted orders are now kept until the next write: every ``DynamoDBBackend`` method
+that is not a read (put, update, delete, batch write, transactions, PartiQL, table changes,
+restores: all but ``get_*``, ``describe_*``, ``list_*``, ``query``, ``scan``,
+``batch_get_item``, ``transact_get_items``) bumps a generation counter when it returns, and a
+kept order is used only at the generation it was computed at. The sorts themselves are
+moto's own (``sorted_items`` unchanged, ``all_items`` as above), so the orders, and the pages
+built from them, are the ones moto computes; ``tests/local/test_motoddb.py`` compares pages
+(ExclusiveStartKey, Limit, filters, a GSI, ScanIndexForward=False, writes between pages)
+with and without the kept orders.
 
 Applied in this process's moto (``local.aws.MotoServer``), like ``local.motosts`` and
 ``local.motosqs``.
@@ -28,6 +41,7 @@ Applied in this process's moto (``local.aws.MotoServer``), like ``local.motosts`
 from __future__ import annotations
 
 import threading
+import types
 from typing import Any
 
 _installed = False
@@ -112,16 +126,93 @@ def all_items(table: Any) -> list[Any]:
 original_all_items: Any = None
 
 
+#: moto's own ``Table.sorted_items``, what :func:`kept_sorted_items` computes a kept order with
+original_sorted_items: Any = None
+
+#: bumped when any DynamoDB backend method but a read returns (see :func:`_counting_writes`)
+_generation = 0
+#: ``DynamoDBBackend`` methods that change nothing (every other one counts as a write)
+_READ_PREFIXES = ("get_", "describe_", "list_", "iter_")
+_READS = frozenset({"query", "scan", "batch_get_item", "transact_get_items", "check_unicity"})
+#: kept orders: table -> (generation, sorted items); (table, attrs, ids of the items) -> (generation, order)
+_all_kept: dict[int, tuple[int, Any, list[Any]]] = {}
+_sorted_kept: dict[tuple[Any, ...], tuple[int, list[Any]]] = {}
+#: kept orders are used (off: every sort is computed, as moto does; for the tests that compare)
+keep_orders = True
+
+
+def kept_all_items(table: Any) -> list[Any]:
+    """:func:`all_items`, computed once per generation for each table."""
+    generation = _generation  # read before the sort: a write during it makes this entry stale
+    if keep_orders:
+        kept = _all_kept.get(id(table))
+        if kept is not None and kept[0] == generation and kept[1] is table:
+            return list(kept[2])
+    items = all_items(table)
+    if keep_orders:
+        with _lock:
+            for k in [k for k, kept in _all_kept.items() if kept[0] != generation]:
+                _all_kept.pop(k, None)
+            _all_kept[id(table)] = (generation, table, items)
+        return list(items)
+    return items
+
+
+def kept_sorted_items(table: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None],
+                      items: list[Any]) -> list[Any]:
+    """moto's ``Table.sorted_items`` (sorts ``items`` in place and returns it), the order kept
+    for the same table, key attributes and items until the next write."""
+    generation = _generation
+    if not keep_orders:
+        return original_sorted_items(table, hash_key_attrs, range_key_attrs, items)  # type: ignore[no-any-return]
+    # the kept order holds the items, so their ids stand for them while the entry lives
+    key = (id(table), tuple(hash_key_attrs), tuple(range_key_attrs), tuple(map(id, items)))
+    kept = _sorted_kept.get(key)
+    if kept is not None and kept[0] == generation:
+        items[:] = kept[1]
+        return items
+    order = list(original_sorted_items(table, hash_key_attrs, range_key_attrs, items))
+    with _lock:
+        for k in [k for k, kept in _sorted_kept.items() if kept[0] != generation]:
+            _sorted_kept.pop(k, None)
+        _sorted_kept[key] = (generation, order)
+    return items
+
+
+def _counting_writes(method: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        global _generation
+        try:
+            return method(*args, **kwargs)
+        finally:
+            with _lock:
+                _generation += 1
+
+    counted.__wrapped__ = method  # type: ignore[attr-defined]
+    counted.__name__ = method.__name__
+    return counted
+
+
+def _is_read(name: str) -> bool:
+    return name in _READS or name.startswith(_READ_PREFIXES)
+
+
 def install() -> None:
-    """Register the DynamoDB serializer and the sort with moto (idempotent)."""
-    global _installed, original_all_items
+    """Register the DynamoDB serializer, the sort and the kept orders with moto (idempotent)."""
+    global _installed, original_all_items, original_sorted_items
     with _lock:
         if _installed:
             return
         from moto.core import serialize
+        from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
 
         serialize.SERVICE_SPECIFIC_SERIALIZERS.setdefault("dynamodb", {})["json"] = serializer_class()
         original_all_items = Table.all_items
-        Table.all_items = all_items  # type: ignore[method-assign]
+        original_sorted_items = Table.sorted_items
+        Table.all_items = kept_all_items  # type: ignore[method-assign]
+        Table.sorted_items = kept_sorted_items  # type: ignore[method-assign]
+        for name, method in list(vars(DynamoDBBackend).items()):
+            if isinstance(method, types.FunctionType) and not name.startswith("_") and not _is_read(name):
+                setattr(DynamoDBBackend, name, _counting_writes(method))
         _installed = True

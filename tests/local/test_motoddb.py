@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -117,3 +118,147 @@ def test_all_items_keeps_motos_order(ddb: Any) -> None:
         if not start:
             break
     assert got == ["-1", "0", "2.5", "9", "10", "100"]
+
+
+@contextmanager
+def _moto_as_shipped() -> Iterator[None]:
+    """moto's own ``Table.all_items`` and ``Table.sorted_items`` (no kept orders, no plain-value
+    sort) while the block runs: what an unpatched moto answers."""
+    from moto.dynamodb.models.table import Table
+
+    patched = Table.all_items, Table.sorted_items
+    Table.all_items, Table.sorted_items = motoddb.original_all_items, motoddb.original_sorted_items
+    try:
+        yield
+    finally:
+        Table.all_items, Table.sorted_items = patched
+
+
+def _pages(ddb: Any, **query: Any) -> list[dict[str, Any]]:
+    """Every page of ``query`` (each as it came back, less the request's metadata)."""
+    pages, start = [], None
+    while True:
+        page = ddb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
+        page.pop("ResponseMetadata", None)
+        pages.append(page)
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return pages
+
+
+def _fill(ddb: Any, table: str) -> str:
+    """A table shaped like the StateTable (pk / sk, GSI byType on type / name): apps' SPEC and
+    STATUS items, repositories, and an item of the app type without a name."""
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "type", "name")],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     GlobalSecondaryIndexes=[{"IndexName": "byType", "Projection": {"ProjectionType": "ALL"},
+                                              "KeySchema": [{"AttributeName": "type", "KeyType": "HASH"},
+                                                            {"AttributeName": "name", "KeyType": "RANGE"}]}])
+    import random
+
+    names = [f"app-{n:03d}" for n in range(120)]
+    random.Random(3).shuffle(names)
+    for n, name in enumerate(names):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"APP#{name}"}, "sk": {"S": "SPEC"}, "type": {"S": "app"},
+                                              "name": {"S": name}, "version": {"N": str(n % 7)}})
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"APP#{name}"}, "sk": {"S": "STATUS"},
+                                            "statusDoc": {"S": "{}"}})
+    for n in range(15):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"REPO#r{n}"}, "sk": {"S": "META"}, "type": {"S": "repo"},
+                                            "name": {"S": f"r{n % 5}"}})  # a GSI range key shared by three
+    ddb.put_item(TableName=table, Item={"pk": {"S": "X#1"}, "sk": {"S": "META"}, "type": {"S": "app"}})
+    return table
+
+
+@pytest.fixture(scope="module")
+def fleet_table(ddb: Any) -> str:
+    return _fill(ddb, "state")
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"IndexName": "byType", "KeyConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "type"},
+     "ExpressionAttributeValues": {":t": {"S": "app"}}, "Limit": 25},
+    {"IndexName": "byType", "KeyConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "type"},
+     "ExpressionAttributeValues": {":t": {"S": "app"}}, "Limit": 17, "ScanIndexForward": False},
+    {"IndexName": "byType", "KeyConditionExpression": "#t = :t AND #n > :n",
+     "ExpressionAttributeNames": {"#t": "type", "#n": "name"},
+     "ExpressionAttributeValues": {":t": {"S": "app"}, ":n": {"S": "app-050"}, ":v": {"N": "3"}},
+     "FilterExpression": "version < :v", "Limit": 10},
+    {"IndexName": "byType", "KeyConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "type", "#n": "name"},
+     "ExpressionAttributeValues": {":t": {"S": "repo"}}, "Limit": 4, "ProjectionExpression": "pk, #n"},
+    {"IndexName": "byType", "KeyConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "type"},
+     "ExpressionAttributeValues": {":t": {"S": "repo"}}, "Limit": 2, "ScanIndexForward": False},
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "APP#app-007"}}, "Limit": 1},
+    {"KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+     "ExpressionAttributeValues": {":p": {"S": "APP#app-007"}, ":s": {"S": "S"}}, "ScanIndexForward": False},
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=range(len(QUERIES)))
+def test_kept_orders_page_as_moto_does(ddb: Any, fleet_table: str, query: dict[str, Any]) -> None:
+    """Every page (items, counts, LastEvaluatedKey) is moto's own, read twice (the second from
+    the kept orders)."""
+    with _moto_as_shipped():
+        expected = _pages(ddb, TableName=fleet_table, **query)
+    assert len(expected) > 1 or "IndexName" not in query  # the GSI queries do page
+    assert _pages(ddb, TableName=fleet_table, **query) == expected
+    assert _pages(ddb, TableName=fleet_table, **query) == expected
+
+
+def test_writes_between_pages_are_seen(ddb: Any) -> None:
+    """A put, an update of the index's range key, a delete and a batch write between pages
+    change the next pages as they change moto's own (each write ends the kept orders): the same
+    pages and writes on two tables filled alike, one read with moto's own sorts."""
+    def pages_with_writes(table: str) -> list[dict[str, Any]]:
+        def key(name: str) -> dict[str, Any]:
+            return {"pk": {"S": f"APP#{name}"}, "sk": {"S": "SPEC"}}
+
+        writes = [
+            lambda: ddb.put_item(TableName=table, Item={**key("app-zz"), "type": {"S": "app"}, "name": {"S": "app-0a"}}),
+            lambda: ddb.batch_write_item(RequestItems={table: [
+                {"PutRequest": {"Item": {**key("app-a"), "type": {"S": "app"}, "name": {"S": "app-a"}}}},
+                {"DeleteRequest": {"Key": key("app-110")}}]}),
+            lambda: ddb.update_item(TableName=table, Key=key("app-100"), UpdateExpression="SET #n = :n",
+                                    ExpressionAttributeNames={"#n": "name"},
+                                    ExpressionAttributeValues={":n": {"S": "app-000a"}}),
+            lambda: ddb.delete_item(TableName=table, Key=key("app-zz")),
+        ]
+        query = {"TableName": table, "IndexName": "byType", "KeyConditionExpression": "#t = :t",
+                 "ExpressionAttributeNames": {"#t": "type"}, "ExpressionAttributeValues": {":t": {"S": "app"}},
+                 "Limit": 30}
+        _pages(ddb, **query)  # the orders are kept from here on
+        pages, start = [], None
+        while True:
+            page = ddb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
+            page.pop("ResponseMetadata", None)
+            pages.append(page)
+            if writes:
+                writes.pop(0)()
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return pages
+
+    got = pages_with_writes(_fill(ddb, "writes-kept"))
+    with _moto_as_shipped():
+        expected = pages_with_writes(_fill(ddb, "writes-moto"))
+    assert got == expected
+    names = [it["name"]["S"] for p in got for it in p["Items"]]
+    # put after page 1, batch (put, delete) after page 2, the range key moved behind the cursor after page 3
+    assert "app-0a" in names and "app-a" in names and "app-110" not in names
+    assert "app-100" not in names and "app-000a" not in names
+
+
+def test_kept_orders_end_with_each_write(ddb: Any, fleet_table: str) -> None:
+    """A read keeps the generation; every write, failed or not, moves it on."""
+    g0 = motoddb._generation
+    ddb.query(TableName=fleet_table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "X#1"}})
+    ddb.get_item(TableName=fleet_table, Key={"pk": {"S": "X#1"}, "sk": {"S": "META"}})
+    ddb.scan(TableName=fleet_table, Limit=3)
+    assert motoddb._generation == g0
+    ddb.put_item(TableName=fleet_table, Item={"pk": {"S": "X#1"}, "sk": {"S": "META"}, "type": {"S": "app"}})
+    assert motoddb._generation == g0 + 1
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(TableName=fleet_table, Item={"pk": {"S": "X#1"}, "sk": {"S": "META"}},
+                     ConditionExpression="attribute_not_exists(pk)")
+    assert motoddb._generation == g0 + 2
