@@ -118,13 +118,15 @@ class TokenServer:
     def __init__(self, root: Path, auth: tuple[str, str], service: str, issuer: str) -> None:
         import datetime
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         from urllib.parse import parse_qs, urlsplit
 
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
         from cryptography.x509.oid import NameOID
+
+        from local.httpserver import LoopbackHTTPServer
 
         self.auth, self.service, self.issuer = auth, service, issuer
         self.requests: list[tuple[str, bool]] = []
@@ -174,7 +176,7 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="oci-token", daemon=True)
         self._thread.start()

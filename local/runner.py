@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,6 +56,7 @@ import boto3
 from local import alarms as alarmlib
 from local import iam, sigv4
 from local.aws import DUMMY_CREDENTIALS, FunctionSpec, MotoServer, Resources, Route, create_stack_resources
+from local.httpserver import LoopbackHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -851,8 +852,7 @@ class _ApiServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = LoopbackHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="gitferry-local-api", daemon=True)
         h, p = self.httpd.server_address[:2]
         self.url = f"http://{h}:{p}"

@@ -12,12 +12,13 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 import yaml
 
+from local.httpserver import LoopbackHTTPServer
 from local.story import API_TOKEN, WEBHOOK_SECRET, LocalWorld, application, synced_healthy
 
 POLL_REPO_TIMEOUT = 3
@@ -282,7 +283,7 @@ class _StallingHelmRepo:
 
     def __enter__(self) -> _StallingHelmRepo:
         self.release = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(self.release))
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), self._handler(self.release))
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         return self

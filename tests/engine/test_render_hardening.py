@@ -185,7 +185,9 @@ class _Counting:
 
     def __enter__(self) -> _Counting:
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
+
+        from local.httpserver import LoopbackHTTPServer
 
         hits = self.hits = []
 
@@ -201,7 +203,7 @@ class _Counting:
             def log_message(self, *a: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), H)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/s.json"
         return self
