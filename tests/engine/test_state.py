@@ -21,7 +21,7 @@ from gitferry.model import (
     ResourceStatus,
     SyncStatus,
 )
-from gitferry.state import SPILL_THRESHOLD, StateStore
+from gitferry.state import SPILL_THRESHOLD, StateStore, parsed_specs, parsed_statuses
 
 
 def make_app(name: str, revision: str = "HEAD") -> Application:
@@ -114,6 +114,66 @@ def test_list_apps_is_paginated_through_the_gsi(store: StateStore) -> None:
     listed = store.list_apps()
     assert [s.app.name for s in listed] == names
     assert store.list_app_names() == names
+
+
+def test_pages_with_parsed_specs_are_the_pages_without(store: StateStore) -> None:
+    """The poll's listing (``specs``): the same StoredApps as a plain listing, a spec parsed at
+    one round given again at the next while unchanged, a changed spec parsed anew, a removed
+    one let go, and a spec that does not parse refused each time as without ``specs``."""
+    for name in ("a", "b", "c"):
+        store.put_app(make_app(name))
+    specs = parsed_specs()
+
+    def listed() -> list[Any]:
+        specs.next_round()
+        return [s for page in store.iter_app_pages(limit=2, specs=specs) for s in page]
+
+    first = listed()
+    assert first == store.list_apps()
+    again = listed()
+    assert [s.app for s in again] == [s.app for s in first]
+    assert all(x.app is y.app for x, y in zip(again, first, strict=True))  # not parsed again
+    store.put_app(make_app("b", revision="v2"), expected_version=first[1].version)
+    store.delete_app("c")
+    changed = listed()
+    assert changed == store.list_apps()
+    assert changed[0].app is first[0].app and changed[1].app.spec.source.target_revision == "v2"
+    listed()
+    assert len(specs._last) == 2  # the old b and c are let go
+    store.client.update_item(TableName=store.table_name, Key={"pk": {"S": "APP#a"}, "sk": {"S": "SPEC"}},
+                             UpdateExpression="SET spec = :s", ExpressionAttributeValues={":s": {"S": '{"kind": 1}'}})
+    for _ in range(2):
+        with pytest.raises(StateError, match="stored spec of 'a' is unreadable"):
+            listed()
+
+
+def test_statuses_with_parsed_are_the_statuses_without(store: StateStore) -> None:
+    """The poll's statuses (``parsed``): equal to a plain read, partial as it is (written back,
+    the stored lists stay), the same object while unchanged, a changed status or request flag
+    read anew."""
+    now = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    status = AppStatus(sync=SyncStatus(status="Synced", revision="a" * 40), reconciled_at=now,
+                       resources=[ResourceStatus(kind="ConfigMap", name="c", namespace="d")])
+    for name in ("a", "b"):
+        store.put_status(name, status)
+    parsed = parsed_statuses()
+
+    def read() -> dict[str, AppStatus]:
+        parsed.next_round()
+        return store.get_statuses(["a", "b", "none"], parsed)
+
+    first = read()
+    assert first == store.get_statuses(["a", "b", "none"]) and set(first) == {"a", "b"}
+    assert first["a"]._partial_lists and first["a"].resources == []
+    again = read()
+    assert again["a"] is first["a"] and again["b"] is first["b"]
+    store.request("a", refresh=True)
+    store.put_status("b", status.model_copy(update={"health": HealthStatus(status="Healthy")}))
+    changed = read()
+    assert changed == store.get_statuses(["a", "b"])
+    assert changed["a"].refresh_requested and changed["b"].health.status == "Healthy"
+    store.put_status("a", changed["a"])  # a partial status written back keeps the stored lists
+    assert store.get_status("a").resources == status.resources
 
 
 def test_status_round_trip_keeps_request_flags(store: StateStore) -> None:

@@ -50,7 +50,7 @@ from gitferry.model import (
 )
 from gitferry.queues import Queues
 from gitferry.secrets import SecretStore
-from gitferry.state import StateStore
+from gitferry.state import StateStore, parsed_specs, parsed_statuses
 
 FLEET = "_fleet"  # message group / app name of the fleet summary sent by each poll tick
 # Conditions a comparison owns: replaced by every comparison, so a fixed error disappears.
@@ -169,6 +169,10 @@ class Engine:
         self.clock = clock
         self.followups = followups.FollowUpStore(state)
         self._clusters: dict[str, tuple[str, Any]] = {}
+        #: the specs and statuses the last poll tick parsed, kept for the next (a warm Lambda's
+        #: ticks read the same apps, mostly unchanged); only the poll reads them, and never changes them
+        self.poll_specs = parsed_specs()
+        self.poll_statuses = parsed_statuses()
 
     @classmethod
     def from_env(cls) -> Engine:

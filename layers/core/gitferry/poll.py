@@ -157,13 +157,16 @@ def tick(engine: Engine, remaining_ms: Callable[[], int] | None = None) -> PollR
     try:
         stored_apps: list[Any] = []
         pages: list[tuple[list[Any], Future[dict[str, Any]] | None]] = []
-        for page in engine.state.iter_app_pages():
+        engine.poll_specs.next_round()
+        engine.poll_statuses.next_round()
+        for page in engine.state.iter_app_pages(specs=engine.poll_specs):
             stored_apps += page
             live = [stored.app for stored in page if not stored.deletion]  # deleting: deletion.py's
             for app in live:
                 for source in app.spec.all_sources:
                     reads.submit(_repo_key(source))
-            pages.append((live, pool.submit(engine.state.get_statuses, [a.name for a in live]) if live else None))
+            pages.append((live, pool.submit(engine.state.get_statuses, [a.name for a in live], engine.poll_statuses)
+                          if live else None))
         apps = [app for live, _ in pages for app in live]
         statuses: dict[str, Any] = {}
         for _, statuses_of_page in pages:
