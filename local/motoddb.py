@@ -34,6 +34,11 @@ built from them, are the ones moto computes; ``tests/local/test_motoddb.py`` com
 (ExclusiveStartKey, Limit, filters, a GSI, ScanIndexForward=False, writes between pages)
 with and without the kept orders.
 
+A ProjectionExpression (the poll reads 5,000 statuses a tick as four attributes each) made
+moto turn the whole item into plain JSON once per projected name and serialise the result
+back: :func:`project` takes plain top-level names of strings and booleans as they are (the
+test compares it with moto's own for names, paths, list indexes and every type).
+
 Applied in this process's moto (``local.aws.MotoServer``), like ``local.motosts`` and
 ``local.motosqs``.
 """
@@ -126,6 +131,32 @@ def all_items(table: Any) -> list[Any]:
 original_all_items: Any = None
 
 
+#: moto's own ``Item.project``, what :func:`project` leaves anything but plain names of strings to
+original_project: Any = None
+_PLAIN = ("S", "BOOL")
+
+
+def project(item: Any, projection_expressions: list[list[str]]) -> Any:
+    """moto's ``Item.project`` for the common case: top-level attribute names only, each a
+    string or a boolean where present. moto builds the whole item as plain JSON once per
+    name, looks the name up in it and serialises the result back (``S`` / ``BOOL`` values come
+    back as they were); this takes them as they are, in the same order. Anything else (a
+    nested path, a list index, another type) is moto's own."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    attrs: dict[str, Any] = {}
+    for expr in projection_expressions:
+        if len(expr) != 1 or "[" in expr[0]:
+            return original_project(item, projection_expressions)
+        value = item.attrs.get(expr[0])
+        if value is None:
+            continue
+        if value.type not in _PLAIN or type(value.value) is not (str if value.type == "S" else bool):
+            return original_project(item, projection_expressions)
+        attrs.setdefault(expr[0], {value.type: value.value})
+    return Item(hash_key=item.hash_key, range_key=item.range_key, attrs=attrs)
+
+
 #: moto's own ``Table.sorted_items``, what :func:`kept_sorted_items` computes a kept order with
 original_sorted_items: Any = None
 
@@ -198,13 +229,15 @@ def _is_read(name: str) -> bool:
 
 
 def install() -> None:
-    """Register the DynamoDB serializer, the sort and the kept orders with moto (idempotent)."""
-    global _installed, original_all_items, original_sorted_items
+    """Register the DynamoDB serializer, the sort, the kept orders and the projection with moto
+    (idempotent)."""
+    global _installed, original_all_items, original_sorted_items, original_project
     with _lock:
         if _installed:
             return
         from moto.core import serialize
         from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.dynamo_type import Item
         from moto.dynamodb.models.table import Table
 
         serialize.SERVICE_SPECIFIC_SERIALIZERS.setdefault("dynamodb", {})["json"] = serializer_class()
@@ -212,6 +245,8 @@ def install() -> None:
         original_sorted_items = Table.sorted_items
         Table.all_items = kept_all_items  # type: ignore[method-assign]
         Table.sorted_items = kept_sorted_items  # type: ignore[method-assign]
+        original_project = Item.project
+        Item.project = project  # type: ignore[method-assign]
         for name, method in list(vars(DynamoDBBackend).items()):
             if isinstance(method, types.FunctionType) and not name.startswith("_") and not _is_read(name):
                 setattr(DynamoDBBackend, name, _counting_writes(method))

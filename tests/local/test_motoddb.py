@@ -262,3 +262,24 @@ def test_kept_orders_end_with_each_write(ddb: Any, fleet_table: str) -> None:
         ddb.put_item(TableName=fleet_table, Item={"pk": {"S": "X#1"}, "sk": {"S": "META"}},
                      ConditionExpression="attribute_not_exists(pk)")
     assert motoddb._generation == g0 + 2
+
+
+@pytest.mark.parametrize("projection", [
+    [["pk"], ["statusDoc"], ["refreshRequested"], ["syncRequested"]],
+    [["statusDoc"], ["pk"], ["statusDoc"], ["absent"]],  # order, a name twice, a name not there
+    [["empty"]], [["yes"], ["no"]],
+    [["n"]], [["nothing"]], [["ss"]], [["m"]], [["l"]], [["b"]],  # other types: moto's own
+    [["m", "inner"]], [["m", "deeper", "l[1]"]], [["l[0]"]], [["pk"], ["m", "inner"]],  # paths: moto's own
+    [],
+])
+def test_projection_is_motos(projection: list[list[str]]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    attrs = {**ITEM, "statusDoc": {"S": '{"sync": {}}'}, "refreshRequested": {"BOOL": True},
+             "syncRequested": {"BOOL": False}, "b": {"B": "aGk="}}
+    item = Item(DynamoType(attrs["pk"]), DynamoType(attrs["sk"]), attrs)
+    motoddb.install()  # what a MotoServer does (it keeps moto's own project)
+    got, expected = motoddb.project(item, projection), motoddb.original_project(item, projection)
+    assert list(got.attrs) == list(expected.attrs)
+    assert got.to_json() == expected.to_json() and got == expected
+    assert got.hash_key is expected.hash_key and got.range_key is expected.range_key
